@@ -142,6 +142,13 @@ def split_validation(qrels: Qrels, fraction: float, seed: int) -> tuple[Qrels, Q
     return train, valid
 
 
+def corpus_path(folder: str | Path, split: str) -> Path:
+    """The corpus a split searches: ``corpus.<split>.jsonl`` where a split has its own (BEIR's NQ
+    training corpus differs from its test corpus), else ``corpus.jsonl``."""
+    own = Path(folder) / f"corpus.{split}.jsonl"
+    return own if own.is_file() else Path(folder) / "corpus.jsonl"
+
+
 @dataclass
 class Collection:
     """A BEIR-layout folder: its corpus, its queries and the qrels of one split."""
@@ -155,7 +162,7 @@ class Collection:
         folder = Path(folder)
         if not folder.is_dir():
             raise DataFormatError(folder, None, "collection folder does not exist")
-        corpus = load_corpus(folder / "corpus.jsonl")
+        corpus = load_corpus(corpus_path(folder, split))
         queries = load_queries(folder / "queries.jsonl")
         qrels = load_qrels(folder / "qrels" / f"{split}.tsv", queries=queries)
         return cls(corpus=corpus, queries=queries, qrels=qrels)

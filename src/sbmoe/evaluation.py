@@ -1,0 +1,66 @@
+"""Scoring runs with ranx: mean and per-query values of the study's metrics.
+
+nDCG uses the graded judgements as given. The binary metrics (recall, MRR, MAP, precision)
+count a document relevant when its grade is at least ``relevance_threshold``; queries left with
+no relevant document are not scored for them (trec_eval's convention). ``drop_self_hits``
+removes a retrieved document whose id equals the query id, as BEIR's evaluator does on ArguAna
+and Quora.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .collection import Qrels
+from .search import Run
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3")
+
+
+def _is_graded(metric: str) -> bool:
+    return metric.split("@")[0] in ("ndcg", "dcg")
+
+
+def evaluate(
+    run: Run,
+    qrels: Qrels,
+    metrics: tuple[str, ...] | list[str] = METRICS,
+    relevance_threshold: int = 1,
+    drop_self_hits: bool = False,
+) -> dict:
+    """Return ``{"metrics": {m: mean}, "per_query": {m: {qid: value}}, ...}`` for ``run`` against ``qrels``.
+
+    A judged query missing from the run scores zero.
+    """
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate as ranx_evaluate
+
+    if relevance_threshold < 1:
+        raise ValueError(f"relevance_threshold must be at least 1, got {relevance_threshold}")
+    if drop_self_hits:
+        run = {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
+    graded = {q: {d: g for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
+    binary = {q: {d: 1 for d, g in docs.items() if g >= relevance_threshold} for q, docs in qrels.items()}
+    means, per_query = {}, {}
+    for judgements, chosen in ((graded, [m for m in metrics if _is_graded(m)]), (binary, [m for m in metrics if not _is_graded(m)])):
+        judgements = {q: docs for q, docs in judgements.items() if docs}
+        if not chosen or not judgements:
+            continue
+        ranx_run = RanxRun({q: run[q] for q in judgements if run.get(q)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranx_evaluate(RanxQrels(judgements), ranx_run, list(chosen), make_comparable=True)
+        for metric in chosen:
+            values = {q: float(ranx_run.scores[metric].get(q, 0.0)) for q in judgements}
+            per_query[metric] = values
+            means[metric] = float(np.mean(list(values.values())))
+    return {
+        "metrics": {m: means[m] for m in metrics if m in means},
+        "per_query": {m: per_query[m] for m in metrics if m in per_query},
+        "relevance_threshold": relevance_threshold,
+        "drop_self_hits": drop_self_hits,
+        "num_queries": len([q for q, docs in qrels.items() if any(g > 0 for g in docs.values())]),
+    }

@@ -1,0 +1,348 @@
+"""The paper's figures, drawn with matplotlib's Agg canvas and saved as PDF and PNG atomically.
+
+- :func:`expert_count_figure`: FT against SB-MoE with each number of experts, per dataset.
+- :func:`tsne_figure`: t-SNE of one query and its top retrieved documents, coloured by the
+  expert that routed each document, relevant documents starred; one panel per model.
+- :func:`training_curves_figure`: loss, validation loss, gate gradient norm, routing entropy and
+  expert load per epoch, from the training logs.
+
+Each function returns a JSON-serialisable dict describing what it drew (for captions and macros).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from sklearn.manifold import TSNE
+
+from .atomic import atomic_path
+from .results import METRIC_LABELS, aggregate_seeds
+
+FT_COLOUR = "0.55"
+PNG_DPI = 200
+
+
+def save_figure(figure: Figure, pdf_path: str | Path, png_path: str | Path) -> None:
+    """Save ``figure`` as PDF and PNG, each atomically."""
+    FigureCanvasAgg(figure)
+    for path, fmt in ((pdf_path, "pdf"), (png_path, "png")):
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=fmt, dpi=PNG_DPI, bbox_inches="tight")
+
+
+def _colours(count: int, name: str = "tab10") -> list:
+    from matplotlib import colormaps
+
+    palette = colormaps[name if count <= 10 else "tab20"]
+    return [palette(index % palette.N) for index in range(count)]
+
+
+def expert_count_figure(
+    results: pd.DataFrame,
+    datasets: Sequence[tuple[str, str]],
+    pdf_path: str | Path,
+    png_path: str | Path,
+    encoder: str | None = None,
+    combination: str = "paper",
+    pooling: str = "top1",
+    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
+    dataset_labels: Mapping[str, str] | None = None,
+) -> dict:
+    """Bar chart per dataset: FT and SB-MoE (``sbmoe-<combination>-e<E>``, given pooling) for every
+    number of experts present; one subplot per metric; error bars = standard deviation over seeds.
+
+    ``datasets`` are ``(trainset, testset)`` pairs in x order. ``encoder`` may be left out when the
+    results hold one encoder.
+    """
+    if encoder is None:
+        encoders = sorted(set(results["encoder"]))
+        if len(encoders) != 1:
+            raise ValueError(f"results hold encoders {encoders}; say which one to plot")
+        encoder = encoders[0]
+    ours = results[results["encoder"] == encoder]
+    is_moe = (ours["variant"] == "sbmoe") & (ours["combination"] == combination) & (ours["pooling"] == pooling)
+    chosen = ours[(ours["system"] == "finetune") | is_moe]
+    summary = aggregate_seeds(chosen, metrics)
+    cells = {(r["system"], r["trainset"], r["testset"]): r for r in summary.to_dict("records")}
+    counts = sorted(set(chosen.loc[chosen["variant"] == "sbmoe", "experts"].astype(int)))
+    configurations = [("finetune", "FT")] + [(f"sbmoe-{combination}-e{count}", f"E={count}") for count in counts]
+    colours = [FT_COLOUR] + _colours(len(counts), "viridis" if len(counts) > 10 else "tab10")
+
+    figure = Figure(figsize=(max(6.0, 1.1 * len(datasets) * (1 + 0.25 * len(configurations))), 2.6 * len(metrics)))
+    axes = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    positions = np.arange(len(datasets))
+    width = 0.8 / len(configurations)
+    plotted = {"encoder": encoder, "combination": combination, "pooling": pooling, "bars": []}
+    for axis, metric in zip(axes, metrics):
+        for index, ((system, label), colour) in enumerate(zip(configurations, colours)):
+            found = [cells.get((system, *pair)) for pair in datasets]
+            means = [cell[metric] if cell else math.nan for cell in found]
+            errors = [cell[f"{metric}_std"] if cell else 0.0 for cell in found]
+            offsets = positions - 0.4 + width * (index + 0.5)
+            axis.bar(offsets, means, width, yerr=errors, color=colour, label=label, capsize=2, ecolor="0.2")
+            plotted["bars"] += [
+                {"configuration": label, "metric": metric, "testset": pair[1], "mean": mean, "std": error}
+                for pair, mean, error in zip(datasets, means, errors)
+                if not math.isnan(mean)
+            ]
+        axis.set_ylabel(METRIC_LABELS.get(metric, metric))
+        axis.grid(axis="y", alpha=0.3)
+        axis.set_axisbelow(True)
+    axes[-1].set_xticks(positions, [(dataset_labels or {}).get(t, t) for _, t in datasets])
+    axes[0].legend(ncol=len(configurations), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    figure.tight_layout()
+    save_figure(figure, pdf_path, png_path)
+    return plotted
+
+
+def read_run(path: str | Path, depth: int = 1000) -> dict[str, list[str]]:
+    """A TREC run file (``qid Q0 docid rank score tag``) as ranked document ids per query, top ``depth``."""
+    run = pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=None,
+        names=["qid", "q0", "docid", "rank", "score", "tag"],
+        dtype={"qid": str, "docid": str},
+        usecols=["qid", "docid", "rank"],
+    )
+    run = run.sort_values(["qid", "rank"], kind="stable")
+    return {qid: docs.head(depth).tolist() for qid, docs in run.groupby("qid", sort=False)["docid"]}
+
+
+def _stored_member(path: str | Path, name: str) -> np.ndarray | None:
+    """Memory-map the ``name`` array of an uncompressed npz (None when it is compressed)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = reader(member)
+            array_offset = member.tell()
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local_header = handle.read(30)
+    name_length, extra_length = struct.unpack("<HH", local_header[26:30])
+    offset = info.header_offset + 30 + name_length + extra_length + array_offset
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran_order else "C")
+
+
+def load_encoded(path: str | Path, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and routed experts of the texts ``ids`` (in that order) from an encoded-texts npz.
+
+    The embeddings are memory-mapped when the npz is uncompressed, so a large corpus is not read whole.
+    """
+    with np.load(path, allow_pickle=False) as encoded:
+        all_ids = encoded["ids"]
+        experts = np.asarray(encoded["experts"], dtype=int)
+    position = {text_id: index for index, text_id in enumerate(all_ids.tolist())}
+    missing = [text_id for text_id in ids if text_id not in position]
+    if missing:
+        raise KeyError(f"{path}: {len(missing)} ids not encoded, e.g. {missing[:3]}")
+    rows = np.array([position[text_id] for text_id in ids], dtype=int)
+    embeddings = _stored_member(path, "embeddings")
+    if embeddings is None:
+        with np.load(path, allow_pickle=False) as encoded:
+            embeddings = encoded["embeddings"]
+    return np.asarray(embeddings[rows], dtype=np.float32), experts[rows]
+
+
+@dataclass
+class TsnePanel:
+    """One t-SNE panel: a model's run and its encoded queries and corpus on one test set."""
+
+    label: str
+    run: str | Path
+    queries: str | Path
+    corpus: str | Path
+
+
+def choose_query(
+    runs: Sequence[Mapping[str, Sequence[str]]], qrels: Mapping[str, Mapping[str, int]], seed: int, min_grade: int = 1
+) -> tuple[str, int]:
+    """A query drawn with ``seed`` among those with a relevant document (grade >= ``min_grade``)
+    in every run; returns the query id and the number of candidates."""
+    candidates = sorted(
+        qid
+        for qid in set(runs[0]).intersection(*runs[1:])
+        if all(any(qrels.get(qid, {}).get(doc, 0) >= min_grade for doc in run[qid]) for run in runs)
+    )
+    if not candidates:
+        raise ValueError("no query has a relevant document in every run")
+    return candidates[int(np.random.default_rng(seed).integers(len(candidates)))], len(candidates)
+
+
+def tsne_figure(
+    panels: Sequence[TsnePanel],
+    qrels: Mapping[str, Mapping[str, int]],
+    pdf_path: str | Path,
+    png_path: str | Path,
+    seed: int = 0,
+    depth: int = 1000,
+    min_grade: int = 1,
+    perplexity: float = 30.0,
+) -> dict:
+    """t-SNE of one query and its top-``depth`` documents, one panel per model.
+
+    The query is chosen by :func:`choose_query` with ``seed``; t-SNE uses ``random_state=seed``.
+    Documents are coloured by the expert that routed them (npz ``experts``; one grey for models
+    without a gate); relevant documents are stars outlined in black; the query is a black cross.
+    """
+    runs = [read_run(panel.run, depth) for panel in panels]
+    qid, candidates = choose_query(runs, qrels, seed, min_grade)
+    relevant = {doc for doc, grade in qrels[qid].items() if grade >= min_grade}
+    most_experts = 0
+    drawn = []
+    for panel, run in zip(panels, runs):
+        documents = run[qid]
+        query_embedding, query_expert = load_encoded(panel.queries, [qid])
+        embeddings, experts = load_encoded(panel.corpus, documents)
+        points = np.vstack([query_embedding, embeddings])
+        tsne = TSNE(
+            n_components=2,
+            perplexity=min(perplexity, (len(points) - 1) / 3),
+            init="pca",
+            random_state=seed,
+        )
+        drawn.append((panel, documents, experts, tsne.fit_transform(points), int(query_expert[0])))
+        most_experts = max(most_experts, int(experts.max()) + 1)
+
+    colours = _colours(most_experts)
+    figure = Figure(figsize=(4.2 * len(panels), 4.6))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    described = []
+    for axis, (panel, documents, experts, coordinates, query_expert) in zip(axes, drawn):
+        is_relevant = np.array([doc in relevant for doc in documents])
+        document_points = coordinates[1:]
+        point_colours = [colours[e] if e >= 0 else FT_COLOUR for e in experts]
+        axis.scatter(*document_points[~is_relevant].T, s=6, c=[c for c, r in zip(point_colours, is_relevant) if not r], linewidths=0)
+        axis.scatter(
+            *document_points[is_relevant].T,
+            s=140,
+            marker="*",
+            c=[c for c, r in zip(point_colours, is_relevant) if r],
+            edgecolors="black",
+            linewidths=0.8,
+            zorder=3,
+        )
+        axis.scatter(*coordinates[0], s=160, marker="X", c="black", edgecolors="white", linewidths=1.0, zorder=4)
+        title = f"{panel.label}\n{int(is_relevant.sum())} relevant in top {len(documents)}"
+        if query_expert >= 0:
+            title += f"; query to expert {query_expert + 1}"
+        axis.set_title(title, fontsize=9)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        described.append(
+            {
+                "label": panel.label,
+                "documents": len(documents),
+                "relevant_retrieved": int(is_relevant.sum()),
+                "experts_used": sorted({int(e) + 1 for e in experts if e >= 0}),
+                "query_expert": query_expert + 1 if query_expert >= 0 else None,
+            }
+        )
+    handles = [Line2D([], [], ls="", marker="o", color=colour, label=f"Expert {index + 1}") for index, colour in enumerate(colours)]
+    if any(e.min() < 0 for _, _, e, _, _ in drawn):
+        handles.append(Line2D([], [], ls="", marker="o", color=FT_COLOUR, label="No gate"))
+    handles += [
+        Line2D([], [], ls="", marker="*", markersize=11, markerfacecolor="white", markeredgecolor="black", label="Relevant"),
+        Line2D([], [], ls="", marker="X", markersize=9, color="black", label="Query"),
+    ]
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, fontsize=8)
+    figure.tight_layout(rect=(0, 0.06 * (1 + len(handles) // 9), 1, 1))
+    save_figure(figure, pdf_path, png_path)
+    return {"qid": qid, "seed": seed, "depth": depth, "min_grade": min_grade, "candidates": candidates, "panels": described}
+
+
+def read_training_log(path: str | Path) -> pd.DataFrame:
+    """A training log (JSON lines, one per epoch) as a DataFrame sorted by epoch."""
+    with open(path, encoding="utf-8") as handle:
+        epochs = [json.loads(line) for line in handle if line.strip()]
+    if not epochs:
+        raise ValueError(f"{path}: empty training log")
+    return pd.DataFrame(epochs).sort_values("epoch", kind="stable").reset_index(drop=True)
+
+
+_CURVES = (
+    ("loss", "Training loss", "linear"),
+    ("val_loss", "Validation loss", "linear"),
+    ("gate_grad_norm", "Gate gradient norm", "symlog"),
+    ("routing_entropy", "Routing entropy (nats)", "linear"),
+)
+_LOADS_PER_ROW = 4
+
+
+def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str | Path, png_path: str | Path) -> dict:
+    """Training curves from ``(label, log path)`` pairs: one line per system for loss, validation
+    loss, gate gradient norm (symmetric-log axis, so an exact zero shows) and routing entropy, and
+    one stacked-area panel of expert load per epoch for each system that logs it."""
+    frames = [(label, read_training_log(path)) for label, path in logs]
+    if not frames:
+        raise ValueError("no training logs to plot")
+    with_load = [(label, frame) for label, frame in frames if frame["expert_load"].notna().any()]
+    load_rows = math.ceil(len(with_load) / _LOADS_PER_ROW)
+    figure = Figure(figsize=(14, 3.2 + 2.6 * load_rows), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=[3.2, 2.6 * load_rows]) if load_rows else (figure, None)
+    colours = _colours(len(frames))
+    axes = top.subplots(1, len(_CURVES))
+    for axis, (column, title, scale) in zip(axes, _CURVES):
+        for (label, frame), colour in zip(frames, colours):
+            values = pd.to_numeric(frame[column], errors="coerce") if column in frame else pd.Series(dtype=float)
+            if values.notna().any():
+                axis.plot(frame["epoch"], values, marker=".", color=colour, label=label)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("Epoch")
+        if scale == "symlog":
+            positive = [v for _, f in frames if column in f for v in pd.to_numeric(f[column], errors="coerce") if v > 0]
+            axis.set_yscale("symlog", linthresh=min(positive, default=1.0))
+        axis.grid(alpha=0.3)
+    top.legend(
+        handles=[Line2D([], [], color=colour, marker=".", label=label) for (label, _), colour in zip(frames, colours)],
+        loc="outside lower center",
+        ncol=min(len(frames), 4),
+        frameon=False,
+        fontsize=9,
+    )
+    if bottom is not None:
+        load_axes = bottom.subplots(load_rows, min(len(with_load), _LOADS_PER_ROW), squeeze=False).ravel()
+        for axis, (label, frame) in zip(load_axes, with_load):
+            loads = np.array([load for load in frame["expert_load"] if load is not None], dtype=float)
+            epochs = frame.loc[frame["expert_load"].notna(), "epoch"]
+            axis.stackplot(epochs, loads.T, colors=_colours(loads.shape[1]), labels=[f"Expert {i + 1}" for i in range(loads.shape[1])])
+            axis.set_ylim(0, 1)
+            axis.set_title(f"Expert load: {label}", fontsize=9)
+            axis.set_xlabel("Epoch")
+        for axis in load_axes[len(with_load):]:
+            axis.set_visible(False)
+        load_axes[0].set_ylabel("Share of texts")
+        most = max(len(f["expert_load"].dropna().iloc[0]) for _, f in with_load)
+        bottom.legend(
+            handles=[Line2D([], [], lw=6, color=c, label=f"Expert {i + 1}") for i, c in enumerate(_colours(most))],
+            loc="outside right center",
+            frameon=False,
+            fontsize=8,
+        )
+    save_figure(figure, pdf_path, png_path)
+    return {
+        "systems": [
+            {
+                "label": label,
+                "epochs": int(len(frame)),
+                "best_epoch": int(frame.loc[frame["best"].astype(bool), "epoch"].iloc[-1]) if frame["best"].any() else None,
+            }
+            for label, frame in frames
+        ]
+    }
+

@@ -1,0 +1,162 @@
+"""The study's stages as functions of paths: train, encode, search, evaluate.
+
+The command line (:mod:`sbmoe.cli`) and the Snakemake scripts both call these; each stage reads
+its inputs, calls the library and writes its outputs atomically, so an interrupted stage leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path, write_json
+from .collection import Collection, document_text, load_corpus, load_qrels, load_queries
+from .evaluation import METRICS, evaluate
+from .model import Encoded, ModelConfig, Retriever
+from .search import read_trec_run, search, write_trec_run
+from .training import TrainConfig, set_seed, train
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def train_stage(
+    dataset: str | os.PathLike,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    output: str | os.PathLike,
+    log: str | os.PathLike,
+    split: str = "train",
+    valid_split: str | None = "valid",
+    device: str | None = None,
+    progress: bool = True,
+) -> None:
+    """Train a model on ``<dataset>/qrels/<split>.tsv`` and save it with its per-epoch log.
+
+    The validation queries come from ``qrels/<valid_split>.tsv`` when that file exists.
+    """
+    dataset = Path(dataset)
+    collection = Collection.load(dataset, split)
+    valid_path = dataset / "qrels" / f"{valid_split}.tsv" if valid_split else None
+    valid = load_qrels(valid_path, queries=collection.queries) if valid_path and valid_path.is_file() else None
+    set_seed(model_config.seed)
+    model = Retriever(model_config).to(device or default_device())
+    with atomic_path(log) as log_tmp:
+        train(model, collection.corpus, collection.queries, collection.qrels, train_config,
+              valid_qrels=valid, log_path=log_tmp, progress=progress)
+        model.save(output)
+
+
+def init_stage(model_config: ModelConfig, output: str | os.PathLike) -> None:
+    """Save an untrained model: the zero-shot encoder (or a block at its initialisation)."""
+    model_config.encoder_trained = False
+    Retriever(model_config).save(output)
+
+
+def _texts(dataset: Path, kind: str, split: str, shard: int, num_shards: int) -> tuple[list[str], list[str]]:
+    if kind == "queries":
+        queries = load_queries(dataset / "queries.jsonl")
+        qrels = load_qrels(dataset / "qrels" / f"{split}.tsv", queries=queries)
+        ids = list(qrels)
+        return ids, [queries[q] for q in ids]
+    if kind != "corpus":
+        raise ValueError(f"kind must be 'queries' or 'corpus', got {kind!r}")
+    corpus = load_corpus(dataset / "corpus.jsonl")
+    ids = list(corpus)
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard must be in [0, {num_shards}), got {shard}")
+    size = -(-len(ids) // num_shards)
+    ids = ids[shard * size : (shard + 1) * size]
+    return ids, [document_text(corpus[d]) for d in ids]
+
+
+def pool_stage(
+    model_dir: str | os.PathLike,
+    dataset: str | os.PathLike,
+    kind: str,
+    output: str | os.PathLike,
+    split: str = "test",
+    shard: int = 0,
+    num_shards: int = 1,
+    batch_size: int = 128,
+    device: str | None = None,
+) -> None:
+    """Encode texts with a model's encoder alone (pooled, no block): the cache for frozen encoders."""
+    model = Retriever.load(model_dir, device or default_device())
+    ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)
+    pooled = model.encoder.pool(texts, "query" if kind == "queries" else "doc", batch_size=batch_size)
+    Encoded(embeddings=pooled.numpy(), experts=np.full(len(ids), -1), gate=np.zeros((len(ids), 0)), ids=ids).save(output)
+
+
+def encode_stage(
+    model_dir: str | os.PathLike,
+    dataset: str | os.PathLike,
+    kind: str,
+    pooling: str,
+    output: str | os.PathLike,
+    split: str = "test",
+    shard: int = 0,
+    num_shards: int = 1,
+    pooled: str | os.PathLike | None = None,
+    batch_size: int = 128,
+    device: str | None = None,
+) -> None:
+    """Encode a collection's queries (of ``split``) or a shard of its corpus, with routing.
+
+    ``pooled`` is a cache written by :func:`pool_stage` for the same texts; it may only be used
+    when the model's encoder was not trained.
+    """
+    model = Retriever.load(model_dir, device or default_device())
+    if pooled is not None:
+        if model.config.encoder_trained:
+            raise ValueError(f"{model_dir}: its encoder was trained, so cached pooled embeddings ({pooled}) do not apply")
+        cache = Encoded.load(pooled)
+        encoded = model.encode_pooled(torch.from_numpy(cache.embeddings), pooling)
+        encoded.ids = cache.ids
+    else:
+        ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)
+        encoded = model.encode(texts, "query" if kind == "queries" else "doc", pooling, batch_size=batch_size)
+        encoded.ids = ids
+    encoded.save(output)
+
+
+def search_stage(
+    queries: str | os.PathLike,
+    corpus_shards: list[str | os.PathLike],
+    output: str | os.PathLike,
+    k: int = 1000,
+    tag: str = "sbmoe",
+    device: str | None = None,
+) -> None:
+    """Exact top-``k`` search of encoded queries over the encoded corpus shards; a TREC run file."""
+    encoded_queries = Encoded.load(queries)
+
+    def shards():
+        for path in corpus_shards:
+            part = Encoded.load(path)
+            yield part.ids, part.embeddings
+
+    run = search(encoded_queries.embeddings, shards(), encoded_queries.ids, k=k, device=device or default_device())
+    write_trec_run(output, run, tag)
+
+
+def evaluate_stage(
+    run: str | os.PathLike,
+    qrels: str | os.PathLike,
+    output: str | os.PathLike,
+    metrics: list[str] | tuple[str, ...] = METRICS,
+    relevance_threshold: int = 1,
+    drop_self_hits: bool = False,
+) -> dict:
+    """Score a TREC run against BEIR qrels; means and per-query values as JSON."""
+    result = evaluate(read_trec_run(run), load_qrels(qrels), metrics, relevance_threshold, drop_self_hits)
+    result = {"run": str(run), "qrels": str(qrels), **result}
+    write_json(output, result)
+    return result

@@ -1,0 +1,284 @@
+"""Contrastive training of a :class:`~sbmoe.model.Retriever` with in-batch negatives.
+
+Each epoch samples one positive document per training query from its qrels, shuffles the
+queries into batches and minimises InfoNCE over the batch (query embeddings divided by a
+temperature). AdamW updates the encoder and the SB-MoE block with separate learning rates.
+The checkpoint with the best validation loss is kept; training stops early after ``patience``
+epochs without improvement. One JSON line per epoch records the losses and the routing:
+the gate's gradient norm, the entropy of the expert load and the share of texts per expert.
+
+With ``freeze_encoder`` the encoder is neither updated nor run in training mode (no dropout);
+``cache_pooled`` then encodes every needed text once and trains the block on the cached pooled
+embeddings, which gives the same result as running the frozen encoder on every batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .collection import Corpus, Qrels, Queries, document_text, split_validation
+from .model import Retriever
+from .moe import Gate, load_balancing_loss, routing_entropy
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; defaults are the authors' (METHOD.md §3)."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    encoder_lr: float = 1e-6
+    moe_lr: float = 1e-4
+    weight_decay: float = 0.01
+    temperature: float = 1.0
+    valid_fraction: float = 0.05
+    patience: int = 0  # epochs without validation improvement before stopping; 0 never stops early
+    freeze_encoder: bool = False
+    cache_pooled: bool = True  # with freeze_encoder: encode each text once and train on the cache
+    balance_coef: float = 0.0  # weight of the load-balancing loss (learned gates only)
+    mixed_precision: bool = False
+    seed: int = 42
+    encode_batch_size: int = 128
+
+    def __post_init__(self):
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"training {key} must be at least 1, got {getattr(self, key)}")
+        for key in ("encoder_lr", "moe_lr", "temperature"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"training {key} must be positive, got {getattr(self, key)}")
+        for key in ("weight_decay", "balance_coef", "patience"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"training {key} must not be negative, got {getattr(self, key)}")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"training valid_fraction must be in (0, 1), got {self.valid_fraction}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def info_nce(queries: torch.Tensor, docs: torch.Tensor, temperature: float, doc_ids: list[str] | None = None) -> torch.Tensor:
+    """In-batch-negative InfoNCE: query ``i``'s positive is document ``i``, the others are negatives.
+
+    Scores are dot products of ``queries / temperature`` with ``docs``. When ``doc_ids`` is given, a
+    batch document that is another query's copy of the same positive is not counted as a negative.
+    """
+    scores = (queries / temperature) @ docs.T
+    if doc_ids is not None:
+        same = torch.tensor([[a == b for b in doc_ids] for a in doc_ids], device=scores.device)
+        same.fill_diagonal_(False)
+        scores = scores.masked_fill(same, float("-inf"))
+    return F.cross_entropy(scores, torch.arange(len(queries), device=scores.device))
+
+
+@dataclass
+class Example:
+    qid: str
+    doc_id: str
+
+
+def sample_positives(qrels: Qrels, rng: random.Random) -> list[Example]:
+    """One positive document per query, drawn from its judgements with a grade above zero."""
+    examples = []
+    for qid in sorted(qrels):
+        positives = sorted(d for d, grade in qrels[qid].items() if grade > 0)
+        if positives:
+            examples.append(Example(qid, rng.choice(positives)))
+    return examples
+
+
+@dataclass
+class TrainResult:
+    log: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+
+
+class _Texts:
+    """Pooled embeddings of training texts: from a cache, or from the encoder on every batch."""
+
+    def __init__(self, model: Retriever, queries: Queries, corpus: Corpus, qrels: Qrels, config: TrainConfig):
+        self.model, self.queries, self.corpus, self.config = model, queries, corpus, config
+        self.cache: dict[str, dict[str, torch.Tensor]] | None = None
+        if config.freeze_encoder and config.cache_pooled:
+            qids = sorted(qrels)
+            doc_ids = sorted({d for docs in qrels.values() for d, grade in docs.items() if grade > 0})
+            encoder = model.encoder
+            pooled_q = encoder.pool([queries[q] for q in qids], "query", config.encode_batch_size)
+            pooled_d = encoder.pool([document_text(corpus[d]) for d in doc_ids], "doc", config.encode_batch_size)
+            self.cache = {
+                "query": dict(zip(qids, pooled_q)),
+                "doc": dict(zip(doc_ids, pooled_d)),
+            }
+
+    def pooled(self, ids: list[str], kind: str) -> torch.Tensor:
+        encoder = self.model.encoder
+        if self.cache is not None:
+            return torch.stack([self.cache[kind][i] for i in ids]).to(encoder.device)
+        texts = [self.queries[i] for i in ids] if kind == "query" else [document_text(self.corpus[i]) for i in ids]
+        batch = encoder.tokenize(texts, kind)
+        if self.config.freeze_encoder:
+            with torch.no_grad():
+                return encoder(**batch)
+        return encoder(**batch)
+
+
+def _gate_grad_norm(model: Retriever) -> float | None:
+    gate = model.moe.gate if model.moe is not None else None
+    if not isinstance(gate, Gate):
+        return None
+    squares = [p.grad.pow(2).sum() for p in gate.parameters() if p.grad is not None]
+    return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+
+
+def _snapshot(model: Retriever, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """A copy of the trained weights (the block alone when the encoder is frozen)."""
+    module = model.moe if config.freeze_encoder else model
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _batches(examples: list[Example], size: int) -> list[list[Example]]:
+    batches = [examples[i : i + size] for i in range(0, len(examples), size)]
+    return [b for b in batches if len(b) > 1]  # one example has no in-batch negative
+
+
+def train(
+    model: Retriever,
+    corpus: Corpus,
+    queries: Queries,
+    qrels: Qrels,
+    config: TrainConfig,
+    valid_qrels: Qrels | None = None,
+    log_path: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` in place on ``qrels`` and leave it at its best validation checkpoint.
+
+    The validation queries are ``valid_qrels`` if given (and removed from the training queries),
+    else ``config.valid_fraction`` of the queries drawn with ``config.seed``.
+    """
+    set_seed(config.seed)
+    if valid_qrels is None:
+        train_qrels, valid_qrels = split_validation(qrels, config.valid_fraction, config.seed)
+    else:
+        train_qrels = {q: docs for q, docs in qrels.items() if q not in valid_qrels}
+    if not train_qrels or not valid_qrels:
+        raise ValueError("training needs at least one training and one validation query")
+
+    encoder = model.encoder
+    groups = []
+    if not config.freeze_encoder:
+        groups.append({"params": list(encoder.parameters()), "lr": config.encoder_lr})
+    else:
+        encoder.requires_grad_(False)
+    if model.moe is not None:
+        groups.append({"params": [p for p in model.moe.parameters() if p.requires_grad], "lr": config.moe_lr})
+    trainable = [p for g in groups for p in g["params"]]
+    model.config.encoder_trained = not config.freeze_encoder
+
+    result = TrainResult()
+    log_file = open(log_path, "w") if log_path else None  # noqa: SIM115 (closed below)
+    try:
+        if not trainable:
+            # a frozen encoder with no block: nothing to learn, the model is the zero-shot encoder
+            result.log.append({"epoch": 0, "loss": None, "val_loss": None, "gate_grad_norm": None,
+                               "routing_entropy": None, "expert_load": None, "seconds": 0.0, "best": True})
+            if log_file:
+                log_file.write(json.dumps(result.log[-1]) + "\n")
+            return result
+        optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config)
+        valid_examples = sample_positives(valid_qrels, random.Random(config.seed))
+        device_type = encoder.device.type
+        best_state = None
+        stale = 0
+        for epoch in tqdm(range(1, config.epochs + 1), desc="epochs", disable=not progress):
+            started = time.perf_counter()
+            rng = random.Random(config.seed * 1000 + epoch)
+            examples = sample_positives(train_qrels, rng)
+            rng.shuffle(examples)
+            model.train()
+            if config.freeze_encoder:
+                encoder.eval()
+            losses, grad_norms = [], []
+            load = torch.zeros(max(model.config.num_experts, 1))
+            for batch in _batches(examples, config.batch_size):
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.mixed_precision):
+                    q, q_routing = model.represent(texts.pooled([e.qid for e in batch], "query"))
+                    d, d_routing = model.represent(texts.pooled([e.doc_id for e in batch], "doc"))
+                    loss = info_nce(q.float(), d.float(), config.temperature, [e.doc_id for e in batch])
+                    if config.balance_coef > 0 and q_routing is not None and q_routing.probs is not None:
+                        loss = loss + config.balance_coef * (load_balancing_loss(q_routing) + load_balancing_loss(d_routing)) / 2
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = _gate_grad_norm(model)
+                if norm is not None:
+                    grad_norms.append(norm)
+                optimizer.step()
+                losses.append(float(loss))
+                if q_routing is not None and model.config.has_gate:
+                    for routing in (q_routing, d_routing):
+                        load += torch.bincount(routing.experts.cpu(), minlength=len(load)).float()
+            val_loss = _validation_loss(model, texts, valid_examples, config)
+            share = (load / load.sum()) if load.sum() > 0 else None
+            entry = {
+                "epoch": epoch,
+                "loss": float(np.mean(losses)) if losses else math.nan,
+                "val_loss": val_loss,
+                "gate_grad_norm": float(np.mean(grad_norms)) if grad_norms else None,
+                "routing_entropy": routing_entropy(share) if share is not None else None,
+                "expert_load": share.tolist() if share is not None else None,
+                "seconds": time.perf_counter() - started,
+                "best": val_loss < result.best_val_loss,
+            }
+            if entry["best"]:
+                result.best_val_loss, result.best_epoch, stale = val_loss, epoch, 0
+                best_state = _snapshot(model, config)
+            else:
+                stale += 1
+            result.log.append(entry)
+            if log_file:
+                log_file.write(json.dumps(entry) + "\n")
+                log_file.flush()
+            if config.patience and stale >= config.patience:
+                break
+        if best_state is not None:
+            (model.moe if config.freeze_encoder else model).load_state_dict(best_state)
+        return result
+    finally:
+        if log_file:
+            log_file.close()
+
+
+@torch.no_grad()
+def _validation_loss(model: Retriever, texts: _Texts, examples: list[Example], config: TrainConfig) -> float:
+    """Mean InfoNCE over the validation queries in fixed batches, the model in eval mode (TOP-1)."""
+    model.eval()
+    losses, sizes = [], []
+    for batch in _batches(examples, config.batch_size):
+        q, _ = model.represent(texts.pooled([e.qid for e in batch], "query"))
+        d, _ = model.represent(texts.pooled([e.doc_id for e in batch], "doc"))
+        losses.append(float(info_nce(q.float(), d.float(), config.temperature, [e.doc_id for e in batch])))
+        sizes.append(len(batch))
+    if not losses:
+        raise ValueError("the validation split needs at least two queries with a positive document")
+    return float(np.average(losses, weights=sizes))

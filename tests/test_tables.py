@@ -1,0 +1,216 @@
+"""Result gathering and the paper's tables, on small synthetic evaluations written to tmp_path."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sbmoe.results import aggregate_seeds, display_label, load_results, parse_system, system_order
+from sbmoe.significance import significance_report
+from sbmoe.tables import (
+    experts_table,
+    format_score,
+    in_domain_table,
+    latex_escape,
+    load_reference,
+    reproduction_table,
+    zero_shot_table,
+)
+
+REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference_numbers.yaml"
+QUERIES = 60
+IN_DOMAIN = [("msmarco", "msmarco"), ("nq", "nq")]
+ZERO_SHOT = ["scifact", "nfcorpus"]
+# (system, pooling, shift of per-query scores): SB-MoE TOP-1 is clearly better than FT.
+SYSTEMS = [
+    ("finetune", "none", 0.0),
+    ("adapter-paper", "none", 0.0),
+    ("random-gate-e6", "top1", -0.002),
+    ("sbmoe-paper-e6", "top1", 0.08),
+    ("sbmoe-paper-e6", "all", 0.001),
+    ("sbmoe-learned-e6", "top1", 0.003),
+    ("sbmoe-paper-e3", "top1", 0.004),
+]
+
+
+def write_evaluation(path, per_query_by_metric, relevance_threshold=1):
+    """An evaluation JSON in the pipeline's format."""
+    evaluation = {
+        "metrics": {metric: float(np.mean(list(scores.values()))) for metric, scores in per_query_by_metric.items()},
+        "per_query": per_query_by_metric,
+        "relevance_threshold": relevance_threshold,
+        "num_queries": len(next(iter(per_query_by_metric.values()))),
+    }
+    Path(path).write_text(json.dumps(evaluation))
+    return path
+
+
+def synthetic_records(folder, seeds=(1,), encoder="tiny", skip=()):
+    """(keys, path) records of synthetic evaluations: in-domain and zero-shot, every system.
+
+    ``skip`` lists (system, testset) pairs left out.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    pairs = IN_DOMAIN + [("msmarco", testset) for testset in ZERO_SHOT]
+    for number, (trainset, testset) in enumerate(pairs):
+        base = np.random.default_rng(number).uniform(0.1, 0.6, (2, QUERIES))
+        for system, pooling, shift in SYSTEMS:
+            if (system, testset) in skip:
+                continue
+            for seed in seeds:
+                noise = np.random.default_rng([number, seed, len(records)]).normal(0, 0.005, (2, QUERIES))
+                scores = np.clip(base + shift + noise, 0, 1)
+                per_query = {
+                    metric: {f"q{i}": float(v) for i, v in enumerate(row)}
+                    for metric, row in zip(("ndcg@10", "recall@100"), scores)
+                }
+                keys = dict(encoder=encoder, trainset=trainset, system=system, seed=seed, testset=testset, pooling=pooling)
+                path = folder / f"{encoder}-{trainset}-{testset}-{system}-{pooling}-{seed}.json"
+                records.append((keys, write_evaluation(path, per_query)))
+    return records
+
+
+def write_routing(path, ids, experts, num_experts):
+    """An encoded-texts npz in the pipeline's format (random embeddings)."""
+    experts = np.asarray(experts)
+    gate = np.zeros((len(ids), num_experts), dtype=np.float32)
+    if num_experts:
+        gate[np.arange(len(ids)), experts] = 1.0
+    embeddings = np.random.default_rng(len(ids)).normal(size=(len(ids), 8)).astype(np.float32)
+    np.savez(path, ids=np.array(ids, dtype=str), embeddings=embeddings, experts=experts, gate=gate)
+    return path
+
+
+@pytest.fixture
+def results(tmp_path):
+    return load_results(synthetic_records(tmp_path, skip={("adapter-paper", "nq")}))
+
+
+def test_parse_system_and_labels():
+    assert parse_system("sbmoe-learned-e12") == {"variant": "sbmoe", "combination": "learned", "experts": 12}
+    assert parse_system("adapter-paper") == {"variant": "adapter", "combination": "paper", "experts": 1}
+    assert parse_system("random-gate-e3")["variant"] == "random-gate"
+    assert display_label("finetune") == "FT"
+    assert display_label("zeroshot") == "Zero-shot"
+    assert display_label("sbmoe-paper-e6", "all") == "SB-MoE ALL E=6"
+    assert display_label("sbmoe-learned-e6", "top1", experts=False) == "SB-MoE TOP-1 (learned gate)"
+    assert display_label("random-gate-e9", "top1") == "RANDOM-GATE E=9"
+    assert display_label("adapter-learned") == "Adapter (learned gate)"
+    with pytest.raises(ValueError):
+        parse_system("sbmoe-e6")
+
+
+def test_load_results_and_seed_aggregation(tmp_path):
+    frame = load_results(synthetic_records(tmp_path, seeds=(1, 2)))
+    assert {"encoder", "variant", "experts", "label", "ndcg@10", "per_query"} <= set(frame.columns)
+    summary = aggregate_seeds(frame, ["ndcg@10"])
+    assert (summary["seeds"] == 2).all()
+    row = summary[(summary["system"] == "finetune") & (summary["testset"] == "msmarco")].iloc[0]
+    values = frame[(frame["system"] == "finetune") & (frame["testset"] == "msmarco")]["ndcg@10"]
+    assert row["ndcg@10"] == pytest.approx(values.mean())
+    assert row["ndcg@10_std"] == pytest.approx(values.std(ddof=1))
+
+
+def test_latex_escape_and_format():
+    assert latex_escape("a_b & 50% #1 {x}") == r"a\_b \& 50\% \#1 \{x\}"
+    assert format_score(0.2444) == ".244"
+    assert format_score(float("nan")) == "--"
+
+
+def _line(latex, label):
+    return next(line for line in latex.splitlines() if f"& {latex_escape(label)} &" in line or line.startswith(label))
+
+
+def test_in_domain_table_bold_dagger_and_missing(results):
+    report = significance_report(results, ["ndcg@10", "recall@100"], permutations=2000)
+    table = in_domain_table(results, IN_DOMAIN, report, dataset_labels={"msmarco": "MS MARCO", "nq": "NQ"})
+    latex = table.latex
+    assert latex.startswith(r"\begin{tabular}") and r"\toprule" in latex and r"\bottomrule" in latex
+    assert r"\begin{table}" not in latex
+    assert r"\multicolumn{2}{c}{MS MARCO}" in latex
+    best = _line(latex, "SB-MoE TOP-1 E=6")
+    cells = best.rstrip(r" \\").split(" & ")[2:]
+    assert all(cell.startswith(r"\textbf{") and r"$^{\dagger}$" in cell for cell in cells)
+    ft = _line(latex, "FT").rstrip(r" \\").split(" & ")[2:]
+    assert not any(r"\textbf" in cell or r"\dagger" in cell for cell in ft)
+    adapter = _line(latex, "Adapter").rstrip(r" \\").split(" & ")
+    assert adapter[4:] == ["--", "--"]  # adapter was not run on NQ
+    # Row order: FT, Adapter, RANDOM-GATE, SB-MoE (E=3 before E=6, TOP-1 before ALL), learned last.
+    labels = [line.split(" & ")[1] for line in latex.splitlines() if line.startswith(("tiny &", " &"))][1:]
+    assert labels == [
+        "FT",
+        "Adapter",
+        "RANDOM-GATE E=6",
+        "SB-MoE TOP-1 E=3",
+        "SB-MoE TOP-1 E=6",
+        "SB-MoE ALL E=6",
+        "SB-MoE TOP-1 E=6 (learned gate)",
+    ]
+    csv = table.frame
+    winner = csv[(csv["system"] == "sbmoe-paper-e6") & (csv["pooling"] == "top1")]
+    assert winner["best"].all() and winner["significant"].all()
+    assert len(csv) == 2 * 2 * len(SYSTEMS) - 2
+
+
+def test_in_domain_table_shows_std_with_several_seeds(tmp_path):
+    table = in_domain_table(load_results(synthetic_records(tmp_path, seeds=(1, 2, 3))), IN_DOMAIN[:1])
+    assert r"{\scriptsize$\pm$" in _line(table.latex, "FT")
+
+
+def test_zero_shot_table_average_row(tmp_path):
+    frame = load_results(synthetic_records(tmp_path, skip={("adapter-paper", "nfcorpus")}))
+    table = zero_shot_table(frame, "msmarco", ZERO_SHOT, metrics=["ndcg@10"])
+    rows = {line.split(" & ")[0]: line.rstrip(r" \\").split(" & ")[1:] for line in table.latex.splitlines() if " & " in line}
+    columns = sorted(((system, pooling) for system, pooling, _ in SYSTEMS), key=lambda pair: system_order(*pair))
+    assert len(rows["Average"]) == len(columns)
+    csv = table.frame
+    ft = csv[(csv["system"] == "finetune") & (csv["testset"].isin(ZERO_SHOT))]["mean"].mean()
+    average = csv[(csv["system"] == "finetune") & (csv["testset"] == "average")]["mean"].iloc[0]
+    assert average == pytest.approx(ft)
+    assert rows["Average"][columns.index(("finetune", "none"))] == format_score(ft)
+    assert rows["Average"][columns.index(("adapter-paper", "none"))] == "--"
+    assert rows["Average"][columns.index(("sbmoe-paper-e6", "top1"))].startswith(r"\textbf{")
+    assert rows["scifact"][columns.index(("sbmoe-paper-e6", "top1"))].startswith(r"\textbf{")
+
+
+def test_reproduction_table_matches_published_names(results):
+    reference = load_reference(REFERENCE)
+    assert reference["configurations"] == ["FT", 3, 6, 9, 12]
+    table = reproduction_table(results, reference, IN_DOMAIN, dataset_labels={"msmarco": "MS MARCO", "nq": "NQ"})
+    csv = table.frame
+    ft = csv[(csv["dataset"] == "MSMARCO") & (csv["configuration"] == "FT") & (csv["metric"] == "ndcg@10")].iloc[0]
+    ours = results[(results["system"] == "finetune") & (results["testset"] == "msmarco")]["ndcg@10"].iloc[0]
+    assert ft["paper"] == pytest.approx(0.244) and ft["ours"] == pytest.approx(ours)
+    assert ft["difference"] == pytest.approx(ours - 0.244)
+    not_run = csv[(csv["dataset"] == "DL19")]
+    assert not_run["ours"].isna().all() and not_run["paper"].notna().all()
+    e9 = csv[(csv["dataset"] == "NQ") & (csv["configuration"] == "E=9")]
+    assert e9["ours"].isna().all()
+    dl19 = [line for line in table.latex.splitlines() if "Ours" in line][1]
+    assert set(dl19.rstrip(r" \\").split(" & ")[2:]) == {"--"}
+
+
+def test_experts_table_counts_activated_experts(tmp_path):
+    keys = dict(encoder="tiny", trainset="msmarco", system="sbmoe-paper-e6", seed=1, testset="scifact", pooling="top1")
+    queries = write_routing(tmp_path / "q.npz", ["q1", "q2", "q3", "q4"], [0, 0, 2, 2], 6)
+    corpus = write_routing(tmp_path / "c.npz", [f"d{i}" for i in range(10)], [0, 1, 1, 2, 2, 2, 5, 5, 5, 5], 6)
+    ft_keys = dict(keys, system="finetune", pooling="none")
+    ft_queries = write_routing(tmp_path / "fq.npz", ["q1"], [-1], 0)
+    table = experts_table([(keys, queries, corpus), (ft_keys, ft_queries, ft_queries)], dataset_labels={"scifact": "SciFact"})
+    row = next(line for line in table.latex.splitlines() if line.startswith("SB-MoE"))
+    assert row == r"SB-MoE TOP-1 E=6 & SciFact & 6 & 2 & 4 & 50/0/50/0/0/0 & 10/20/30/0/0/40 \\"
+    assert set(table.frame["system"]) == {"sbmoe-paper-e6"}
+    documents = table.frame[table.frame["side"] == "documents"]
+    assert documents["count"].tolist() == [1, 2, 3, 0, 0, 4] and (documents["activated"] == 4).all()
+    assert isinstance(table.frame, pd.DataFrame)
+
+
+def test_table_write_is_atomic_pair(tmp_path, results):
+    table = in_domain_table(results, IN_DOMAIN)
+    table.write(tmp_path / "out" / "t.tex", tmp_path / "out" / "t.csv")
+    assert (tmp_path / "out" / "t.tex").read_text() == table.latex
+    assert len(pd.read_csv(tmp_path / "out" / "t.csv")) == len(table.frame)

@@ -1,0 +1,16 @@
+"""Training curves from the training logs (``sbmoe.figures.training_curves_figure``).
+
+Snakemake contract
+------------------
+input.logs         list of training logs (JSON lines, one per epoch)
+params.labels      list of line labels (e.g. display labels of the systems), same order
+output.pdf, output.png  the figure
+output.json        epochs and best epoch per log
+"""
+
+from sbmoe.atomic import write_json
+from sbmoe.figures import training_curves_figure
+
+inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
+described = training_curves_figure(list(zip(params.labels, inputs.logs, strict=True)), output.pdf, output.png)
+write_json(output.json, described)

@@ -1,0 +1,45 @@
+"""``macros.tex`` for paper/main.tex (``sbmoe.paper.paper_macros``).
+
+Snakemake contract (every input optional; a macro whose input is missing reads ``--``)
+------------------
+input.in_domain      Table I CSV (tables.py, table in_domain)
+input.zero_shot      Table II CSV (tables.py, table zero_shot)
+input.reproduction   reproduction CSV (tables.py, table reproduction)
+input.experts        Table III CSV (tables.py, table experts)
+input.significance   significance report JSON (significance.py)
+input.tsne           t-SNE description JSON (figure_tsne.py)
+input.logs           list of training logs (JSON lines)
+params.log_keys      list of key dicts (at least ``system``), one per ``input.logs`` entry
+output.tex           macros.tex
+"""
+
+import json
+
+from sbmoe.paper import load_table, paper_macros, write_macros
+
+inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
+
+
+def optional_table(name):
+    path = getattr(inputs, name, None)
+    return load_table(path) if path else None
+
+
+def optional_json(name):
+    path = getattr(inputs, name, None)
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+values = paper_macros(
+    in_domain=optional_table("in_domain"),
+    zero_shot=optional_table("zero_shot"),
+    reproduction=optional_table("reproduction"),
+    experts=optional_table("experts"),
+    significance=optional_json("significance"),
+    logs=list(zip(getattr(params, "log_keys", []), getattr(inputs, "logs", []), strict=True)),
+    tsne=optional_json("tsne"),
+)
+write_macros(snakemake.output.tex, values)  # noqa: F821

@@ -1,0 +1,34 @@
+"""Significance of every system against FT: ``sbmoe.significance.significance_report``.
+
+Snakemake contract
+------------------
+input.evals          list of evaluation JSONs
+params.eval_keys     list of key dicts (encoder, trainset, system, seed, testset, pooling),
+                     one per ``input.evals`` entry, in the same order
+params.metrics       metric names to test (default ``["ndcg@10", "recall@100"]``)
+params.baseline      baseline system id (default ``"finetune"``)
+params.test          ``"randomization"`` (default) or ``"t-test"``
+params.correction    ``"holm"`` (default) or ``"bonferroni"``
+params.alpha         significance level for corrected p-values (default 0.01)
+params.permutations  sign flips of the randomization test (default 10000)
+params.seed          seed of the randomization test (default 0)
+output.json          the report: settings and one record per (dataset, metric, system)
+"""
+
+from sbmoe.atomic import write_json
+from sbmoe.results import load_results
+from sbmoe.significance import DEFAULT_PERMUTATIONS, significance_report
+
+params = snakemake.params  # noqa: F821 (injected by Snakemake)
+results = load_results(zip(params.eval_keys, snakemake.input.evals))  # noqa: F821
+report = significance_report(
+    results,
+    metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),
+    baseline=getattr(params, "baseline", "finetune"),
+    test=getattr(params, "test", "randomization"),
+    correction=getattr(params, "correction", "holm"),
+    alpha=getattr(params, "alpha", 0.01),
+    permutations=getattr(params, "permutations", DEFAULT_PERMUTATIONS),
+    seed=getattr(params, "seed", 0),
+)
+write_json(snakemake.output.json, report)  # noqa: F821

@@ -1,0 +1,76 @@
+"""One of the paper's tables (``sbmoe.tables``), as a booktabs tabular and a CSV.
+
+Snakemake contract
+------------------
+params.table           which table: ``"in_domain"`` (Table I), ``"zero_shot"`` (Table II),
+                       ``"reproduction"`` or ``"experts"`` (Table III)
+params.dataset_labels  optional {testset id: display name}
+params.encoder_labels  optional {encoder id: display name} (not used by ``reproduction``)
+output.tex             the tabular (``\\input`` by paper/main.tex)
+output.csv             the numbers behind it, one row per cell
+
+``in_domain``, ``zero_shot`` and ``reproduction`` read evaluations:
+input.evals            list of evaluation JSONs
+params.eval_keys       list of key dicts (encoder, trainset, system, seed, testset, pooling),
+                       one per ``input.evals`` entry, in the same order
+params.metrics         optional metric names (default ``["ndcg@10", "recall@100"]`` for
+                       ``in_domain``, ``["ndcg@10"]`` for ``zero_shot``)
+params.systems         optional list of system ids to show (default: all present)
+input.significance     optional significance report JSON (``in_domain``, ``zero_shot``): daggers
+``in_domain``:     params.datasets  list of [trainset, testset] pairs, in column order
+``zero_shot``:     params.trainset  the training set (e.g. MS MARCO's id);
+                   params.testsets  list of test set ids, in row order
+``reproduction``:  input.reference  workflow/reference_numbers.yaml;
+                   params.datasets  list of [trainset, testset] pairs to match to the published
+                   dataset names; params.encoder (optional with one encoder),
+                   params.combination (default ``"paper"``), params.pooling (default ``"top1"``)
+
+``experts`` reads encoded texts:
+input.queries          list of query npz files
+input.corpus           list of corpus npz files, same order
+params.npz_keys        list of key dicts, one per (queries, corpus) pair, same order
+"""
+
+import json
+
+from sbmoe.results import load_results
+from sbmoe.tables import experts_table, in_domain_table, load_reference, reproduction_table, zero_shot_table
+
+inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
+labels = {
+    "dataset_labels": getattr(params, "dataset_labels", None),
+    "encoder_labels": getattr(params, "encoder_labels", None),
+}
+
+
+def significance():
+    if not getattr(inputs, "significance", None):
+        return None
+    with open(inputs.significance, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+if params.table == "experts":
+    table = experts_table(zip(params.npz_keys, inputs.queries, inputs.corpus), **labels)
+else:
+    results = load_results(zip(params.eval_keys, inputs.evals))
+    systems = getattr(params, "systems", None)
+    if params.table == "in_domain":
+        metrics = getattr(params, "metrics", ["ndcg@10", "recall@100"])
+        table = in_domain_table(results, params.datasets, significance(), metrics, systems, **labels)
+    elif params.table == "zero_shot":
+        metrics = getattr(params, "metrics", ["ndcg@10"])
+        table = zero_shot_table(results, params.trainset, params.testsets, significance(), metrics, systems, **labels)
+    elif params.table == "reproduction":
+        table = reproduction_table(
+            results,
+            load_reference(inputs.reference),
+            params.datasets,
+            encoder=getattr(params, "encoder", None),
+            combination=getattr(params, "combination", "paper"),
+            pooling=getattr(params, "pooling", "top1"),
+            dataset_labels=labels["dataset_labels"],
+        )
+    else:
+        raise ValueError(f"unknown table {params.table!r}")
+table.write(snakemake.output.tex, snakemake.output.csv)  # noqa: F821

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_tables import IN_DOMAIN, synthetic_records, write_routing
 from threadpoolctl import threadpool_limits
 
 from sbmoe.collection import write_qrels
@@ -13,12 +14,11 @@ from sbmoe.figures import (
     choose_query,
     expert_count_figure,
     load_encoded,
-    read_run,
+    ranked_run,
     training_curves_figure,
     tsne_figure,
 )
 from sbmoe.results import load_results
-from test_tables import IN_DOMAIN, synthetic_records, write_routing
 
 DOCUMENTS = 300
 QUERY_IDS = [f"q{i}" for i in range(6)]
@@ -31,7 +31,11 @@ def _assert_written(pdf, png):
 
 def write_run(path, ranking, tag="synthetic"):
     """A TREC run file from ``{qid: [doc ids in rank order]}``."""
-    lines = [f"{qid} Q0 {doc} {rank} {100 - rank / 10:.3f} {tag}" for qid, docs in ranking.items() for rank, doc in enumerate(docs, 1)]
+    lines = [
+        f"{qid} Q0 {doc} {rank} {100 - rank / 10:.3f} {tag}"
+        for qid, docs in ranking.items()
+        for rank, doc in enumerate(docs, 1)
+    ]
     Path(path).write_text("\n".join(lines) + "\n")
     return path
 
@@ -54,7 +58,11 @@ def synthetic_tsne_inputs(folder, depth=120):
         run = write_run(folder / f"{tag}.run", ranking)
         doc_experts = rng.integers(0, experts, DOCUMENTS) if experts else -np.ones(DOCUMENTS, dtype=int)
         query_experts = rng.integers(0, experts, len(QUERY_IDS)) if experts else -np.ones(len(QUERY_IDS), dtype=int)
-        corpus = write_routing(folder / f"{tag}-corpus.npz", documents, doc_experts, experts)
+        half = DOCUMENTS // 2  # the corpus in two shards, as the pipeline encodes it
+        corpus = [
+            write_routing(folder / f"{tag}-corpus-0.npz", documents[:half], doc_experts[:half], experts),
+            write_routing(folder / f"{tag}-corpus-1.npz", documents[half:], doc_experts[half:], experts),
+        ]
         queries = write_routing(folder / f"{tag}-queries.npz", QUERY_IDS, query_experts, experts)
         panels.append(TsnePanel(name, run, queries, corpus))
     return panels, qrels
@@ -65,9 +73,16 @@ def write_training_logs(folder, epochs=6):
     folder = Path(folder)
     rng = np.random.default_rng(0)
     logs = []
-    for system, pooling in (("finetune", "none"), ("random-gate-e4", "top1"), ("sbmoe-paper-e4", "top1"), ("sbmoe-learned-e4", "top1")):
+    for system, pooling in (
+        ("finetune", "none"),
+        ("random-gate-e4", "top1"),
+        ("sbmoe-paper-e4", "top1"),
+        ("sbmoe-learned-e4", "top1"),
+    ):
         gated = system != "finetune"
-        lines = []
+        # The pipeline logs the untrained model as epoch 0, without losses.
+        lines = [dict.fromkeys(["loss", "val_loss", "gate_grad_norm", "routing_entropy", "expert_load"])]
+        lines[0].update(epoch=0, seconds=0.0, best=True)
         for epoch in range(1, epochs + 1):
             load = rng.dirichlet(np.ones(4)).tolist() if gated else None
             lines.append(
@@ -100,8 +115,8 @@ def test_expert_count_figure(tmp_path):
     assert all(bar["std"] > 0 for bar in plotted["bars"])
 
 
-def test_read_run_and_load_encoded(tmp_path):
-    run = read_run(write_run(tmp_path / "r.run", {"q1": ["a", "b", "c"], "q2": ["c"]}), depth=2)
+def test_ranked_run_and_load_encoded(tmp_path):
+    run = ranked_run(write_run(tmp_path / "r.run", {"q1": ["a", "b", "c"], "q2": ["c"]}), depth=2)
     assert run == {"q1": ["a", "b"], "q2": ["c"]}
     path = write_routing(tmp_path / "c.npz", ["a", "b", "c"], [2, 0, 1], 3)
     embeddings, experts = load_encoded(path, ["c", "a"])
@@ -114,6 +129,11 @@ def test_read_run_and_load_encoded(tmp_path):
     np.testing.assert_array_equal(load_encoded(compressed, ["c", "a"])[0], embeddings)
     with pytest.raises(KeyError):
         load_encoded(path, ["missing"])
+    other = write_routing(tmp_path / "d.npz", ["x", "y"], [0, 2], 3)
+    sharded, sharded_experts = load_encoded([path, other], ["y", "a"])
+    with np.load(other) as encoded:
+        np.testing.assert_array_equal(sharded[0], encoded["embeddings"][1])
+    assert sharded_experts.tolist() == [2, 2]
 
 
 def test_choose_query_is_seeded_and_needs_relevant_in_every_run():
@@ -148,7 +168,9 @@ def test_tsne_figure(tmp_path, one_openmp_thread):
 
 def test_training_curves_figure(tmp_path):
     logs = write_training_logs(tmp_path)
-    described = training_curves_figure([(k["system"], path) for k, path in logs], tmp_path / "t.pdf", tmp_path / "t.png")
+    described = training_curves_figure(
+        [(k["system"], path) for k, path in logs], tmp_path / "t.pdf", tmp_path / "t.png"
+    )
     _assert_written(tmp_path / "t.pdf", tmp_path / "t.png")
     assert [system["epochs"] for system in described["systems"]] == [6, 6, 6, 6]
     assert described["systems"][0]["best_epoch"] == 5

@@ -108,11 +108,17 @@ def test_report_averages_seeds_and_tests_against_ft(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 0.8, 100)
     records = []
-    for system, pooling, shift in [("finetune", "none", 0.0), ("sbmoe-paper-e6", "top1", 0.1), ("random-gate-e6", "top1", 0.0)]:
+    for system, pooling, shift in [
+        ("finetune", "none", 0.0),
+        ("sbmoe-paper-e6", "top1", 0.1),
+        ("random-gate-e6", "top1", 0.0),
+    ]:
         for seed in (1, 2):
             noise = rng.normal(0, 0.01, base.size) if shift else np.zeros(base.size)
             per_query = {f"q{i}": float(v) for i, v in enumerate(base + shift + noise)}
-            keys = dict(encoder="tiny", trainset="msmarco", system=system, seed=seed, testset="msmarco", pooling=pooling)
+            keys = dict(
+                encoder="tiny", trainset="msmarco", system=system, seed=seed, testset="msmarco", pooling=pooling
+            )
             records.append((keys, _write_eval(tmp_path / f"{system}-{seed}.json", per_query)))
     report = significance_report(load_results(records), metrics=["ndcg@10"], permutations=2000)
     by_system = {c["system"]: c for c in report["comparisons"]}

@@ -7,7 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sbmoe.results import aggregate_seeds, display_label, load_results, parse_system, system_order
+from sbmoe.model import parse_system
+from sbmoe.results import (
+    aggregate_seeds,
+    display_label,
+    group_by_counts,
+    load_results,
+    pooling_file,
+    read_evaluation,
+    system_order,
+)
 from sbmoe.significance import significance_report
 from sbmoe.tables import (
     experts_table,
@@ -35,26 +44,25 @@ SYSTEMS = [
 ]
 
 
-def write_evaluation(path, per_query_by_metric, relevance_threshold=1):
-    """An evaluation JSON in the pipeline's format."""
-    evaluation = {
+def evaluation(per_query_by_metric, relevance_threshold=1):
+    """One evaluation in the pipeline's format."""
+    return {
         "metrics": {metric: float(np.mean(list(scores.values()))) for metric, scores in per_query_by_metric.items()},
         "per_query": per_query_by_metric,
         "relevance_threshold": relevance_threshold,
         "num_queries": len(next(iter(per_query_by_metric.values()))),
     }
-    Path(path).write_text(json.dumps(evaluation))
-    return path
 
 
 def synthetic_records(folder, seeds=(1,), encoder="tiny", skip=()):
     """(keys, path) records of synthetic evaluations: in-domain and zero-shot, every system.
 
+    As the pipeline's evaluate step does, one JSON per model holds ``{testset: {pooling: evaluation}}``.
     ``skip`` lists (system, testset) pairs left out.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    records = []
+    documents, records = {}, []
     pairs = IN_DOMAIN + [("msmarco", testset) for testset in ZERO_SHOT]
     for number, (trainset, testset) in enumerate(pairs):
         base = np.random.default_rng(number).uniform(0.1, 0.6, (2, QUERIES))
@@ -68,9 +76,14 @@ def synthetic_records(folder, seeds=(1,), encoder="tiny", skip=()):
                     metric: {f"q{i}": float(v) for i, v in enumerate(row)}
                     for metric, row in zip(("ndcg@10", "recall@100"), scores)
                 }
-                keys = dict(encoder=encoder, trainset=trainset, system=system, seed=seed, testset=testset, pooling=pooling)
-                path = folder / f"{encoder}-{trainset}-{testset}-{system}-{pooling}-{seed}.json"
-                records.append((keys, write_evaluation(path, per_query)))
+                keys = dict(
+                    encoder=encoder, trainset=trainset, system=system, seed=seed, testset=testset, pooling=pooling
+                )
+                path = folder / f"{encoder}-{trainset}-{system}-{seed}.json"
+                documents.setdefault(path, {}).setdefault(testset, {})[pooling] = evaluation(per_query)
+                records.append((keys, path))
+    for path, document in documents.items():
+        path.write_text(json.dumps(document))
     return records
 
 
@@ -91,28 +104,46 @@ def results(tmp_path):
 
 
 def test_parse_system_and_labels():
-    assert parse_system("sbmoe-learned-e12") == {"variant": "sbmoe", "combination": "learned", "experts": 12}
-    assert parse_system("adapter-paper") == {"variant": "adapter", "combination": "paper", "experts": 1}
-    assert parse_system("random-gate-e3")["variant"] == "random-gate"
+    assert parse_system("sbmoe-learned-e12") == {"variant": "sbmoe", "combination": "learned", "num_experts": 12}
     assert display_label("finetune") == "FT"
     assert display_label("zeroshot") == "Zero-shot"
     assert display_label("sbmoe-paper-e6", "all") == "SB-MoE ALL E=6"
     assert display_label("sbmoe-learned-e6", "top1", experts=False) == "SB-MoE TOP-1 (learned gate)"
     assert display_label("random-gate-e9", "top1") == "RANDOM-GATE E=9"
     assert display_label("adapter-learned") == "Adapter (learned gate)"
-    with pytest.raises(ValueError):
-        parse_system("sbmoe-e6")
+    assert system_order("finetune") < system_order("adapter-paper") < system_order("random-gate-e6", "top1")
+    assert system_order("sbmoe-paper-e6", "all") < system_order("adapter-learned")
 
 
 def test_load_results_and_seed_aggregation(tmp_path):
     frame = load_results(synthetic_records(tmp_path, seeds=(1, 2)))
-    assert {"encoder", "variant", "experts", "label", "ndcg@10", "per_query"} <= set(frame.columns)
+    assert {"encoder", "variant", "num_experts", "label", "ndcg@10", "per_query"} <= set(frame.columns)
     summary = aggregate_seeds(frame, ["ndcg@10"])
     assert (summary["seeds"] == 2).all()
     row = summary[(summary["system"] == "finetune") & (summary["testset"] == "msmarco")].iloc[0]
     values = frame[(frame["system"] == "finetune") & (frame["testset"] == "msmarco")]["ndcg@10"]
     assert row["ndcg@10"] == pytest.approx(values.mean())
     assert row["ndcg@10_std"] == pytest.approx(values.std(ddof=1))
+
+
+def test_read_evaluation_single_or_per_model(tmp_path):
+    single = evaluation({"ndcg@10": {"q1": 0.5, "q2": 0.25}})
+    (tmp_path / "one.json").write_text(json.dumps(single))
+    (tmp_path / "model.json").write_text(json.dumps({"scifact": {"top1": single, "all": single}}))
+    assert read_evaluation(tmp_path / "one.json") == single
+    assert read_evaluation(tmp_path / "model.json", "scifact", "all") == single
+    with pytest.raises(ValueError, match="no evaluation"):
+        read_evaluation(tmp_path / "model.json", "nq", "top1")
+
+
+def test_pooling_file_and_groups(tmp_path):
+    (tmp_path / "queries").mkdir()
+    assert pooling_file(tmp_path / "queries", "top1", ".npz") == tmp_path / "queries" / "top1.npz"
+    assert pooling_file(tmp_path / "run.trec", "top1", ".trec") == tmp_path / "run.trec"
+    assert group_by_counts(["a", "b", "c"], [2, 1]) == [["a", "b"], ["c"]]
+    assert group_by_counts(["a", "b"], None) == [["a"], ["b"]]
+    with pytest.raises(ValueError):
+        group_by_counts(["a"], [2])
 
 
 def test_latex_escape_and_format():
@@ -133,11 +164,11 @@ def test_in_domain_table_bold_dagger_and_missing(results):
     assert r"\begin{table}" not in latex
     assert r"\multicolumn{2}{c}{MS MARCO}" in latex
     best = _line(latex, "SB-MoE TOP-1 E=6")
-    cells = best.rstrip(r" \\").split(" & ")[2:]
+    cells = best.removesuffix(r" \\").split(" & ")[2:]
     assert all(cell.startswith(r"\textbf{") and r"$^{\dagger}$" in cell for cell in cells)
-    ft = _line(latex, "FT").rstrip(r" \\").split(" & ")[2:]
+    ft = _line(latex, "FT").removesuffix(r" \\").split(" & ")[2:]
     assert not any(r"\textbf" in cell or r"\dagger" in cell for cell in ft)
-    adapter = _line(latex, "Adapter").rstrip(r" \\").split(" & ")
+    adapter = _line(latex, "Adapter").removesuffix(r" \\").split(" & ")
     assert adapter[4:] == ["--", "--"]  # adapter was not run on NQ
     # Row order: FT, Adapter, RANDOM-GATE, SB-MoE (E=3 before E=6, TOP-1 before ALL), learned last.
     labels = [line.split(" & ")[1] for line in latex.splitlines() if line.startswith(("tiny &", " &"))][1:]
@@ -164,7 +195,11 @@ def test_in_domain_table_shows_std_with_several_seeds(tmp_path):
 def test_zero_shot_table_average_row(tmp_path):
     frame = load_results(synthetic_records(tmp_path, skip={("adapter-paper", "nfcorpus")}))
     table = zero_shot_table(frame, "msmarco", ZERO_SHOT, metrics=["ndcg@10"])
-    rows = {line.split(" & ")[0]: line.rstrip(r" \\").split(" & ")[1:] for line in table.latex.splitlines() if " & " in line}
+    rows = {
+        line.split(" & ")[0]: line.removesuffix(r" \\").split(" & ")[1:]
+        for line in table.latex.splitlines()
+        if " & " in line
+    }
     columns = sorted(((system, pooling) for system, pooling, _ in SYSTEMS), key=lambda pair: system_order(*pair))
     assert len(rows["Average"]) == len(columns)
     csv = table.frame
@@ -191,16 +226,21 @@ def test_reproduction_table_matches_published_names(results):
     e9 = csv[(csv["dataset"] == "NQ") & (csv["configuration"] == "E=9")]
     assert e9["ours"].isna().all()
     dl19 = [line for line in table.latex.splitlines() if "Ours" in line][1]
-    assert set(dl19.rstrip(r" \\").split(" & ")[2:]) == {"--"}
+    assert set(dl19.removesuffix(r" \\").split(" & ")[2:]) == {"--"}
 
 
 def test_experts_table_counts_activated_experts(tmp_path):
     keys = dict(encoder="tiny", trainset="msmarco", system="sbmoe-paper-e6", seed=1, testset="scifact", pooling="top1")
     queries = write_routing(tmp_path / "q.npz", ["q1", "q2", "q3", "q4"], [0, 0, 2, 2], 6)
-    corpus = write_routing(tmp_path / "c.npz", [f"d{i}" for i in range(10)], [0, 1, 1, 2, 2, 2, 5, 5, 5, 5], 6)
+    corpus = [  # two shards
+        write_routing(tmp_path / "c0.npz", [f"d{i}" for i in range(4)], [0, 1, 1, 2], 6),
+        write_routing(tmp_path / "c1.npz", [f"d{i}" for i in range(4, 10)], [2, 2, 5, 5, 5, 5], 6),
+    ]
     ft_keys = dict(keys, system="finetune", pooling="none")
     ft_queries = write_routing(tmp_path / "fq.npz", ["q1"], [-1], 0)
-    table = experts_table([(keys, queries, corpus), (ft_keys, ft_queries, ft_queries)], dataset_labels={"scifact": "SciFact"})
+    table = experts_table(
+        [(keys, queries, corpus), (ft_keys, ft_queries, ft_queries)], dataset_labels={"scifact": "SciFact"}
+    )
     row = next(line for line in table.latex.splitlines() if line.startswith("SB-MoE"))
     assert row == r"SB-MoE TOP-1 E=6 & SciFact & 6 & 2 & 4 & 50/0/50/0/0/0 & 10/20/30/0/0/40 \\"
     assert set(table.frame["system"]) == {"sbmoe-paper-e6"}
@@ -214,3 +254,31 @@ def test_table_write_is_atomic_pair(tmp_path, results):
     table.write(tmp_path / "out" / "t.tex", tmp_path / "out" / "t.csv")
     assert (tmp_path / "out" / "t.tex").read_text() == table.latex
     assert len(pd.read_csv(tmp_path / "out" / "t.csv")) == len(table.frame)
+
+
+def test_untrained_encoder_sits_under_every_training_set(tmp_path):
+    records = synthetic_records(tmp_path)
+    document = {}
+    for testset in ("msmarco", "nq", "scifact"):
+        per_query = {
+            "ndcg@10": {f"q{i}": 0.1 for i in range(QUERIES)},
+            "recall@100": {f"q{i}": 0.2 for i in range(QUERIES)},
+        }
+        document[testset] = {"none": evaluation(per_query)}
+        keys = dict(encoder="tiny", trainset="none", system="zeroshot", seed=0, testset=testset, pooling="none")
+        records.append((keys, tmp_path / "zeroshot.json"))
+    (tmp_path / "zeroshot.json").write_text(json.dumps(document))
+    results = load_results(records)
+    report = significance_report(results, ["ndcg@10"], permutations=2000)
+    untrained = [c for c in report["comparisons"] if c["system"] == "zeroshot"]
+    assert {(c["trainset"], c["testset"]) for c in untrained} == {
+        ("msmarco", "msmarco"),
+        ("nq", "nq"),
+        ("msmarco", "scifact"),
+    }
+    assert all(c["family_size"] == len(SYSTEMS) for c in untrained)
+    in_domain = in_domain_table(results, IN_DOMAIN, report)
+    row = _line(in_domain.latex, "Zero-shot").removesuffix(r" \\").split(" & ")
+    assert row[:3] == ["tiny", "Zero-shot", r".100$^{\dagger}$"]
+    zero_shot = zero_shot_table(results, "msmarco", ZERO_SHOT)
+    assert "Zero-shot" in zero_shot.latex.splitlines()[4]

@@ -104,7 +104,7 @@ def load_qrels(path: str | Path, queries: Queries | None = None, corpus: Corpus 
             qid, doc_id, score = fields
             try:
                 grade = int(float(score))
-            except ValueError:
+            except (ValueError, OverflowError):  # OverflowError: "inf"
                 raise DataFormatError(path, number, f"score {score!r} is not a number") from None
             if queries is not None and qid not in queries:
                 raise DataFormatError(path, number, f"query {qid!r} is not in the queries file")

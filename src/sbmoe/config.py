@@ -26,14 +26,29 @@ class ConfigError(ValueError):
     """A configuration key that is unknown or has an invalid value."""
 
 
-def _build(cls, values: dict | None, section: str, source: str):
+def _typed(cls, values: dict | None, section: str, source: str) -> dict:
+    """``values`` with unknown keys and values of the wrong type reported by name; a float key takes
+    an int, or a string such as ``1e-6`` (which YAML 1.1 does not read as a number)."""
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{source}: '{section}' must be a mapping, got {values!r}")
     values = dict(values or {})
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{section}.{key}' (expected one of {sorted(known)})")
-        if isinstance(known[key].default, float) and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = float(value)
+        default = known[key].default
+        if isinstance(default, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:
+                values[key] = value = float(value)
+            except ValueError:
+                pass
+        if default not in (dataclasses.MISSING, None) and type(value) is not type(default):
+            raise ConfigError(f"{source}: '{section}.{key}' must be of type {type(default).__name__}, got {value!r}")
+    return values
+
+
+def _build(cls, values: dict | None, section: str, source: str):
+    values = _typed(cls, values, section, source)
     try:
         return cls(**values)
     except (TypeError, ValueError) as error:
@@ -47,9 +62,11 @@ def build_configs(data: dict, source: str = "config") -> tuple[ModelConfig, Trai
         raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} (expected encoder, model, training, seed)")
     if "encoder" not in data or "name_or_path" not in (data["encoder"] or {}):
         raise ConfigError(f"{source}: missing key 'encoder.name_or_path'")
-    seed = int(data.get("seed", 42))
+    seed = data.get("seed", 42)
+    if type(seed) is not int:
+        raise ConfigError(f"{source}: 'seed' must be an integer, got {seed!r}")
     encoder = _build(EncoderConfig, data["encoder"], "encoder", source)
-    model_values = {**(data.get("model") or {}), "seed": seed}
+    model_values = {**_typed(ModelConfig, data.get("model"), "model", source), "seed": seed}
     model_values["encoder"] = encoder
     known = {f.name for f in dataclasses.fields(ModelConfig)} - {"encoder", "seed", "encoder_trained"}
     for key in data.get("model") or {}:
@@ -59,7 +76,8 @@ def build_configs(data: dict, source: str = "config") -> tuple[ModelConfig, Trai
         model = ModelConfig(**model_values)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{source}: invalid 'model': {error}") from None
-    training = _build(TrainConfig, {**(data.get("training") or {}), "seed": seed}, "training", source)
+    training = _build(TrainConfig, {**_typed(TrainConfig, data.get("training"), "training", source), "seed": seed},
+                      "training", source)
     return model, training
 
 

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
+TINY_RANDOM_MODEL = "random:tiny-bert"  # 2 layers, h=32, seeded random weights, MiniLM's tokenizer: for tests and CI
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -58,12 +59,27 @@ class EncoderConfig:
         return asdict(self)
 
 
+def tiny_random_model(tokenizer) -> nn.Module:
+    """A small BERT with weights drawn from a fixed seed, so every load gives the same model."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return BertModel(config, add_pooling_layer=False)
+
+
 class Encoder(nn.Module):
     """A Transformer encoder and its tokenizer, producing pooled embeddings."""
 
     def __init__(self, config: EncoderConfig, model: nn.Module | None = None, tokenizer=None):
         super().__init__()
         self.config = config
+        if config.name_or_path == TINY_RANDOM_MODEL:
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(resolve_model_path(EMBEDDED_MODEL))
+            self.model = model or tiny_random_model(self.tokenizer)
+            return
         path = resolve_model_path(config.name_or_path)
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
         self.model = model or AutoModel.from_pretrained(path)

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from .collection import Qrels
-from .search import Run
+from .runs import Run
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3")
 
@@ -49,12 +49,16 @@ def evaluate(
         judgements = {q: docs for q, docs in judgements.items() if docs}
         if not chosen or not judgements:
             continue
-        ranx_run = RanxRun({q: run[q] for q in judgements if run.get(q)})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ranx_evaluate(RanxQrels(judgements), ranx_run, list(chosen), make_comparable=True)
+        retrieved = {q: run[q] for q in judgements if run.get(q)}
+        scores = {}
+        if retrieved:  # ranx cannot build an empty run: with no judged query retrieved, every value is 0
+            ranx_run = RanxRun(retrieved)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ranx_evaluate(RanxQrels(judgements), ranx_run, list(chosen), make_comparable=True)
+            scores = ranx_run.scores
         for metric in chosen:
-            values = {q: float(ranx_run.scores[metric].get(q, 0.0)) for q in judgements}
+            values = {q: float(scores.get(metric, {}).get(q, 0.0)) for q in judgements}
             per_query[metric] = values
             means[metric] = float(np.mean(list(values.values())))
     return {

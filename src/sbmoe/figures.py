@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import textwrap
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,15 +23,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from sklearn.manifold import TSNE
 
 from .atomic import atomic_path
 from .results import METRIC_LABELS, aggregate_seeds
+from .runs import read_trec_run
 
 FT_COLOUR = "0.55"
 PNG_DPI = 200
+_MAX_WIDTH = 10.0  # inches; wider figures would print with unreadable text at the paper's width
+_TICK_CHARACTERS = 12  # dataset names longer than this wrap onto several lines
 
 
 def save_figure(figure: Figure, pdf_path: str | Path, png_path: str | Path) -> None:
@@ -75,22 +80,23 @@ def expert_count_figure(
     chosen = ours[(ours["system"] == "finetune") | is_moe]
     summary = aggregate_seeds(chosen, metrics)
     cells = {(r["system"], r["trainset"], r["testset"]): r for r in summary.to_dict("records")}
-    counts = sorted(set(chosen.loc[chosen["variant"] == "sbmoe", "experts"].astype(int)))
+    counts = sorted(set(chosen.loc[chosen["variant"] == "sbmoe", "num_experts"].astype(int)))
     configurations = [("finetune", "FT")] + [(f"sbmoe-{combination}-e{count}", f"E={count}") for count in counts]
     colours = [FT_COLOUR] + _colours(len(counts), "viridis" if len(counts) > 10 else "tab10")
 
-    figure = Figure(figsize=(max(6.0, 1.1 * len(datasets) * (1 + 0.25 * len(configurations))), 2.6 * len(metrics)))
+    width = min(_MAX_WIDTH, max(6.0, 0.3 * len(datasets) * (1 + len(configurations))))
+    figure = Figure(figsize=(width, 2.4 * len(metrics)))
     axes = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
     positions = np.arange(len(datasets))
-    width = 0.8 / len(configurations)
+    bar_width = 0.8 / len(configurations)
     plotted = {"encoder": encoder, "combination": combination, "pooling": pooling, "bars": []}
     for axis, metric in zip(axes, metrics):
         for index, ((system, label), colour) in enumerate(zip(configurations, colours)):
             found = [cells.get((system, *pair)) for pair in datasets]
             means = [cell[metric] if cell else math.nan for cell in found]
             errors = [cell[f"{metric}_std"] if cell else 0.0 for cell in found]
-            offsets = positions - 0.4 + width * (index + 0.5)
-            axis.bar(offsets, means, width, yerr=errors, color=colour, label=label, capsize=2, ecolor="0.2")
+            offsets = positions - 0.4 + bar_width * (index + 0.5)
+            axis.bar(offsets, means, bar_width, yerr=errors, color=colour, label=label, capsize=2, ecolor="0.2")
             plotted["bars"] += [
                 {"configuration": label, "metric": metric, "testset": pair[1], "mean": mean, "std": error}
                 for pair, mean, error in zip(datasets, means, errors)
@@ -99,25 +105,22 @@ def expert_count_figure(
         axis.set_ylabel(METRIC_LABELS.get(metric, metric))
         axis.grid(axis="y", alpha=0.3)
         axis.set_axisbelow(True)
-    axes[-1].set_xticks(positions, [(dataset_labels or {}).get(t, t) for _, t in datasets])
+    names = [(dataset_labels or {}).get(t, t) for _, t in datasets]
+    axes[-1].set_xticks(positions, [textwrap.fill(name, _TICK_CHARACTERS) for name in names])
     axes[0].legend(ncol=len(configurations), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     figure.tight_layout()
     save_figure(figure, pdf_path, png_path)
     return plotted
 
 
-def read_run(path: str | Path, depth: int = 1000) -> dict[str, list[str]]:
-    """A TREC run file (``qid Q0 docid rank score tag``) as ranked document ids per query, top ``depth``."""
-    run = pd.read_csv(
-        path,
-        sep=r"\s+",
-        header=None,
-        names=["qid", "q0", "docid", "rank", "score", "tag"],
-        dtype={"qid": str, "docid": str},
-        usecols=["qid", "docid", "rank"],
-    )
-    run = run.sort_values(["qid", "rank"], kind="stable")
-    return {qid: docs.head(depth).tolist() for qid, docs in run.groupby("qid", sort=False)["docid"]}
+def ranked_run(path: str | Path, depth: int = 1000) -> dict[str, list[str]]:
+    """A TREC run file as document ids per query, best first (ties by id, as runs are written),
+    the top ``depth`` of each."""
+    run = read_trec_run(path)
+    return {
+        qid: [doc for doc, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth]]
+        for qid, scores in run.items()
+    }
 
 
 def _stored_member(path: str | Path, name: str) -> np.ndarray | None:
@@ -139,34 +142,43 @@ def _stored_member(path: str | Path, name: str) -> np.ndarray | None:
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran_order else "C")
 
 
-def load_encoded(path: str | Path, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings and routed experts of the texts ``ids`` (in that order) from an encoded-texts npz.
+def load_encoded(paths: str | Path | Sequence[str | Path], ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and routed experts of the texts ``ids`` (in that order) from encoded-texts npz
+    files (one file, or the shards of a corpus).
 
-    The embeddings are memory-mapped when the npz is uncompressed, so a large corpus is not read whole.
+    The embeddings are memory-mapped when an npz is uncompressed, so a large corpus is not read whole.
     """
-    with np.load(path, allow_pickle=False) as encoded:
-        all_ids = encoded["ids"]
-        experts = np.asarray(encoded["experts"], dtype=int)
-    position = {text_id: index for index, text_id in enumerate(all_ids.tolist())}
-    missing = [text_id for text_id in ids if text_id not in position]
-    if missing:
-        raise KeyError(f"{path}: {len(missing)} ids not encoded, e.g. {missing[:3]}")
-    rows = np.array([position[text_id] for text_id in ids], dtype=int)
-    embeddings = _stored_member(path, "embeddings")
-    if embeddings is None:
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    wanted = set(ids)
+    found: dict[str, tuple[np.ndarray, int]] = {}
+    for path in paths:
         with np.load(path, allow_pickle=False) as encoded:
-            embeddings = encoded["embeddings"]
-    return np.asarray(embeddings[rows], dtype=np.float32), experts[rows]
+            shard_ids = encoded["ids"].tolist()
+            experts = np.asarray(encoded["experts"], dtype=int)
+        rows = [row for row, text_id in enumerate(shard_ids) if text_id in wanted]
+        if not rows:
+            continue
+        embeddings = _stored_member(path, "embeddings")
+        if embeddings is None:
+            with np.load(path, allow_pickle=False) as encoded:
+                embeddings = encoded["embeddings"]
+        selected = np.asarray(embeddings[rows], dtype=np.float32)
+        found.update((shard_ids[row], (vector, experts[row])) for row, vector in zip(rows, selected))
+    missing = [text_id for text_id in ids if text_id not in found]
+    if missing:
+        raise KeyError(f"{paths}: {len(missing)} ids not encoded, e.g. {missing[:3]}")
+    return np.stack([found[text_id][0] for text_id in ids]), np.array([found[text_id][1] for text_id in ids])
 
 
 @dataclass
 class TsnePanel:
-    """One t-SNE panel: a model's run and its encoded queries and corpus on one test set."""
+    """One t-SNE panel: a model's run and its encoded queries and corpus (one npz or its shards) on
+    one test set."""
 
     label: str
     run: str | Path
     queries: str | Path
-    corpus: str | Path
+    corpus: str | Path | Sequence[str | Path]
 
 
 def choose_query(
@@ -200,7 +212,7 @@ def tsne_figure(
     Documents are coloured by the expert that routed them (npz ``experts``; one grey for models
     without a gate); relevant documents are stars outlined in black; the query is a black cross.
     """
-    runs = [read_run(panel.run, depth) for panel in panels]
+    runs = [ranked_run(panel.run, depth) for panel in panels]
     qid, candidates = choose_query(runs, qrels, seed, min_grade)
     relevant = {doc for doc, grade in qrels[qid].items() if grade >= min_grade}
     most_experts = 0
@@ -220,19 +232,19 @@ def tsne_figure(
         most_experts = max(most_experts, int(experts.max()) + 1)
 
     colours = _colours(most_experts)
-    figure = Figure(figsize=(4.2 * len(panels), 4.6))
+    figure = Figure(figsize=(4.2 * len(panels), 4.8), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     described = []
     for axis, (panel, documents, experts, coordinates, query_expert) in zip(axes, drawn):
         is_relevant = np.array([doc in relevant for doc in documents])
-        document_points = coordinates[1:]
-        point_colours = [colours[e] if e >= 0 else FT_COLOUR for e in experts]
-        axis.scatter(*document_points[~is_relevant].T, s=6, c=[c for c, r in zip(point_colours, is_relevant) if not r], linewidths=0)
+        points = coordinates[1:]
+        point_colours = np.array([to_rgba(colours[e] if e >= 0 else FT_COLOUR) for e in experts])
+        axis.scatter(*points[~is_relevant].T, s=6, c=point_colours[~is_relevant], linewidths=0)
         axis.scatter(
-            *document_points[is_relevant].T,
+            *points[is_relevant].T,
             s=140,
             marker="*",
-            c=[c for c, r in zip(point_colours, is_relevant) if r],
+            c=point_colours[is_relevant],
             edgecolors="black",
             linewidths=0.8,
             zorder=3,
@@ -253,17 +265,28 @@ def tsne_figure(
                 "query_expert": query_expert + 1 if query_expert >= 0 else None,
             }
         )
-    handles = [Line2D([], [], ls="", marker="o", color=colour, label=f"Expert {index + 1}") for index, colour in enumerate(colours)]
+    handles = [
+        Line2D([], [], ls="", marker="o", color=colour, label=f"Expert {index + 1}")
+        for index, colour in enumerate(colours)
+    ]
     if any(e.min() < 0 for _, _, e, _, _ in drawn):
         handles.append(Line2D([], [], ls="", marker="o", color=FT_COLOUR, label="No gate"))
     handles += [
-        Line2D([], [], ls="", marker="*", markersize=11, markerfacecolor="white", markeredgecolor="black", label="Relevant"),
+        Line2D(
+            [], [], ls="", marker="*", markersize=11, markerfacecolor="white", markeredgecolor="black", label="Relevant"
+        ),
         Line2D([], [], ls="", marker="X", markersize=9, color="black", label="Query"),
     ]
-    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, fontsize=8)
-    figure.tight_layout(rect=(0, 0.06 * (1 + len(handles) // 9), 1, 1))
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), frameon=False, fontsize=8)
     save_figure(figure, pdf_path, png_path)
-    return {"qid": qid, "seed": seed, "depth": depth, "min_grade": min_grade, "candidates": candidates, "panels": described}
+    return {
+        "qid": qid,
+        "seed": seed,
+        "depth": depth,
+        "min_grade": min_grade,
+        "candidates": candidates,
+        "panels": described,
+    }
 
 
 def read_training_log(path: str | Path) -> pd.DataFrame:
@@ -281,7 +304,9 @@ _CURVES = (
     ("gate_grad_norm", "Gate gradient norm", "symlog"),
     ("routing_entropy", "Routing entropy (nats)", "linear"),
 )
-_LOADS_PER_ROW = 4
+_LOADS_PER_ROW = 3
+_CURVES_HEIGHT = 5.2
+_LOAD_ROW_HEIGHT = 2.4
 
 
 def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str | Path, png_path: str | Path) -> dict:
@@ -293,25 +318,27 @@ def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str
         raise ValueError("no training logs to plot")
     with_load = [(label, frame) for label, frame in frames if frame["expert_load"].notna().any()]
     load_rows = math.ceil(len(with_load) / _LOADS_PER_ROW)
-    figure = Figure(figsize=(14, 3.2 + 2.6 * load_rows), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=[3.2, 2.6 * load_rows]) if load_rows else (figure, None)
+    heights = [_CURVES_HEIGHT, _LOAD_ROW_HEIGHT * load_rows]
+    figure = Figure(figsize=(9, sum(heights)), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=heights) if load_rows else (figure, None)
     colours = _colours(len(frames))
-    axes = top.subplots(1, len(_CURVES))
+    axes = top.subplots(2, len(_CURVES) // 2, sharex=True).ravel()
     for axis, (column, title, scale) in zip(axes, _CURVES):
         for (label, frame), colour in zip(frames, colours):
             values = pd.to_numeric(frame[column], errors="coerce") if column in frame else pd.Series(dtype=float)
             if values.notna().any():
                 axis.plot(frame["epoch"], values, marker=".", color=colour, label=label)
         axis.set_title(title, fontsize=10)
-        axis.set_xlabel("Epoch")
         if scale == "symlog":
             positive = [v for _, f in frames if column in f for v in pd.to_numeric(f[column], errors="coerce") if v > 0]
             axis.set_yscale("symlog", linthresh=min(positive, default=1.0))
         axis.grid(alpha=0.3)
+    for axis in axes[len(axes) // 2 :]:
+        axis.set_xlabel("Epoch")
     top.legend(
         handles=[Line2D([], [], color=colour, marker=".", label=label) for (label, _), colour in zip(frames, colours)],
         loc="outside lower center",
-        ncol=min(len(frames), 4),
+        ncol=min(len(frames), 3),
         frameon=False,
         fontsize=9,
     )
@@ -320,13 +347,18 @@ def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str
         for axis, (label, frame) in zip(load_axes, with_load):
             loads = np.array([load for load in frame["expert_load"] if load is not None], dtype=float)
             epochs = frame.loc[frame["expert_load"].notna(), "epoch"]
-            axis.stackplot(epochs, loads.T, colors=_colours(loads.shape[1]), labels=[f"Expert {i + 1}" for i in range(loads.shape[1])])
+            axis.stackplot(
+                epochs,
+                loads.T,
+                colors=_colours(loads.shape[1]),
+                labels=[f"Expert {i + 1}" for i in range(loads.shape[1])],
+            )
             axis.set_ylim(0, 1)
-            axis.set_title(f"Expert load: {label}", fontsize=9)
+            axis.set_title(label, fontsize=9)
             axis.set_xlabel("Epoch")
-        for axis in load_axes[len(with_load):]:
+        for axis in load_axes[len(with_load) :]:
             axis.set_visible(False)
-        load_axes[0].set_ylabel("Share of texts")
+        load_axes[0].set_ylabel("Expert load (share of texts)")
         most = max(len(f["expert_load"].dropna().iloc[0]) for _, f in with_load)
         bottom.legend(
             handles=[Line2D([], [], lw=6, color=c, label=f"Expert {i + 1}") for i, c in enumerate(_colours(most))],
@@ -339,10 +371,11 @@ def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str
         "systems": [
             {
                 "label": label,
-                "epochs": int(len(frame)),
-                "best_epoch": int(frame.loc[frame["best"].astype(bool), "epoch"].iloc[-1]) if frame["best"].any() else None,
+                "epochs": int(frame["epoch"].max()),
+                "best_epoch": int(frame.loc[frame["best"].astype(bool), "epoch"].iloc[-1])
+                if frame["best"].any()
+                else None,
             }
             for label, frame in frames
         ]
     }
-

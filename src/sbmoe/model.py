@@ -29,6 +29,50 @@ from .moe import COMBINATIONS, RandomGate, Routing, SBMoE
 VARIANTS = ("finetune", "sbmoe", "random-gate", "adapter")
 
 
+def system_name(variant: str, combination: str = "paper", num_experts: int | None = None) -> str:
+    """The name of a system in paths and tables: ``finetune``, ``adapter-paper``, ``sbmoe-learned-e6``,
+    ``random-gate-e6`` (``zeroshot`` names an untrained encoder)."""
+    if variant == "finetune":
+        return "finetune"
+    if variant == "adapter":
+        return f"adapter-{combination}"
+    if num_experts is None:
+        raise ValueError(f"variant {variant!r} needs a number of experts")
+    if variant == "random-gate":
+        return f"random-gate-e{num_experts}"
+    if variant == "sbmoe":
+        return f"sbmoe-{combination}-e{num_experts}"
+    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+
+
+def parse_system(system: str) -> dict:
+    """Invert :func:`system_name`: ``{"variant", "combination", "num_experts"}``."""
+    if system in ("finetune", "zeroshot"):
+        return {"variant": system, "combination": None, "num_experts": None}
+    parts = system.split("-")
+    try:
+        if parts[0] == "adapter" and len(parts) == 2 and parts[1] in COMBINATIONS:
+            return {"variant": "adapter", "combination": parts[1], "num_experts": 1}
+        if system.startswith("random-gate-e") and len(parts) == 3:
+            return {"variant": "random-gate", "combination": "paper", "num_experts": int(parts[2][1:])}
+        if parts[0] == "sbmoe" and len(parts) == 3 and parts[1] in COMBINATIONS and parts[2][0] == "e":
+            return {"variant": "sbmoe", "combination": parts[1], "num_experts": int(parts[2][1:])}
+    except ValueError:
+        pass
+    raise ValueError(f"not a system name: {system!r} (e.g. finetune, adapter-paper, sbmoe-paper-e6, random-gate-e6)")
+
+
+def poolings(system: str) -> tuple[str, ...]:
+    """The inference poolings a system is read with: ``top1`` and ``all`` for SB-MoE, ``top1`` for the
+    random gate, ``none`` for a model without a gate."""
+    variant = parse_system(system)["variant"]
+    if variant == "sbmoe":
+        return ("top1", "all")
+    if variant == "random-gate":
+        return ("top1",)
+    return ("none",)
+
+
 @dataclass
 class ModelConfig:
     """A variant of the study, with everything needed to rebuild it."""
@@ -61,22 +105,11 @@ class ModelConfig:
     @property
     def system(self) -> str:
         """The system's name in file paths and tables, e.g. ``sbmoe-paper-e6``."""
-        if self.variant == "finetune":
-            return "finetune"
-        if self.variant == "adapter":
-            return f"adapter-{self.combination}"
-        if self.variant == "random-gate":
-            return f"random-gate-e{self.num_experts}"
-        return f"sbmoe-{self.combination}-e{self.num_experts}"
+        return system_name(self.variant, self.combination, self.num_experts)
 
     @property
     def poolings(self) -> tuple[str, ...]:
-        """The inference poolings this model is read with (``none`` for a model without a gate)."""
-        if self.variant == "sbmoe":
-            return ("top1", "all")
-        if self.variant == "random-gate":
-            return ("top1",)
-        return ("none",)
+        return poolings(self.system)
 
     def to_dict(self) -> dict:
         return asdict(self)

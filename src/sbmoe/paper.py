@@ -18,7 +18,7 @@ import pandas as pd
 
 from .atomic import write_text
 from .figures import read_training_log
-from .results import parse_system
+from .model import parse_system
 from .tables import MISSING, latex_escape
 
 MACROS = {
@@ -64,7 +64,7 @@ _NAME = re.compile(r"^[A-Za-z]+$")
 _NOT_MOE = ("zeroshot", "finetune")
 
 
-def format_score(value: float) -> str:
+def format_text_score(value: float) -> str:
     """A score in the text: three decimals (``0.244``); ``--`` when missing."""
     return MISSING if value is None or math.isnan(value) else f"{value:.3f}"
 
@@ -121,11 +121,11 @@ def _in_domain_macros(table: pd.DataFrame) -> dict:
     values.update(HeadDataset=latex_escape(first["dataset"]), HeadEncoder=latex_escape(first["encoder"]))
     ft = head[head["system"] == "finetune"]
     if len(ft):
-        values["HeadFTNdcg"] = format_score(ft["mean"].iloc[0])
+        values["HeadFTNdcg"] = format_text_score(ft["mean"].iloc[0])
     moe = head[_is_moe(head["system"])]
     if len(moe):
         best = moe.loc[moe["mean"].idxmax()]
-        values.update(HeadBestNdcg=format_score(best["mean"]), HeadBestSystem=latex_escape(best["label"]))
+        values.update(HeadBestNdcg=format_text_score(best["mean"]), HeadBestSystem=latex_escape(best["label"]))
     return values
 
 
@@ -137,11 +137,11 @@ def _zero_shot_macros(table: pd.DataFrame) -> dict:
     values = {"NumZeroShot": str(table.loc[table["testset"] != "average", "testset"].nunique())}
     ft = averages[averages["system"] == "finetune"]
     if len(ft):
-        values["ZeroShotFTAverage"] = format_score(ft["mean"].iloc[0])
+        values["ZeroShotFTAverage"] = format_text_score(ft["mean"].iloc[0])
     moe = averages[_is_moe(averages["system"])]
     if len(moe):
         best = moe.loc[moe["mean"].idxmax()]
-        values.update(ZeroShotBestAverage=format_score(best["mean"]), ZeroShotBestSystem=latex_escape(best["label"]))
+        values.update(ZeroShotBestAverage=format_text_score(best["mean"]), ZeroShotBestSystem=latex_escape(best["label"]))
     return values
 
 
@@ -153,7 +153,7 @@ def _reproduction_macros(table: pd.DataFrame) -> dict:
     for metric, name in (("ndcg@10", "ReproMeanAbsDiffNdcg"), ("recall@100", "ReproMeanAbsDiffRecall")):
         differences = compared.loc[compared["metric"] == metric, "difference"]
         if len(differences):
-            values[name] = format_score(float(differences.abs().mean()))
+            values[name] = format_text_score(float(differences.abs().mean()))
     return values
 
 
@@ -180,7 +180,7 @@ def _training_macros(logs: Sequence[tuple[Mapping, str | Path]]) -> dict:
     epochs = []
     for keys, path in logs:
         frame = read_training_log(path)
-        epochs.append(len(frame))
+        epochs.append(int(frame["epoch"].max()))
         parsed = parse_system(keys["system"])
         if parsed["variant"] != "sbmoe":
             continue
@@ -196,7 +196,7 @@ def _training_macros(logs: Sequence[tuple[Mapping, str | Path]]) -> dict:
         values["GateGradLearned"] = format_quantity(float(np.mean(grads["learned"])))
     for combination, name in (("paper", "EntropyPaper"), ("learned", "EntropyLearned")):
         if entropies[combination]:
-            values[name] = format_score(float(np.mean(entropies[combination])))
+            values[name] = format_text_score(float(np.mean(entropies[combination])))
     return values
 
 

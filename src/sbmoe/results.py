@@ -1,4 +1,4 @@
-"""Evaluation results as a tidy table: one row per evaluation JSON.
+"""Evaluation results as a tidy table: one row per evaluation.
 
 An evaluation is identified by its keys (:data:`KEYS`): encoder, training set, system id, seed,
 test set and pooling. System ids follow the pipeline's vocabulary:
@@ -6,7 +6,8 @@ test set and pooling. System ids follow the pipeline's vocabulary:
 - ``zeroshot``: the encoder without training; ``finetune``: FT, the encoder trained without MoE;
 - ``adapter-<combination>``: one expert and no gate;
 - ``sbmoe-<combination>-e<E>``: SB-MoE with E experts;
-- ``random-gate-e<E>``: SB-MoE whose gate is replaced by a random one (the RANDOM-GATE ablation).
+- ``random-gate-e<E>``: SB-MoE whose gate is replaced by a random one (the RANDOM-GATE ablation)
+  (names made by :func:`sbmoe.model.system_name` and read by :func:`sbmoe.model.parse_system`).
 
 The combination is ``paper`` (the authors' formula, in which the gate gets no gradient) or
 ``learned`` (ours, in which the gate learns). Pooling is ``top1`` or ``all`` for SB-MoE,
@@ -17,13 +18,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from .significance import seed_statistics
+from .model import parse_system
 
 KEYS = ("encoder", "trainset", "system", "seed", "testset", "pooling")
 GROUP_KEYS = ("encoder", "trainset", "system", "pooling", "testset")
@@ -37,31 +37,10 @@ METRIC_LABELS = {
     "ndcg@3": "nDCG@3",
 }
 VARIANTS = ("zeroshot", "finetune", "adapter", "random-gate", "sbmoe")
-COMBINATIONS = ("paper", "learned")
 POOLINGS = ("none", "top1", "all")
 
-_SYSTEM = re.compile(
-    r"^(?:(?P<plain>zeroshot|finetune)"
-    r"|adapter-(?P<adapter>paper|learned)"
-    r"|sbmoe-(?P<sbmoe>paper|learned)-e(?P<experts>[1-9][0-9]*)"
-    r"|random-gate-e(?P<random>[1-9][0-9]*))$"
-)
 _BASE_LABELS = {"zeroshot": "Zero-shot", "finetune": "FT", "adapter": "Adapter", "random-gate": "RANDOM-GATE"}
 _POOLING_LABELS = {"top1": "TOP-1", "all": "ALL"}
-
-
-def parse_system(system: str) -> dict:
-    """Split a system id into ``variant``, ``combination`` (or None) and ``experts`` (or None)."""
-    match = _SYSTEM.match(system)
-    if match is None:
-        raise ValueError(f"unknown system id {system!r}")
-    if match["plain"]:
-        return {"variant": match["plain"], "combination": None, "experts": None}
-    if match["adapter"]:
-        return {"variant": "adapter", "combination": match["adapter"], "experts": 1}
-    if match["sbmoe"]:
-        return {"variant": "sbmoe", "combination": match["sbmoe"], "experts": int(match["experts"])}
-    return {"variant": "random-gate", "combination": None, "experts": int(match["random"])}
 
 
 def display_label(system: str, pooling: str = "none", experts: bool = True) -> str:
@@ -78,7 +57,7 @@ def display_label(system: str, pooling: str = "none", experts: bool = True) -> s
     else:
         label = _BASE_LABELS[variant]
     if experts and variant in ("sbmoe", "random-gate"):
-        label += f" E={parsed['experts']}"
+        label += f" E={parsed['num_experts']}"
     if parsed["combination"] == "learned":
         label += " (learned gate)"
     return label
@@ -92,15 +71,25 @@ def system_order(system: str, pooling: str = "none") -> tuple:
     return (
         combination,
         VARIANTS.index(parsed["variant"]),
-        parsed["experts"] or 0,
+        parsed["num_experts"] or 0,
         POOLINGS.index(pooling) if pooling in POOLINGS else len(POOLINGS),
     )
 
 
-def read_evaluation(path: str | Path) -> dict:
-    """Read one evaluation JSON (``metrics``, ``per_query``, ``relevance_threshold``, ``num_queries``)."""
+def read_evaluation(path: str | Path, testset: str | None = None, pooling: str | None = None) -> dict:
+    """Read one evaluation (``metrics``, ``per_query``, ``relevance_threshold``, ``num_queries``).
+
+    The file holds either that evaluation or, as the pipeline's evaluate step writes it, every
+    evaluation of one model as ``{testset: {pooling: evaluation}}``; ``testset`` and ``pooling``
+    then choose one.
+    """
     with open(path, encoding="utf-8") as handle:
         evaluation = json.load(handle)
+    if "metrics" not in evaluation:
+        try:
+            evaluation = evaluation[testset][pooling]
+        except KeyError:
+            raise ValueError(f"{path}: no evaluation for test set {testset!r} and pooling {pooling!r}") from None
     missing = {"metrics", "per_query"} - set(evaluation)
     if missing:
         raise ValueError(f"{path}: evaluation JSON lacks {sorted(missing)}")
@@ -110,8 +99,9 @@ def read_evaluation(path: str | Path) -> dict:
 def load_results(records: Iterable[tuple[Mapping, str | Path]]) -> pd.DataFrame:
     """Gather evaluation JSONs into one DataFrame.
 
-    ``records`` are ``(keys, path)`` pairs, ``keys`` a dict with every name in :data:`KEYS`.
-    Columns: the keys, ``variant``, ``combination``, ``experts``, ``label``, one column per metric
+    ``records`` are ``(keys, path)`` pairs, ``keys`` a dict with every name in :data:`KEYS`; the
+    path is read by :func:`read_evaluation` with the keys' test set and pooling.
+    Columns: the keys, ``variant``, ``combination``, ``num_experts``, ``label``, one column per metric
     found, ``relevance_threshold``, ``num_queries``, ``path`` and ``per_query`` (the evaluation's
     ``{metric: {qid: score}}`` dict).
     """
@@ -120,7 +110,7 @@ def load_results(records: Iterable[tuple[Mapping, str | Path]]) -> pd.DataFrame:
         missing = [key for key in KEYS if key not in keys]
         if missing:
             raise ValueError(f"{path}: keys lack {missing}")
-        evaluation = read_evaluation(path)
+        evaluation = read_evaluation(path, keys["testset"], keys["pooling"])
         row = {key: keys[key] for key in KEYS}
         row.update(parse_system(row["system"]))
         row["label"] = display_label(row["system"], row["pooling"])
@@ -132,29 +122,59 @@ def load_results(records: Iterable[tuple[Mapping, str | Path]]) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=[*KEYS, "variant", "combination", "experts", "label", "path", "per_query"])
+        return pd.DataFrame(columns=[*KEYS, "variant", "combination", "num_experts", "label", "path", "per_query"])
     duplicated = frame.duplicated(subset=list(KEYS), keep=False)
     if duplicated.any():
-        raise ValueError(f"several evaluations share the same keys: {frame.loc[duplicated, 'path'].tolist()}")
+        raise ValueError(f"several records share the same keys: {frame.loc[duplicated, list(KEYS)].to_dict('records')}")
     return frame
 
 
 def aggregate_seeds(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Mean and sample standard deviation over seeds of each metric, per :data:`GROUP_KEYS`.
 
-    Columns: the group keys, ``variant``, ``combination``, ``experts``, ``label``, ``seeds`` and for
+    Columns: the group keys, ``variant``, ``combination``, ``num_experts``, ``label``, ``seeds`` and for
     each metric ``<metric>`` (mean) and ``<metric>_std`` (0 with one seed).
     """
-    descriptors = ["variant", "combination", "experts", "label"]
+    descriptors = ["variant", "combination", "num_experts", "label"]
     rows = []
     for group, frame in results.groupby(list(GROUP_KEYS), sort=False, dropna=False):
         row = dict(zip(GROUP_KEYS, group))
         row.update({name: frame[name].iloc[0] for name in descriptors})
         row["seeds"] = len(frame)
         for metric in metrics:
-            values = frame[metric].dropna() if metric in frame else []
-            summary = seed_statistics(values) if len(values) else {"mean": math.nan, "std": math.nan}
-            row[metric], row[f"{metric}_std"] = summary["mean"], summary["std"]
+            values = frame[metric].dropna() if metric in frame else pd.Series(dtype=float)
+            row[metric] = float(values.mean()) if len(values) else math.nan
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else math.nan)
         rows.append(row)
     columns = [*GROUP_KEYS, *descriptors, "seeds", *(f"{m}{s}" for m in metrics for s in ("", "_std"))]
     return pd.DataFrame(rows, columns=columns)
+
+
+def pooling_file(path: str | Path, pooling: str, suffix: str) -> Path:
+    """The file of one pooling: ``path`` itself, or ``path/<pooling><suffix>`` when ``path`` is one of
+    the pipeline's per-model folders (encoded texts: ``.npz``; runs: ``.trec``)."""
+    path = Path(path)
+    return path / f"{pooling}{suffix}" if path.is_dir() else path
+
+
+def group_by_counts(items: Sequence, counts: Sequence[int] | None) -> list[list]:
+    """Split a flat list into consecutive groups of ``counts`` items (one item each by default),
+    e.g. the corpus shards of several models given to Snakemake as one flat input list."""
+    counts = [1] * len(items) if counts is None else list(counts)
+    if sum(counts) != len(items):
+        raise ValueError(f"{len(items)} items cannot be split into groups of {counts}")
+    starts = [sum(counts[:index]) for index in range(len(counts))]
+    return [list(items[start : start + count]) for start, count in zip(starts, counts)]
+
+
+def place_untrained(results: pd.DataFrame, trainsets: Sequence[str] | None = None) -> pd.DataFrame:
+    """Repeat the rows of the untrained encoder (``zeroshot``, whose training set is a placeholder)
+    under each training set, so that it sits beside the systems trained there; ``trainsets``
+    defaults to every training set of the trained systems."""
+    untrained = results["variant"] == "zeroshot"
+    if not untrained.any():
+        return results
+    if trainsets is None:
+        trainsets = list(dict.fromkeys(results.loc[~untrained, "trainset"]))
+    copies = [results[untrained].assign(trainset=trainset) for trainset in trainsets]
+    return pd.concat([results[~untrained], *copies], ignore_index=True)

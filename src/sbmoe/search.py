@@ -1,23 +1,14 @@
-"""Exact dot-product search over the full corpus, in chunks so memory stays bounded.
-
-Runs are plain dicts, ``run[qid][doc_id] = score``, and are written as TREC run files
-(``qid Q0 doc_id rank score tag``).
-"""
+"""Exact dot-product search over the full corpus, in chunks so memory stays bounded."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import write_text
-from .collection import DataFormatError
-
-Run = dict[str, dict[str, float]]
+from .runs import Run
 
 
 def search(
@@ -61,31 +52,3 @@ def chunks(ids: list[str], embeddings: np.ndarray, size: int = 100_000):
     """Split one in-memory encoded corpus into pieces for :func:`search`."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size], embeddings[start : start + size]
-
-
-def write_trec_run(path: str | os.PathLike, run: Run, tag: str) -> None:
-    """Write a run in TREC format, documents ranked by score (ties by document id), atomically."""
-    lines = []
-    for qid in run:
-        ranked = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))
-        lines.extend(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}" for rank, (doc, score) in enumerate(ranked, start=1))
-    write_text(path, "\n".join(lines) + "\n")
-
-
-def read_trec_run(path: str | os.PathLike) -> Run:
-    """Read a TREC run file; a line without six fields is an error naming the file and line."""
-    path = Path(path)
-    run: Run = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            fields = line.split()
-            if len(fields) != 6:
-                raise DataFormatError(path, number, f"expected 6 fields (qid Q0 doc rank score tag), found {len(fields)}")
-            try:
-                score = float(fields[4])
-            except ValueError:
-                raise DataFormatError(path, number, f"score {fields[4]!r} is not a number") from None
-            run.setdefault(fields[0], {})[fields[2]] = score
-    return run

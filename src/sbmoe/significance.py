@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from .results import place_untrained
+
 TESTS = ("t-test", "randomization")
 CORRECTIONS = ("bonferroni", "holm")
 DEFAULT_PERMUTATIONS = 10_000
@@ -179,11 +181,13 @@ def significance_report(
     ``results`` is the DataFrame of :func:`sbmoe.results.load_results`. Per-query scores are
     averaged over seeds before testing; means and standard deviations are taken across seeds.
     The correction family is the set of systems (system id and pooling) compared against the
-    baseline on one test set and one metric, for one encoder and training set. Returns the
+    baseline on one test set and one metric, for one encoder and training set; the untrained
+    encoder (``zeroshot``) joins the family of every training set. Returns the
     settings and a list ``comparisons`` of flat JSON-serialisable records.
     """
     comparisons = []
-    for (encoder, trainset, testset), frame in results.groupby(["encoder", "trainset", "testset"], sort=False):
+    grouped = place_untrained(results).groupby(["encoder", "trainset", "testset"], sort=False)
+    for (encoder, trainset, testset), frame in grouped:
         is_baseline = frame["system"] == baseline
         if not is_baseline.any():
             continue

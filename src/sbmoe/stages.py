@@ -7,19 +7,18 @@ nothing half-written.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .atomic import atomic_path, write_json
-from .collection import Collection, document_text, load_corpus, load_qrels, load_queries
+from .collection import Collection, corpus_path, document_text, load_corpus, load_qrels, load_queries
 from .evaluation import METRICS, evaluate
 from .model import Encoded, ModelConfig, Retriever
-from .search import read_trec_run, search, write_trec_run
+from .runs import read_trec_run, write_trec_run
+from .search import search
 from .training import TrainConfig, set_seed, train
 
 
@@ -37,10 +36,13 @@ def train_stage(
     valid_split: str | None = "valid",
     device: str | None = None,
     progress: bool = True,
+    pooled_queries: str | os.PathLike | None = None,
+    pooled_corpus: list[str | os.PathLike] | None = None,
 ) -> None:
     """Train a model on ``<dataset>/qrels/<split>.tsv`` and save it with its per-epoch log.
 
     The validation queries come from ``qrels/<valid_split>.tsv`` when that file exists.
+    ``pooled_queries`` and ``pooled_corpus`` are caches from :func:`pool_stage` of the frozen encoder.
     """
     dataset = Path(dataset)
     collection = Collection.load(dataset, split)
@@ -48,9 +50,17 @@ def train_stage(
     valid = load_qrels(valid_path, queries=collection.queries) if valid_path and valid_path.is_file() else None
     set_seed(model_config.seed)
     model = Retriever(model_config).to(device or default_device())
+    pooled = None
+    if pooled_queries or pooled_corpus:
+        if not (pooled_queries and pooled_corpus):
+            raise ValueError("a pooled cache needs both the queries and the corpus")
+        queries = Encoded.load(pooled_queries)
+        corpus = Encoded.concatenate([Encoded.load(p) for p in pooled_corpus])
+        pooled = {"query": (queries.ids, torch.from_numpy(queries.embeddings)),
+                  "doc": (corpus.ids, torch.from_numpy(corpus.embeddings))}
     with atomic_path(log) as log_tmp:
         train(model, collection.corpus, collection.queries, collection.qrels, train_config,
-              valid_qrels=valid, log_path=log_tmp, progress=progress)
+              valid_qrels=valid, log_path=log_tmp, progress=progress, pooled=pooled)
         model.save(output)
 
 
@@ -68,7 +78,7 @@ def _texts(dataset: Path, kind: str, split: str, shard: int, num_shards: int) ->
         return ids, [queries[q] for q in ids]
     if kind != "corpus":
         raise ValueError(f"kind must be 'queries' or 'corpus', got {kind!r}")
-    corpus = load_corpus(dataset / "corpus.jsonl")
+    corpus = load_corpus(corpus_path(dataset, split))  # the split's own corpus where it has one, as Collection.load
     ids = list(corpus)
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard must be in [0, {num_shards}), got {shard}")
@@ -99,8 +109,8 @@ def encode_stage(
     model_dir: str | os.PathLike,
     dataset: str | os.PathLike,
     kind: str,
-    pooling: str,
-    output: str | os.PathLike,
+    poolings: list[str],
+    outputs: list[str | os.PathLike],
     split: str = "test",
     shard: int = 0,
     num_shards: int = 1,
@@ -108,23 +118,27 @@ def encode_stage(
     batch_size: int = 128,
     device: str | None = None,
 ) -> None:
-    """Encode a collection's queries (of ``split``) or a shard of its corpus, with routing.
+    """Encode a collection's queries (of ``split``) or a shard of its corpus once, and write one
+    routed encoding per inference pooling (``outputs[i]`` for ``poolings[i]``).
 
     ``pooled`` is a cache written by :func:`pool_stage` for the same texts; it may only be used
     when the model's encoder was not trained.
     """
+    if len(poolings) != len(outputs):
+        raise ValueError(f"{len(poolings)} poolings but {len(outputs)} outputs")
     model = Retriever.load(model_dir, device or default_device())
     if pooled is not None:
         if model.config.encoder_trained:
             raise ValueError(f"{model_dir}: its encoder was trained, so cached pooled embeddings ({pooled}) do not apply")
         cache = Encoded.load(pooled)
-        encoded = model.encode_pooled(torch.from_numpy(cache.embeddings), pooling)
-        encoded.ids = cache.ids
+        ids, vectors = cache.ids, torch.from_numpy(cache.embeddings)
     else:
         ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)
-        encoded = model.encode(texts, "query" if kind == "queries" else "doc", pooling, batch_size=batch_size)
+        vectors = model.encoder.pool(texts, "query" if kind == "queries" else "doc", batch_size=batch_size)
+    for pooling, output in zip(poolings, outputs):
+        encoded = model.encode_pooled(vectors, pooling)
         encoded.ids = ids
-    encoded.save(output)
+        encoded.save(output)
 
 
 def search_stage(

@@ -30,7 +30,8 @@ import pandas as pd
 import yaml
 
 from .atomic import write_text
-from .results import METRIC_LABELS, aggregate_seeds, display_label, parse_system, system_order
+from .model import parse_system
+from .results import METRIC_LABELS, aggregate_seeds, display_label, place_untrained, system_order
 
 MISSING = "--"
 _LATEX_SPECIALS = {
@@ -190,11 +191,12 @@ def in_domain_table(
     """Table I: rows encoder x system, columns dataset x metric (mean over seeds).
 
     ``datasets`` lists the ``(trainset, testset)`` pairs shown, in column order; ``systems``
-    restricts the system ids shown (all present by default). Bold: best of a column within an
-    encoder. Dagger: significant difference from the baseline of the significance report.
+    restricts the system ids shown (all present by default); the untrained encoder (``zeroshot``)
+    is shown under every training set. Bold: best of a column within an encoder. Dagger:
+    significant difference from the baseline of the significance report.
     """
     pairs = [tuple(pair) for pair in datasets]
-    chosen = _select_systems(results, systems)
+    chosen = place_untrained(_select_systems(results, systems), list(dict.fromkeys(t for t, _ in pairs)))
     chosen = chosen[[pair in pairs for pair in zip(chosen["trainset"], chosen["testset"])]]
     cells = _summaries(chosen, metrics)
     lookup = significant_cells(significance)
@@ -252,7 +254,7 @@ def zero_shot_table(
 
     Bold: best of a row within an encoder and metric. Dagger as in :func:`in_domain_table`.
     """
-    chosen = _select_systems(results, systems)
+    chosen = place_untrained(_select_systems(results, systems), [trainset])
     chosen = chosen[(chosen["trainset"] == trainset) & chosen["testset"].isin(list(testsets))]
     cells = _summaries(chosen, metrics)
     lookup = significant_cells(significance)
@@ -285,7 +287,9 @@ def zero_shot_table(
             key = (cell["encoder"], trainset, testset, metric, cell["system"], cell["pooling"])
             record = _cell_record(cell, metric, best, lookup.get(key, {}), dataset_labels)
             records.append(record)
-            texts.append(_score_cell(record["mean"], record["std"], record["seeds"], best, record["significant"], digits))
+            texts.append(
+                _score_cell(record["mean"], record["std"], record["seeds"], best, record["significant"], digits)
+            )
         body.append(_row([latex_escape(label_of(testset, dataset_labels)), *texts]))
         for position, mean in enumerate(means):
             averages.setdefault(position, []).append(mean)
@@ -352,7 +356,9 @@ def load_reference(path: str | Path) -> dict:
     for metric, datasets in reference["metrics"].items():
         for dataset, values in datasets.items():
             if len(values) != len(configurations):
-                raise ValueError(f"{path}: {metric} {dataset} has {len(values)} values for {len(configurations)} configurations")
+                raise ValueError(
+                    f"{path}: {metric} {dataset} has {len(values)} values for {len(configurations)} configurations"
+                )
     return reference
 
 
@@ -393,7 +399,7 @@ def reproduction_table(
     is_moe = (ours["variant"] == "sbmoe") & (ours["combination"] == combination) & (ours["pooling"] == pooling)
     family = ours[(ours["system"] == "finetune") | is_moe]
     configurations = list(reference["configurations"])
-    configurations += sorted(set(family["experts"].dropna().astype(int)) - {c for c in configurations if c != "FT"})
+    configurations += sorted(set(family["num_experts"].dropna().astype(int)) - {c for c in configurations if c != "FT"})
     cells = _summaries(family, metrics)
     by_name = {}
     for trainset, testset in datasets:
@@ -409,7 +415,9 @@ def reproduction_table(
             published = dict(zip(reference["configurations"], reference["metrics"][metric].get(name, [])))
             for configuration in configurations:
                 system = "finetune" if configuration == "FT" else f"sbmoe-{combination}-e{configuration}"
-                cell = cells.get((encoder, system, "none" if configuration == "FT" else pooling, *pair)) if pair else None
+                cell = (
+                    cells.get((encoder, system, "none" if configuration == "FT" else pooling, *pair)) if pair else None
+                )
                 paper_value = float(published[configuration]) if configuration in published else math.nan
                 ours = cell[metric] if cell else math.nan
                 records.append(
@@ -447,17 +455,25 @@ def reproduction_table(
     return Table(latex, pd.DataFrame(records))
 
 
-def read_routing(path: str | Path) -> tuple[np.ndarray, int]:
-    """The expert each text was routed to and the number of experts, from an encoded-texts npz.
+def read_routing(paths: str | Path | Sequence[str | Path]) -> tuple[np.ndarray, int]:
+    """The expert each text was routed to and the number of experts, from encoded-texts npz files
+    (one file, or the shards of a corpus).
 
     The number of experts is the width of the ``gate`` array (0 for a model without a gate).
     """
-    with np.load(path, allow_pickle=False) as encoded:
-        experts = np.asarray(encoded["experts"], dtype=int)
-        employed = int(encoded["gate"].shape[1])
-    if employed and ((experts < 0) | (experts >= employed)).any():
-        raise ValueError(f"{path}: expert indices outside [0, {employed})")
-    return experts, employed
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    experts, widths = [], set()
+    for path in paths:
+        with np.load(path, allow_pickle=False) as encoded:
+            experts.append(np.asarray(encoded["experts"], dtype=int))
+            widths.add(int(encoded["gate"].shape[1]))
+    if len(widths) != 1:
+        raise ValueError(f"{paths}: shards disagree on the number of experts ({sorted(widths)})")
+    employed = widths.pop()
+    routed = np.concatenate(experts)
+    if employed and ((routed < 0) | (routed >= employed)).any():
+        raise ValueError(f"{paths}: expert indices outside [0, {employed})")
+    return routed, employed
 
 
 def expert_usage(experts: np.ndarray, employed: int) -> dict:
@@ -478,16 +494,16 @@ def _shares_text(shares: Sequence[float]) -> str:
 
 
 def experts_table(
-    records: Iterable[tuple[Mapping, str | Path, str | Path]],
+    records: Iterable[tuple[Mapping, str | Path, str | Path | Sequence[str | Path]]],
     dataset_labels: Mapping[str, str] | None = None,
     encoder_labels: Mapping[str, str] | None = None,
 ) -> Table:
     """Table III: experts employed (E) vs experts activated, for queries and documents.
 
-    ``records`` are ``(keys, queries_npz, corpus_npz)``; records of systems without a gate are
-    left out. Activated = experts that received at least one text (the routing actually taken,
-    the npz ``experts`` array). The share columns give the percentage of texts per expert. A seed
-    column appears when the records hold several seeds. The CSV has one row per record, side
+    ``records`` are ``(keys, queries_npz, corpus_npz)``, the corpus as one npz or a list of its
+    shards; records of systems without a gate are left out. Activated = experts that received at
+    least one text (the routing actually taken, the npz ``experts`` array). The share columns give
+    the percentage of texts per expert. A seed column appears when the records hold several seeds. The CSV has one row per record, side
     (``queries`` / ``documents``) and expert.
     """
     rows = []
@@ -501,7 +517,14 @@ def experts_table(
                 raise ValueError(f"{path}: system {keys['system']} has a gate but the npz holds no gate weights")
             usage[side] = expert_usage(experts, employed)
         rows.append((dict(keys), usage))
-    rows.sort(key=lambda row: (row[0]["encoder"], system_order(row[0]["system"], row[0]["pooling"]), row[0]["testset"], str(row[0]["seed"])))
+    rows.sort(
+        key=lambda row: (
+            row[0]["encoder"],
+            system_order(row[0]["system"], row[0]["pooling"]),
+            row[0]["testset"],
+            str(row[0]["seed"]),
+        )
+    )
     several_seeds = len({str(keys["seed"]) for keys, _ in rows}) > 1
     several_encoders = len({keys["encoder"] for keys, _ in rows}) > 1
 
@@ -537,8 +560,7 @@ def experts_table(
     names = (["Encoder"] if several_encoders else []) + ["System", "Dataset"] + (["Seed"] if several_seeds else [])
     header = [
         _row(
-            [""] * (len(names) + 1)
-            + [r"\multicolumn{2}{c}{Activated}", r"\multicolumn{2}{c}{Share per expert (\%)}"]
+            [""] * (len(names) + 1) + [r"\multicolumn{2}{c}{Activated}", r"\multicolumn{2}{c}{Share per expert (\%)}"]
         ),
         rf"\cmidrule(lr){{{len(names) + 2}-{len(names) + 3}}}\cmidrule(lr){{{len(names) + 4}-{len(names) + 5}}}",
         _row(names + ["E", "Queries", "Docs", "Queries", "Docs"]),

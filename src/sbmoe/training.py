@@ -46,7 +46,7 @@ class TrainConfig:
     patience: int = 0  # epochs without validation improvement before stopping; 0 never stops early
     freeze_encoder: bool = False
     cache_pooled: bool = True  # with freeze_encoder: encode each text once and train on the cache
-    balance_coef: float = 0.0  # weight of the load-balancing loss (learned gates only)
+    balance_coef: float = 0.0  # weight of the load-balancing loss (the learned combination only)
     mixed_precision: bool = False
     seed: int = 42
     encode_batch_size: int = 128
@@ -113,27 +113,38 @@ class TrainResult:
     best_val_loss: float = math.inf
 
 
+Pooled = dict[str, tuple[list[str], torch.Tensor]]  # kind ("query"/"doc") -> (ids, pooled embeddings)
+
+
 class _Texts:
     """Pooled embeddings of training texts: from a cache, or from the encoder on every batch."""
 
-    def __init__(self, model: Retriever, queries: Queries, corpus: Corpus, qrels: Qrels, config: TrainConfig):
+    def __init__(self, model: Retriever, queries: Queries, corpus: Corpus, qrels: Qrels, config: TrainConfig,
+                 pooled: Pooled | None = None):
         self.model, self.queries, self.corpus, self.config = model, queries, corpus, config
-        self.cache: dict[str, dict[str, torch.Tensor]] | None = None
-        if config.freeze_encoder and config.cache_pooled:
+        self.cache: dict[str, tuple[dict[str, int], torch.Tensor]] | None = None
+        if pooled is not None and not config.freeze_encoder:
+            raise ValueError("cached pooled embeddings need training.freeze_encoder: true")
+        if config.freeze_encoder and config.cache_pooled and pooled is None:
             qids = sorted(qrels)
             doc_ids = sorted({d for docs in qrels.values() for d, grade in docs.items() if grade > 0})
             encoder = model.encoder
-            pooled_q = encoder.pool([queries[q] for q in qids], "query", config.encode_batch_size)
-            pooled_d = encoder.pool([document_text(corpus[d]) for d in doc_ids], "doc", config.encode_batch_size)
-            self.cache = {
-                "query": dict(zip(qids, pooled_q)),
-                "doc": dict(zip(doc_ids, pooled_d)),
+            pooled = {
+                "query": (qids, encoder.pool([queries[q] for q in qids], "query", config.encode_batch_size)),
+                "doc": (doc_ids, encoder.pool([document_text(corpus[d]) for d in doc_ids], "doc", config.encode_batch_size)),
             }
+        if pooled is not None:
+            self.cache = {kind: ({i: row for row, i in enumerate(ids)}, matrix) for kind, (ids, matrix) in pooled.items()}
 
     def pooled(self, ids: list[str], kind: str) -> torch.Tensor:
         encoder = self.model.encoder
         if self.cache is not None:
-            return torch.stack([self.cache[kind][i] for i in ids]).to(encoder.device)
+            rows, matrix = self.cache[kind]
+            try:
+                index = [rows[i] for i in ids]
+            except KeyError as missing:
+                raise KeyError(f"{kind} {missing} is not in the cached pooled embeddings") from None
+            return matrix[index].to(encoder.device)
         texts = [self.queries[i] for i in ids] if kind == "query" else [document_text(self.corpus[i]) for i in ids]
         batch = encoder.tokenize(texts, kind)
         if self.config.freeze_encoder:
@@ -170,6 +181,7 @@ def train(
     valid_qrels: Qrels | None = None,
     log_path: str | os.PathLike | None = None,
     progress: bool = True,
+    pooled: Pooled | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``qrels`` and leave it at its best validation checkpoint.
 
@@ -191,7 +203,14 @@ def train(
     else:
         encoder.requires_grad_(False)
     if model.moe is not None:
-        groups.append({"params": [p for p in model.moe.parameters() if p.requires_grad], "lr": config.moe_lr})
+        block = [p for p in model.moe.parameters() if p.requires_grad]
+        if model.config.combination == "paper" and isinstance(model.moe.gate, Gate) and config.balance_coef == 0:
+            # The paper's combination gives the gate a zero gradient (METHOD.md §2), but only up to rounding
+            # (~1e-7): AdamW would turn that residue into steps of the full learning rate and decay the
+            # weights, so the gate stays out of the optimizer and routing stays at its initialisation.
+            gate = {id(p) for p in model.moe.gate.parameters()}
+            block = [p for p in block if id(p) not in gate]
+        groups.append({"params": block, "lr": config.moe_lr})
     trainable = [p for g in groups for p in g["params"]]
     model.config.encoder_trained = not config.freeze_encoder
 
@@ -206,7 +225,7 @@ def train(
                 log_file.write(json.dumps(result.log[-1]) + "\n")
             return result
         optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-        texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config)
+        texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config, pooled)
         valid_examples = sample_positives(valid_qrels, random.Random(config.seed))
         device_type = encoder.device.type
         best_state = None
@@ -226,15 +245,15 @@ def train(
                     q, q_routing = model.represent(texts.pooled([e.qid for e in batch], "query"))
                     d, d_routing = model.represent(texts.pooled([e.doc_id for e in batch], "doc"))
                     loss = info_nce(q.float(), d.float(), config.temperature, [e.doc_id for e in batch])
-                    if config.balance_coef > 0 and q_routing is not None and q_routing.probs is not None:
+                    if config.balance_coef > 0 and model.config.combination == "learned" and q_routing is not None and q_routing.probs is not None:
                         loss = loss + config.balance_coef * (load_balancing_loss(q_routing) + load_balancing_loss(d_routing)) / 2
-                optimizer.zero_grad(set_to_none=True)
+                model.zero_grad(set_to_none=True)  # also the gradients of a gate left out of the optimizer
                 loss.backward()
                 norm = _gate_grad_norm(model)
                 if norm is not None:
                     grad_norms.append(norm)
                 optimizer.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 if q_routing is not None and model.config.has_gate:
                     for routing in (q_routing, d_routing):
                         load += torch.bincount(routing.experts.cpu(), minlength=len(load)).float()

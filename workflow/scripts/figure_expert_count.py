@@ -21,7 +21,7 @@ from sbmoe.results import load_results
 
 params, output = snakemake.params, snakemake.output  # noqa: F821 (injected by Snakemake)
 plotted = expert_count_figure(
-    load_results(zip(params.eval_keys, snakemake.input.evals)),  # noqa: F821
+    load_results(zip(params.eval_keys, snakemake.input.evals, strict=True)),  # noqa: F821
     [tuple(pair) for pair in params.datasets],
     output.pdf,
     output.png,

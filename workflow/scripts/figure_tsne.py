@@ -1,28 +1,40 @@
 """t-SNE of one query and its top documents, coloured by expert (``sbmoe.figures.tsne_figure``).
 
-Snakemake contract
+Snakemake contract (one panel per model, e.g. FT, then SB-MoE systems)
 ------------------
-input.runs         list of TREC run files, one per panel (e.g. FT, then SB-MoE systems)
-input.queries      list of query npz files, one per panel, same order
-input.corpus       list of corpus npz files, one per panel, same order
-input.qrels        the test set's qrels (BEIR TSV)
-params.labels      list of panel titles, same order
-params.seed        seed choosing the query and seeding t-SNE (default 0)
-params.depth       documents per query (default 1000)
-params.min_grade   smallest relevant grade (default 1; 2 for TREC DL)
-params.perplexity  t-SNE perplexity (default 30)
+params.labels         list of panel titles
+params.poolings       list of the panels' poolings (``none`` for FT, ``top1``/``all`` for SB-MoE);
+                      they pick ``<pooling>.trec`` / ``<pooling>.npz`` inside the pipeline's folders
+input.runs            one entry per panel: a TREC run file or the pipeline's runs folder
+input.queries         one entry per panel: a query npz or the pipeline's queries folder
+input.corpus          flat list, panel after panel: corpus npz files or shard folders
+params.corpus_shards  optional list: how many ``input.corpus`` entries each panel has (default 1)
+input.qrels           the test set's qrels (BEIR TSV)
+params.seed           seed choosing the query and seeding t-SNE (default 0)
+params.depth          documents per query (default 1000)
+params.min_grade      smallest relevant grade (default 1; 2 for TREC DL)
+params.perplexity     t-SNE perplexity (default 30)
 output.pdf, output.png  the figure
-output.json        the chosen query id, the seed and per-panel counts (read by paper_macros)
+output.json           the chosen query id, the seed and per-panel counts (read by paper_macros)
 """
 
 from sbmoe.atomic import write_json
 from sbmoe.collection import load_qrels
 from sbmoe.figures import TsnePanel, tsne_figure
+from sbmoe.results import group_by_counts, pooling_file
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
+corpus = group_by_counts(list(inputs.corpus), getattr(params, "corpus_shards", None))
 panels = [
-    TsnePanel(label, run, queries, corpus)
-    for label, run, queries, corpus in zip(params.labels, inputs.runs, inputs.queries, inputs.corpus, strict=True)
+    TsnePanel(
+        label,
+        pooling_file(run, pooling, ".trec"),
+        pooling_file(queries, pooling, ".npz"),
+        [pooling_file(shard, pooling, ".npz") for shard in shards],
+    )
+    for label, pooling, run, queries, shards in zip(
+        params.labels, params.poolings, inputs.runs, inputs.queries, corpus, strict=True
+    )
 ]
 description = tsne_figure(
     panels,

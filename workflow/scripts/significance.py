@@ -20,7 +20,7 @@ from sbmoe.results import load_results
 from sbmoe.significance import DEFAULT_PERMUTATIONS, significance_report
 
 params = snakemake.params  # noqa: F821 (injected by Snakemake)
-results = load_results(zip(params.eval_keys, snakemake.input.evals))  # noqa: F821
+results = load_results(zip(params.eval_keys, snakemake.input.evals, strict=True))  # noqa: F821
 report = significance_report(
     results,
     metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),

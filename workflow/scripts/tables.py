@@ -25,15 +25,18 @@ input.significance     optional significance report JSON (``in_domain``, ``zero_
                    dataset names; params.encoder (optional with one encoder),
                    params.combination (default ``"paper"``), params.pooling (default ``"top1"``)
 
-``experts`` reads encoded texts:
-input.queries          list of query npz files
-input.corpus           list of corpus npz files, same order
-params.npz_keys        list of key dicts, one per (queries, corpus) pair, same order
+``experts`` reads encoded texts, one record per (model, test set, pooling):
+params.npz_keys        list of key dicts, one per record
+input.queries          one entry per record: its query npz, or the pipeline's queries folder
+                       (holding ``<pooling>.npz``; the record's pooling picks the file)
+input.corpus           flat list, record after record: its corpus npz files or shard folders
+params.corpus_shards   optional list: how many ``input.corpus`` entries each record has
+                       (default 1 each)
 """
 
 import json
 
-from sbmoe.results import load_results
+from sbmoe.results import group_by_counts, load_results, pooling_file
 from sbmoe.tables import experts_table, in_domain_table, load_reference, reproduction_table, zero_shot_table
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
@@ -51,9 +54,18 @@ def significance():
 
 
 if params.table == "experts":
-    table = experts_table(zip(params.npz_keys, inputs.queries, inputs.corpus), **labels)
+    corpus = group_by_counts(list(inputs.corpus), getattr(params, "corpus_shards", None))
+    records = [
+        (
+            keys,
+            pooling_file(queries, keys["pooling"], ".npz"),
+            [pooling_file(c, keys["pooling"], ".npz") for c in shards],
+        )
+        for keys, queries, shards in zip(params.npz_keys, inputs.queries, corpus, strict=True)
+    ]
+    table = experts_table(records, **labels)
 else:
-    results = load_results(zip(params.eval_keys, inputs.evals))
+    results = load_results(zip(params.eval_keys, inputs.evals, strict=True))
     systems = getattr(params, "systems", None)
     if params.table == "in_domain":
         metrics = getattr(params, "metrics", ["ndcg@10", "recall@100"])

@@ -1,0 +1,34 @@
+# Setup and entry points. `make demo` runs the embedded demo (results/paper/main.pdf);
+# `make test` runs the tests (library, pipeline lint, full-study dry run, CI-sized DAG end to end).
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+# numba (ranx) keeps its compiled functions here, so only the first job pays for compiling them
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+
+.PHONY: demo study test tex
+
+demo: $(VENV)/.installed tex
+	snakemake --cores all --configfile config/demo.yaml
+
+study: $(VENV)/.installed
+	snakemake --cores all
+
+test: $(VENV)/.installed tex
+	$(BIN)/python -m pytest -m "not slow" -q
+
+# PyTorch first and pinned (an unpinned one, pulled in by another package, would be a multi-GB CUDA build).
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[pyterrier,datasets,embedded,workflow,test]"
+	touch $@
+
+# TeX Live and latexmk build the paper (Debian/Ubuntu packages; skipped when latexmk is present).
+tex:
+	@command -v latexmk >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+	    latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended >/dev/null; }

@@ -1,0 +1,202 @@
+# Configuration checks, the study's design (which systems, seeds and test sets), and input functions.
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from sbmoe.datasets import load_table
+from sbmoe.model import parse_system, poolings, system_name
+from sbmoe.study import StudyError, check_study
+
+
+validate(config, schema="../workflow/schemas/config.schema.yaml")
+try:
+    DATASETS = load_table(config["datasets"]["table"])
+    check_study(config, DATASETS)
+except StudyError as error:
+    raise WorkflowError(f"invalid configuration: {error}")
+
+
+TRAINED_SYSTEM = "finetune|adapter-(paper|learned)|sbmoe-(paper|learned)-e[0-9]+|random-gate-e[0-9]+"
+
+
+wildcard_constraints:
+    encoder="[a-z0-9][a-z0-9-]*",
+    trainset="[a-z0-9][a-z0-9-]*",
+    testset="[a-z0-9][a-z0-9-]*",
+    dataset="[a-z0-9][a-z0-9-]*",
+    system=f"zeroshot|{TRAINED_SYSTEM}",
+    seed="[0-9]+",
+    shard="[0-9]+",
+    split="[a-z0-9-]+",
+
+
+FROZEN = config["training"].get("freeze_encoder", False)
+MODEL = "{encoder}/{trainset}/{system}/seed{seed}"
+
+
+def systems():
+    """The system names of the study, in the order of config['systems']."""
+    names = []
+    for entry in config["systems"]:
+        for experts in entry.get("experts", [None]):
+            names.append(system_name(entry["variant"], entry.get("combination", "paper"), experts))
+    return names
+
+
+def testsets(trainset):
+    """The test sets a model trained on ``trainset`` is evaluated on (in-domain first)."""
+    if trainset == "none":
+        return all_testsets()
+    return list(dict.fromkeys(config["in_domain"][trainset] + config.get("zero_shot", {}).get(trainset, [])))
+
+
+def all_testsets():
+    sets = [t for tests in config["in_domain"].values() for t in tests]
+    sets += [t for tests in config.get("zero_shot", {}).values() for t in tests]
+    return list(dict.fromkeys(sets))
+
+
+def all_datasets():
+    return list(dict.fromkeys(list(config["in_domain"]) + all_testsets()))
+
+
+def models():
+    """Every model of the study as a wildcards dict (the zero-shot encoders have trainset 'none')."""
+    found = [
+        dict(encoder=encoder, trainset=trainset, system=system, seed=seed)
+        for encoder in config["encoders"]
+        for trainset in config["in_domain"]
+        for system in systems()
+        for seed in config["seeds"]
+    ]
+    if config.get("zeroshot", False):
+        found += [dict(encoder=encoder, trainset="none", system="zeroshot", seed=0) for encoder in config["encoders"]]
+    return found
+
+
+def num_shards(testset):
+    shards = config["encoding"].get("corpus_shards", {})
+    return shards.get(testset, shards.get("default", 1))
+
+
+def model_config(wildcards):
+    """The configuration dict (encoder, model, training, seed) of one system."""
+    return system_config(wildcards.encoder, wildcards.system, int(wildcards.seed))
+
+
+def zeroshot_config(wildcards):
+    return system_config(wildcards.encoder, "zeroshot", 0)
+
+
+def system_config(encoder_name, system, seed):
+    encoder = dict(config["encoders"][encoder_name])
+    training = dict(config["training"])
+    for key in ("temperature", "epochs"):
+        if key in encoder:
+            training[key] = encoder.pop(key)
+    if system == "zeroshot":
+        model = {"variant": "finetune"}
+    else:
+        model = {key: value for key, value in parse_system(system).items() if value is not None}
+    return {"encoder": encoder, "model": model, "training": training, "seed": seed}
+
+
+def dataset_folder(name):
+    return f"resources/datasets/{name}"
+
+
+def dataset_input(wildcards):
+    return dataset_folder(wildcards.dataset)
+
+
+def shard_index(wildcards):
+    return int(wildcards.shard)
+
+
+def dataset_shards(wildcards):
+    return num_shards(wildcards.dataset)
+
+
+def model_folder(wildcards):
+    return f"results/models/{wildcards.encoder}/{wildcards.trainset}/{wildcards.system}/seed{wildcards.seed}/model"
+
+
+def base_model(wildcards):
+    """The untrained encoder, whose pooled embeddings a frozen encoder's systems share."""
+    return f"results/models/{wildcards.encoder}/none/zeroshot/seed0/model"
+
+
+def train_inputs(wildcards):
+    inputs = {"dataset": dataset_folder(wildcards.trainset)}
+    if FROZEN:
+        inputs["pooled_queries"] = f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/queries-train.npz"
+        inputs["pooled_corpus"] = [
+            f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/corpus-{shard}.npz"
+            for shard in range(num_shards(wildcards.trainset))
+        ]
+    return inputs
+
+
+def encode_queries_inputs(wildcards):
+    inputs = {"model": model_folder(wildcards), "dataset": dataset_folder(wildcards.testset)}
+    if FROZEN:
+        inputs["pooled"] = f"results/pooled/{wildcards.encoder}/{wildcards.testset}/queries-test.npz"
+    return inputs
+
+
+def encode_corpus_inputs(wildcards):
+    inputs = {"model": model_folder(wildcards), "dataset": dataset_folder(wildcards.testset)}
+    if FROZEN:
+        inputs["pooled"] = f"results/pooled/{wildcards.encoder}/{wildcards.testset}/corpus-{wildcards.shard}.npz"
+    return inputs
+
+
+def testset_shards(wildcards):
+    return num_shards(wildcards.testset)
+
+
+def search_tag(wildcards):
+    return "{encoder}-{trainset}-{system}-seed{seed}".format(**wildcards)
+
+
+def evaluation_datasets(wildcards):
+    return [dataset_folder(t) for t in testsets(wildcards.trainset)]
+
+
+def system_poolings(wildcards):
+    return list(poolings(wildcards.system))
+
+
+def corpus_shards(wildcards):
+    return [
+        f"results/encoded/{MODEL}/{{testset}}/corpus-{shard}".format(**wildcards)
+        for shard in range(num_shards(wildcards.testset))
+    ]
+
+
+def evaluation_inputs(wildcards):
+    return [f"results/runs/{MODEL}/{testset}".format(**wildcards) for testset in testsets(wildcards.trainset)]
+
+
+def evaluation_params(wildcards):
+    sets = testsets(wildcards.trainset)
+    return {
+        "testsets": sets,
+        "qrels": [f"{dataset_folder(t)}/qrels/test.tsv" for t in sets],
+        "thresholds": [DATASETS[t].relevance_threshold for t in sets],
+        "drop_self_hits": [DATASETS[t].drop_self_hits for t in sets],
+    }
+
+
+def evaluations():
+    return [f"results/eval/{MODEL}.json".format(**m) for m in models()]
+
+
+def training_logs():
+    return [f"results/models/{MODEL}/train_log.jsonl".format(**m) for m in models() if m["system"] != "zeroshot"]
+
+
+def final_outputs():
+    return evaluations() + training_logs() + ["results/analysis/tables/dataset_stats.tex"]

@@ -1,0 +1,85 @@
+# Models: the untrained encoder (zero-shot system, base of the pooled caches), the frozen encoder's
+# pooled embeddings, and the trained systems.
+
+
+rule init_model:
+    output:
+        model=directory("results/models/{encoder}/none/zeroshot/seed0/model"),
+    log:
+        "logs/models/{encoder}/zeroshot.log",
+    params:
+        config=zeroshot_config,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/init_model.py"
+
+
+rule pool_queries:
+    input:
+        model=base_model,
+        dataset=dataset_input,
+    output:
+        pooled="results/pooled/{encoder}/{dataset}/queries-{split}.npz",
+    log:
+        "logs/pooled/{encoder}/{dataset}/queries-{split}.log",
+    benchmark:
+        "benchmarks/pooled/{encoder}/{dataset}/queries-{split}.tsv"
+    params:
+        kind="queries",
+        split="{split}",
+        shard=0,
+        num_shards=1,
+        batch_size=config["encoding"].get("batch_size", 128),
+    resources:
+        gpu=1,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/pool.py"
+
+
+rule pool_corpus:
+    input:
+        model=base_model,
+        dataset=dataset_input,
+    output:
+        pooled="results/pooled/{encoder}/{dataset}/corpus-{shard}.npz",
+    log:
+        "logs/pooled/{encoder}/{dataset}/corpus-{shard}.log",
+    benchmark:
+        "benchmarks/pooled/{encoder}/{dataset}/corpus-{shard}.tsv"
+    params:
+        kind="corpus",
+        split="test",
+        shard=shard_index,
+        num_shards=dataset_shards,
+        batch_size=config["encoding"].get("batch_size", 128),
+    resources:
+        gpu=1,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/pool.py"
+
+
+rule train:
+    wildcard_constraints:
+        system=TRAINED_SYSTEM,
+    input:
+        unpack(train_inputs),
+    output:
+        model=directory(f"results/models/{MODEL}/model"),
+        log=f"results/models/{MODEL}/train_log.jsonl",
+    log:
+        f"logs/train/{MODEL}.log",
+    benchmark:
+        f"benchmarks/train/{MODEL}.tsv"
+    params:
+        config=model_config,
+    resources:
+        gpu=1,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/train.py"

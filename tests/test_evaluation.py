@@ -1,0 +1,108 @@
+"""Metrics on hand-computed runs: nDCG@10, Recall@100, MRR@10, P@1; relevance thresholds; self hits;
+judged queries missing from the run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sbmoe.evaluation import METRICS, evaluate
+
+QRELS = {
+    "q1": {"d1": 1, "d3": 1},  # binary
+    "q2": {"d5": 2, "d6": 1},  # graded
+    "q3": {"d9": 1},  # judged, missing from the run
+    "q4": {"d1": 0},  # only a non-relevant judgement: not scored
+}
+RUN = {
+    "q1": {"d2": 0.9, "d1": 0.8, "d4": 0.7, "d3": 0.6},
+    "q2": {"d6": 0.9, "d7": 0.5, "d5": 0.4},
+    "q4": {"d1": 1.0},
+    "q5": {"d1": 1.0},  # not judged: ignored
+}
+
+
+def log2(x):
+    return math.log(x, 2)
+
+
+# nDCG with linear gains (trec_eval's, and BEIR's):
+# q1: relevant at ranks 2 and 4 -> (1/log2 3 + 1/log2 5) / (1 + 1/log2 3)
+NDCG_Q1 = (1 / log2(3) + 1 / log2(5)) / (1 + 1 / log2(3))
+# q2: grade 1 at rank 1, grade 2 at rank 3 -> (1 + 2/log2 4) / (2 + 1/log2 3)
+NDCG_Q2 = (1 + 2 / log2(4)) / (2 + 1 / log2(3))
+
+
+def test_metrics_by_hand():
+    result = evaluate(RUN, QRELS, ["ndcg@10", "recall@100", "mrr@10", "precision@1"])
+    per_query = result["per_query"]
+    assert per_query["ndcg@10"] == pytest.approx({"q1": NDCG_Q1, "q2": NDCG_Q2, "q3": 0.0})
+    assert NDCG_Q1 == pytest.approx(0.650921, abs=1e-6) and NDCG_Q2 == pytest.approx(0.760188, abs=1e-6)
+    assert per_query["recall@100"] == pytest.approx({"q1": 1.0, "q2": 1.0, "q3": 0.0})
+    assert per_query["mrr@10"] == pytest.approx({"q1": 0.5, "q2": 1.0, "q3": 0.0})
+    assert per_query["precision@1"] == pytest.approx({"q1": 0.0, "q2": 1.0, "q3": 0.0})
+    metrics = result["metrics"]
+    assert metrics["ndcg@10"] == pytest.approx((NDCG_Q1 + NDCG_Q2) / 3)
+    assert metrics["recall@100"] == pytest.approx(2 / 3)
+    assert metrics["mrr@10"] == pytest.approx(0.5)
+    assert metrics["precision@1"] == pytest.approx(1 / 3)
+    assert list(metrics) == ["ndcg@10", "recall@100", "mrr@10", "precision@1"]
+    assert result["num_queries"] == 3
+
+
+def test_cutoffs_apply():
+    # a relevant document at rank 11 counts for recall@100 and not for nDCG@10 or MRR@10
+    run = {"q": {f"x{i}": 100.0 - i for i in range(10)} | {"rel": 1.0}}
+    result = evaluate(run, {"q": {"rel": 1}}, ["ndcg@10", "mrr@10", "recall@100", "ndcg@3"])
+    assert result["metrics"] == pytest.approx({"ndcg@10": 0.0, "mrr@10": 0.0, "recall@100": 1.0, "ndcg@3": 0.0})
+
+
+def test_relevance_threshold_for_graded_qrels():
+    result = evaluate(RUN, QRELS, ["ndcg@10", "recall@100", "mrr@10", "precision@1"], relevance_threshold=2)
+    # nDCG keeps the grades as given
+    assert result["per_query"]["ndcg@10"] == pytest.approx({"q1": NDCG_Q1, "q2": NDCG_Q2, "q3": 0.0})
+    # binary metrics: only d5 (grade 2, rank 3) is relevant for q2; q1 and q3 have no relevant
+    # document left and are not scored for them
+    assert result["per_query"]["mrr@10"] == pytest.approx({"q2": 1 / 3})
+    assert result["per_query"]["precision@1"] == pytest.approx({"q2": 0.0})
+    assert result["per_query"]["recall@100"] == pytest.approx({"q2": 1.0})
+    assert result["metrics"]["mrr@10"] == pytest.approx(1 / 3)
+    assert result["relevance_threshold"] == 2
+    with pytest.raises(ValueError, match="relevance_threshold"):
+        evaluate(RUN, QRELS, relevance_threshold=0)
+
+
+def test_drop_self_hits():
+    run = {"a1": {"a1": 5.0, "d1": 4.0, "d2": 3.0}}
+    qrels = {"a1": {"d1": 1}}
+    kept = evaluate(run, qrels, ["mrr@10", "precision@1"])
+    dropped = evaluate(run, qrels, ["mrr@10", "precision@1"], drop_self_hits=True)
+    assert kept["metrics"] == pytest.approx({"mrr@10": 0.5, "precision@1": 0.0})
+    assert dropped["metrics"] == pytest.approx({"mrr@10": 1.0, "precision@1": 1.0})
+    assert dropped["drop_self_hits"] is True and kept["drop_self_hits"] is False
+
+
+def test_judged_query_missing_from_the_run_scores_zero():
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    result = evaluate({"q1": {"d1": 1.0}}, qrels, ["ndcg@10", "recall@100"])
+    assert result["per_query"]["ndcg@10"] == {"q1": 1.0, "q2": 0.0}
+    assert result["metrics"] == pytest.approx({"ndcg@10": 0.5, "recall@100": 0.5})
+    # an empty result list and an absent query are the same
+    assert evaluate({"q1": {"d1": 1.0}, "q2": {}}, qrels, ["ndcg@10"])["metrics"]["ndcg@10"] == pytest.approx(0.5)
+    # and a run with none of the judged queries scores zero everywhere
+    nothing = evaluate({"other": {"d1": 1.0}}, qrels)
+    assert nothing["metrics"] == {m: 0.0 for m in METRICS}
+    assert evaluate({}, qrels, ["mrr@10"])["per_query"]["mrr@10"] == {"q1": 0.0, "q2": 0.0}
+
+
+def test_perfect_run_scores_one():
+    qrels = {"q1": {"d1": 2, "d2": 1}, "q2": {"d3": 1}}
+    run = {"q1": {"d1": 3.0, "d2": 2.0, "d9": 1.0}, "q2": {"d3": 1.0}}
+    result = evaluate(run, qrels)
+    assert result["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    assert result["metrics"]["recall@100"] == pytest.approx(1.0)
+    assert result["metrics"]["mrr@10"] == pytest.approx(1.0)
+    assert result["metrics"]["precision@1"] == pytest.approx(1.0)
+    assert result["metrics"]["map@100"] == pytest.approx(1.0)
+    assert set(result["metrics"]) == set(METRICS)

@@ -1,0 +1,10 @@
+"""Snakemake script: save an encoder as an untrained model (the zero-shot system and the base of
+the pooled caches). params.model: the configuration dict (encoder, model, seed)."""
+
+from sbmoe.config import build_configs
+from sbmoe.joblog import log_to
+from sbmoe.stages import init_stage
+
+with log_to(snakemake.log[0]):  # noqa: F821 (set by Snakemake)
+    model, _ = build_configs(snakemake.params.config, source="config.yaml")  # noqa: F821
+    init_stage(model, snakemake.output.model)  # noqa: F821

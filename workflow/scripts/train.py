@@ -1,0 +1,16 @@
+"""Snakemake script: train one system (encoder x training set x variant x seed).
+
+input.dataset, input.pooled_queries / input.pooled_corpus (empty unless the encoder is frozen);
+params.config (encoder, model, training, seed); output.model (folder), output.log (JSONL).
+"""
+
+from sbmoe.config import build_configs
+from sbmoe.joblog import log_to
+from sbmoe.stages import train_stage
+
+smk = snakemake  # noqa: F821 (set by Snakemake)
+with log_to(smk.log[0]):
+    model, training = build_configs(smk.params.config, source="config.yaml")
+    train_stage(smk.input.dataset, model, training, smk.output.model, smk.output.log,
+                pooled_queries=smk.input.get("pooled_queries") or None,
+                pooled_corpus=list(smk.input.get("pooled_corpus", [])) or None)

@@ -17,8 +17,8 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/retrieve.smk"
 include: "rules/evaluate.smk"
-
-
+include: "rules/analysis.smk"
+include: "rules/paper.smk"
 
 
 rule all:

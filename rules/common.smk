@@ -6,7 +6,7 @@ import yaml
 from snakemake.utils import validate
 
 from sbmoe.datasets import load_table
-from sbmoe.model import parse_system, poolings, system_name
+from sbmoe.systems import parse_system, poolings, system_name
 from sbmoe.study import StudyError, check_study
 
 
@@ -199,4 +199,72 @@ def training_logs():
 
 
 def final_outputs():
-    return evaluations() + training_logs() + ["results/analysis/tables/dataset_stats.tex"]
+    """Everything the study reports: evaluations, training logs, tables, figures and the paper."""
+    outputs = evaluations() + training_logs() + ["results/analysis/significance.json"]
+    outputs += expand("results/analysis/tables/{table}.tex", table=PAPER_TABLES)
+    outputs += expand("results/analysis/figures/{figure}.png", figure=PAPER_FIGURES)
+    if config.get("paper", {}).get("build", True):
+        outputs.append("results/paper/main.pdf")
+    return outputs
+
+
+# ---- analysis inputs: every evaluation, routing and training log, with the keys that name it ----
+
+
+def evaluation_records():
+    """(path, keys) for every (model, test set, pooling) of the study."""
+    return [
+        (f"results/eval/{MODEL}.json".format(**m), {**m, "testset": t, "pooling": p})
+        for m in models()
+        for t in testsets(m["trainset"])
+        for p in poolings(m["system"])
+    ]
+
+
+def in_domain_pairs():
+    return [[trainset, testset] for trainset, tests in config["in_domain"].items() for testset in tests]
+
+
+def routing_records():
+    """(keys, queries folder, corpus shard folders) for every model with a gate, per test set and pooling."""
+    return [
+        ({**m, "testset": t, "pooling": p},
+         f"results/encoded/{MODEL}/{t}/queries".format(**m),
+         [f"results/encoded/{MODEL}/{t}/corpus-{s}".format(**m) for s in range(num_shards(t))])
+        for m in models()
+        if parse_system(m["system"])["variant"] in ("sbmoe", "random-gate")
+        for t in testsets(m["trainset"])
+        for p in poolings(m["system"])
+    ]
+
+
+def tsne_panels():
+    """The t-SNE panels: FT, then the configured SB-MoE system, for one trained model and test set."""
+    tsne = config["analysis"]["tsne"]
+    panels = []
+    for system, pooling in (("finetune", "none"), (tsne["system"], tsne.get("pooling", "top1"))):
+        model = dict(encoder=tsne["encoder"], trainset=tsne["trainset"], system=system, seed=tsne["seed"])
+        panels.append(({**model, "testset": tsne["testset"], "pooling": pooling},
+                       f"results/runs/{MODEL}/{tsne['testset']}".format(**model),
+                       f"results/encoded/{MODEL}/{tsne['testset']}/queries".format(**model),
+                       [f"results/encoded/{MODEL}/{tsne['testset']}/corpus-{s}".format(**model)
+                        for s in range(num_shards(tsne["testset"]))]))
+    return panels
+
+
+def curve_records():
+    """Training logs plotted as curves: every system of the first encoder and seed on one training set."""
+    trainset = config["analysis"].get("curves", next(iter(config["in_domain"])))
+    encoder, seed = next(iter(config["encoders"])), config["seeds"][0]
+    return [
+        (dict(encoder=encoder, trainset=trainset, system=system, seed=seed),
+         f"results/models/{MODEL}/train_log.jsonl".format(encoder=encoder, trainset=trainset, system=system, seed=seed))
+        for system in systems()
+    ]
+
+
+def zero_shot_trainset():
+    return next(iter(config["zero_shot"]))
+
+
+DATASET_LABELS = {name: spec.label for name, spec in DATASETS.items()}

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 from test_figures import synthetic_tsne_inputs, write_training_logs
-from test_tables import IN_DOMAIN, REFERENCE, ZERO_SHOT, synthetic_records, write_routing
+from test_tables import (
+    IN_DOMAIN,
+    REFERENCE,
+    ZERO_SHOT,
+    synthetic_records,
+    write_routing,
+)
 from threadpoolctl import threadpool_limits
 
 from sbmoe.atomic import write_text
@@ -19,7 +25,13 @@ from sbmoe.figures import expert_count_figure, training_curves_figure, tsne_figu
 from sbmoe.paper import MACROS, load_table, paper_macros, render_macros, write_macros
 from sbmoe.results import display_label, load_results
 from sbmoe.significance import significance_report
-from sbmoe.tables import experts_table, in_domain_table, load_reference, reproduction_table, zero_shot_table
+from sbmoe.tables import (
+    experts_table,
+    in_domain_table,
+    load_reference,
+    reproduction_table,
+    zero_shot_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "paper" / "main.tex"
@@ -165,36 +177,42 @@ rule significance:
     input: evals=EVALS
     output: json="generated/significance.json"
     params: eval_keys=KEYS, permutations=1000
+    log: "logs/significance.log"
     script: SCRIPTS + "/significance.py"
 
 rule in_domain:
     input: evals=EVALS, significance="generated/significance.json"
     output: tex="generated/in_domain.tex", csv="generated/in_domain.csv"
     params: table="in_domain", eval_keys=KEYS, datasets={in_domain!r}, dataset_labels={labels!r}
+    log: "logs/in_domain.log"
     script: SCRIPTS + "/tables.py"
 
 rule zero_shot:
     input: evals=EVALS, significance="generated/significance.json"
     output: tex="generated/zero_shot.tex", csv="generated/zero_shot.csv"
     params: table="zero_shot", eval_keys=KEYS, trainset="msmarco", testsets={zero_shot!r}
+    log: "logs/zero_shot.log"
     script: SCRIPTS + "/tables.py"
 
 rule reproduction:
     input: evals=EVALS, reference={reference!r}
     output: tex="generated/reproduction.tex", csv="generated/reproduction.csv"
     params: table="reproduction", eval_keys=KEYS, datasets={in_domain!r}, dataset_labels={labels!r}
+    log: "logs/reproduction.log"
     script: SCRIPTS + "/tables.py"
 
 rule experts:
     input: queries=[q for _, q, _ in NPZ], corpus=[c for _, _, c in NPZ]
     output: tex="generated/experts.tex", csv="generated/experts.csv"
     params: table="experts", npz_keys=[k for k, _, _ in NPZ]
+    log: "logs/experts.log"
     script: SCRIPTS + "/tables.py"
 
 rule expert_count:
     input: evals=EVALS
     output: pdf="generated/figures/expert_count.pdf", png="generated/figures/expert_count.png", json="generated/figures/expert_count.json"
     params: eval_keys=KEYS, datasets={in_domain!r}
+    log: "logs/expert_count.log"
     script: SCRIPTS + "/figure_expert_count.py"
 
 rule tsne:
@@ -205,12 +223,14 @@ rule tsne:
     params:
         labels=[p["label"] for p in PANELS], poolings=[p["pooling"] for p in PANELS],
         corpus_shards=[len(p["corpus"]) for p in PANELS], depth=60, seed=1
+    log: "logs/tsne.log"
     script: SCRIPTS + "/figure_tsne.py"
 
 rule training:
     input: logs=LOGS
     output: pdf="generated/figures/training_curves.pdf", png="generated/figures/training_curves.png", json="generated/figures/training_curves.json"
     params: labels=[k["system"] for k in LOG_KEYS]
+    log: "logs/training.log"
     script: SCRIPTS + "/figure_training.py"
 
 rule macros:
@@ -221,6 +241,7 @@ rule macros:
         figures=["generated/figures/expert_count.pdf", "generated/figures/training_curves.pdf"]
     output: tex="generated/macros.tex"
     params: log_keys=LOG_KEYS
+    log: "logs/macros.log"
     script: SCRIPTS + "/paper_macros.py"
 """
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sbmoe.model import parse_system
+from sbmoe.systems import parse_system
 from sbmoe.results import (
     aggregate_seeds,
     display_label,

@@ -84,6 +84,10 @@ class DatasetSpec:
     relevance_threshold: int
     drop_self_hits: bool
     grade_map: dict[int, int | None] | None = None
+    label: str = ""  # the name tables and figures show (the published one where the paper names it)
+
+    def __post_init__(self):
+        object.__setattr__(self, "label", self.label or self.name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +126,9 @@ def _check_keys(entry: Any, required: Iterable[str], optional: Iterable[str], wh
 def _parse_dataset(name: Any, entry: Any, where: str) -> DatasetSpec:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise TableError(f"{where}: a dataset name is lower-case letters, digits and '-'")
-    _check_keys(entry, ("splits", "relevance_threshold", "drop_self_hits"), ("grade_map",), where)
+    _check_keys(entry, ("splits", "relevance_threshold", "drop_self_hits"), ("grade_map", "label"), where)
+    if not isinstance(entry.get("label", ""), str):
+        raise TableError(f"{where}: 'label' must be a string, got {entry['label']!r}")
     splits = entry["splits"]
     if not isinstance(splits, dict) or not splits:
         raise TableError(f"{where}: 'splits' must map split names to sources")
@@ -146,6 +152,7 @@ def _parse_dataset(name: Any, entry: Any, where: str) -> DatasetSpec:
         relevance_threshold=threshold,
         drop_self_hits=entry["drop_self_hits"],
         grade_map=grade_map,
+        label=entry.get("label", ""),
     )
 
 

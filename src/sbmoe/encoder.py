@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer
 
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 TINY_RANDOM_MODEL = "random:tiny-bert"  # 2 layers, h=32, seeded random weights, MiniLM's tokenizer: for tests and CI
@@ -75,6 +74,8 @@ class Encoder(nn.Module):
 
     def __init__(self, config: EncoderConfig, model: nn.Module | None = None, tokenizer=None):
         super().__init__()
+        from transformers import AutoModel, AutoTokenizer  # imported here: slow, and unused by block-only models
+
         self.config = config
         if config.name_or_path == TINY_RANDOM_MODEL:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(resolve_model_path(EMBEDDED_MODEL))

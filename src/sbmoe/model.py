@@ -25,53 +25,7 @@ from torch import nn
 from .atomic import atomic_path
 from .encoder import Encoder, EncoderConfig
 from .moe import COMBINATIONS, RandomGate, Routing, SBMoE
-
-VARIANTS = ("finetune", "sbmoe", "random-gate", "adapter")
-
-
-def system_name(variant: str, combination: str = "paper", num_experts: int | None = None) -> str:
-    """The name of a system in paths and tables: ``finetune``, ``adapter-paper``, ``sbmoe-learned-e6``,
-    ``random-gate-e6`` (``zeroshot`` names an untrained encoder)."""
-    if variant == "finetune":
-        return "finetune"
-    if variant == "adapter":
-        return f"adapter-{combination}"
-    if num_experts is None:
-        raise ValueError(f"variant {variant!r} needs a number of experts")
-    if variant == "random-gate":
-        return f"random-gate-e{num_experts}"
-    if variant == "sbmoe":
-        return f"sbmoe-{combination}-e{num_experts}"
-    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-
-
-def parse_system(system: str) -> dict:
-    """Invert :func:`system_name`: ``{"variant", "combination", "num_experts"}``."""
-    if system in ("finetune", "zeroshot"):
-        return {"variant": system, "combination": None, "num_experts": None}
-    parts = system.split("-")
-    try:
-        if parts[0] == "adapter" and len(parts) == 2 and parts[1] in COMBINATIONS:
-            return {"variant": "adapter", "combination": parts[1], "num_experts": 1}
-        if system.startswith("random-gate-e") and len(parts) == 3:
-            return {"variant": "random-gate", "combination": "paper", "num_experts": int(parts[2][1:])}
-        if parts[0] == "sbmoe" and len(parts) == 3 and parts[1] in COMBINATIONS and parts[2][0] == "e":
-            return {"variant": "sbmoe", "combination": parts[1], "num_experts": int(parts[2][1:])}
-    except ValueError:
-        pass
-    raise ValueError(f"not a system name: {system!r} (e.g. finetune, adapter-paper, sbmoe-paper-e6, random-gate-e6)")
-
-
-def poolings(system: str) -> tuple[str, ...]:
-    """The inference poolings a system is read with: ``top1`` and ``all`` for SB-MoE, ``top1`` for the
-    random gate, ``none`` for a model without a gate."""
-    variant = parse_system(system)["variant"]
-    if variant == "sbmoe":
-        return ("top1", "all")
-    if variant == "random-gate":
-        return ("top1",)
-    return ("none",)
-
+from .systems import VARIANTS, poolings, system_name
 
 @dataclass
 class ModelConfig:
@@ -158,17 +112,29 @@ class Encoded:
 class Retriever(nn.Module):
     """A bi-encoder: one shared encoder for queries and documents, then the variant's SB-MoE block."""
 
-    def __init__(self, config: ModelConfig, encoder: Encoder | None = None):
+    def __init__(self, config: ModelConfig, encoder: Encoder | None = None, hidden_size: int | None = None):
+        """Build the encoder (or take ``encoder``) and the block. With ``hidden_size`` and no encoder,
+        only the block is built: enough to train on or apply to cached pooled embeddings."""
         super().__init__()
         self.config = config
-        torch.manual_seed(config.seed)  # the block's initialisation depends on the seed only
-        self.encoder = encoder or Encoder(config.encoder)
-        hidden = self.encoder.hidden_size
+        self.encoder = encoder if encoder is not None or hidden_size else Encoder(config.encoder)
+        self.hidden_size = self.encoder.hidden_size if self.encoder is not None else hidden_size
         if config.variant == "finetune":
             self.moe: SBMoE | None = None
         else:
             gate = {"sbmoe": "learned", "random-gate": "random", "adapter": None}[config.variant]
-            self.moe = SBMoE(hidden, config.num_experts, config.combination, gate=gate, seed=config.seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)  # the block's initialisation depends on the seed only
+                self.moe = SBMoE(self.hidden_size, config.num_experts, config.combination, gate=gate, seed=config.seed)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device if any(True for _ in self.parameters()) else torch.device("cpu")
+
+    def _require_encoder(self) -> Encoder:
+        if self.encoder is None:
+            raise ValueError("this model was loaded without its encoder (block only); it can only encode pooled embeddings")
+        return self.encoder
 
     def represent(self, pooled: torch.Tensor, pooling: str = "top1") -> tuple[torch.Tensor, Routing | None]:
         """Apply the block (if any) to pooled encoder embeddings."""
@@ -177,14 +143,14 @@ class Retriever(nn.Module):
         return self.moe(pooled, "top1" if pooling == "none" else pooling)
 
     def forward(self, texts: list[str], kind: str, pooling: str = "top1"):
-        batch = self.encoder.tokenize(texts, kind)
-        return self.represent(self.encoder(**batch), pooling)
+        encoder = self._require_encoder()
+        return self.represent(encoder(**encoder.tokenize(texts, kind)), pooling)
 
     def encode(
         self, texts: list[str], kind: str, pooling: str = "top1", batch_size: int = 64, progress: bool = True
     ) -> Encoded:
         """Encode ``texts`` (``kind`` is ``query`` or ``doc``) and route them, in input order."""
-        pooled = self.encoder.pool(texts, kind, batch_size=batch_size, progress=progress)
+        pooled = self._require_encoder().pool(texts, kind, batch_size=batch_size, progress=progress)
         return self.encode_pooled(pooled, pooling)
 
     @torch.no_grad()
@@ -197,7 +163,7 @@ class Retriever(nn.Module):
         self.eval()
         if self.moe is not None and isinstance(self.moe.gate, RandomGate):
             self.moe.gate.reseed()
-        device = self.encoder.device
+        device = self.device
         embeddings, experts, gates = [], [], []
         for start in range(0, len(pooled), batch_size):
             out, routing = self.represent(pooled[start : start + batch_size].to(device), pooling)
@@ -207,7 +173,7 @@ class Retriever(nn.Module):
                 gates.append(routing.weights.float().cpu())
         n = len(pooled)
         return Encoded(
-            embeddings=torch.cat(embeddings).numpy() if n else np.zeros((0, self.encoder.hidden_size), np.float32),
+            embeddings=torch.cat(embeddings).numpy() if n else np.zeros((0, self.hidden_size), np.float32),
             experts=torch.cat(experts).numpy() if experts else np.full(n, -1, dtype=np.int64),
             gate=torch.cat(gates).numpy() if gates else np.zeros((n, 0), dtype=np.float32),
         )
@@ -218,22 +184,25 @@ class Retriever(nn.Module):
             tmp.mkdir()
             config = self.config.to_dict()
             if self.config.encoder_trained:
-                self.encoder.save(tmp / "encoder")
+                self._require_encoder().save(tmp / "encoder")
                 config["encoder"]["name_or_path"] = "encoder"  # relative to the model folder
+            config["hidden_size"] = self.hidden_size
             (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
             if self.moe is not None:
                 torch.save(self.moe.state_dict(), tmp / "moe.pt")
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "Retriever":
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", with_encoder: bool = True) -> "Retriever":
+        """Load a saved model; ``with_encoder=False`` loads the block alone (see :meth:`__init__`)."""
         folder = Path(folder)
         config_path = folder / "config.json"
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path}: not a saved model folder (config.json missing)")
         data = json.loads(config_path.read_text())
+        hidden_size = data.pop("hidden_size")
         if data.get("encoder_trained"):
             data["encoder"]["name_or_path"] = str(folder / data["encoder"]["name_or_path"])
-        model = cls(ModelConfig(**data))
+        model = cls(ModelConfig(**data), hidden_size=None if with_encoder else hidden_size)
         if model.moe is not None:
             model.moe.load_state_dict(torch.load(folder / "moe.pt", map_location="cpu", weights_only=True))
         return model.to(device)

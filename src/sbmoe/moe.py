@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-COMBINATIONS = ("paper", "learned")
+from .systems import COMBINATIONS
+
 POOLINGS = ("top1", "all")
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .atomic import write_text
 from .figures import read_training_log
-from .model import parse_system
+from .systems import parse_system
 from .tables import MISSING, latex_escape
 
 MACROS = {
@@ -263,3 +263,31 @@ def load_table(path: str | Path) -> pd.DataFrame:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+def build_paper(main_tex: str | Path, generated: Mapping[str, str | Path], output_pdf: str | Path) -> None:
+    """Compile ``main_tex`` with latexmk, the ``generated`` files (``{path under generated/: source}``)
+    placed beside it, in a scratch folder; the PDF is moved to ``output_pdf`` only if the build succeeds.
+    The LaTeX log is printed when it fails."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from .atomic import atomic_path
+
+    with tempfile.TemporaryDirectory(prefix="paper-") as scratch:
+        folder = Path(scratch)
+        shutil.copy(main_tex, folder / "main.tex")
+        for name, source in generated.items():
+            target = folder / "generated" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+        completed = subprocess.run(
+            ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+            cwd=folder, capture_output=True, text=True,
+        )
+        if completed.returncode != 0:
+            log = (folder / "main.log").read_text(errors="replace") if (folder / "main.log").exists() else ""
+            raise RuntimeError(f"latexmk failed on {main_tex}:\n{completed.stdout[-4000:]}\n{log[-4000:]}")
+        with atomic_path(output_pdf) as tmp:
+            shutil.copy(folder / "main.pdf", tmp)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .model import parse_system
+from .systems import parse_system
 
 KEYS = ("encoder", "trainset", "system", "seed", "testset", "pooling")
 GROUP_KEYS = ("encoder", "trainset", "system", "pooling", "testset")

@@ -49,7 +49,6 @@ def train_stage(
     valid_path = dataset / "qrels" / f"{valid_split}.tsv" if valid_split else None
     valid = load_qrels(valid_path, queries=collection.queries) if valid_path and valid_path.is_file() else None
     set_seed(model_config.seed)
-    model = Retriever(model_config).to(device or default_device())
     pooled = None
     if pooled_queries or pooled_corpus:
         if not (pooled_queries and pooled_corpus):
@@ -58,6 +57,9 @@ def train_stage(
         corpus = Encoded.concatenate([Encoded.load(p) for p in pooled_corpus])
         pooled = {"query": (queries.ids, torch.from_numpy(queries.embeddings)),
                   "doc": (corpus.ids, torch.from_numpy(corpus.embeddings))}
+    # with a pooled cache the encoder is never run: build the block alone
+    hidden = pooled["query"][1].shape[1] if pooled else None
+    model = Retriever(model_config, hidden_size=hidden).to(device or default_device())
     with atomic_path(log) as log_tmp:
         train(model, collection.corpus, collection.queries, collection.qrels, train_config,
               valid_qrels=valid, log_path=log_tmp, progress=progress, pooled=pooled)
@@ -126,7 +128,7 @@ def encode_stage(
     """
     if len(poolings) != len(outputs):
         raise ValueError(f"{len(poolings)} poolings but {len(outputs)} outputs")
-    model = Retriever.load(model_dir, device or default_device())
+    model = Retriever.load(model_dir, device or default_device(), with_encoder=pooled is None)
     if pooled is not None:
         if model.config.encoder_trained:
             raise ValueError(f"{model_dir}: its encoder was trained, so cached pooled embeddings ({pooled}) do not apply")

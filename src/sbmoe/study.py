@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .datasets import MIRROR_ENV, DatasetSpec
 from .encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL
-from .model import system_name
+from .systems import system_name
 
 
 class StudyError(ValueError):

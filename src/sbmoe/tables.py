@@ -30,8 +30,14 @@ import pandas as pd
 import yaml
 
 from .atomic import write_text
-from .model import parse_system
-from .results import METRIC_LABELS, aggregate_seeds, display_label, place_untrained, system_order
+from .systems import parse_system
+from .results import (
+    METRIC_LABELS,
+    aggregate_seeds,
+    display_label,
+    place_untrained,
+    system_order,
+)
 
 MISSING = "--"
 _LATEX_SPECIALS = {

@@ -128,7 +128,7 @@ class _Texts:
         if config.freeze_encoder and config.cache_pooled and pooled is None:
             qids = sorted(qrels)
             doc_ids = sorted({d for docs in qrels.values() for d, grade in docs.items() if grade > 0})
-            encoder = model.encoder
+            encoder = model._require_encoder()
             pooled = {
                 "query": (qids, encoder.pool([queries[q] for q in qids], "query", config.encode_batch_size)),
                 "doc": (doc_ids, encoder.pool([document_text(corpus[d]) for d in doc_ids], "doc", config.encode_batch_size)),
@@ -137,14 +137,14 @@ class _Texts:
             self.cache = {kind: ({i: row for row, i in enumerate(ids)}, matrix) for kind, (ids, matrix) in pooled.items()}
 
     def pooled(self, ids: list[str], kind: str) -> torch.Tensor:
-        encoder = self.model.encoder
         if self.cache is not None:
             rows, matrix = self.cache[kind]
             try:
                 index = [rows[i] for i in ids]
             except KeyError as missing:
                 raise KeyError(f"{kind} {missing} is not in the cached pooled embeddings") from None
-            return matrix[index].to(encoder.device)
+            return matrix[index].to(self.model.device)
+        encoder = self.model._require_encoder()
         texts = [self.queries[i] for i in ids] if kind == "query" else [document_text(self.corpus[i]) for i in ids]
         batch = encoder.tokenize(texts, kind)
         if self.config.freeze_encoder:
@@ -199,8 +199,8 @@ def train(
     encoder = model.encoder
     groups = []
     if not config.freeze_encoder:
-        groups.append({"params": list(encoder.parameters()), "lr": config.encoder_lr})
-    else:
+        groups.append({"params": list(model._require_encoder().parameters()), "lr": config.encoder_lr})
+    elif encoder is not None:
         encoder.requires_grad_(False)
     if model.moe is not None:
         block = [p for p in model.moe.parameters() if p.requires_grad]
@@ -227,7 +227,7 @@ def train(
         optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
         texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config, pooled)
         valid_examples = sample_positives(valid_qrels, random.Random(config.seed))
-        device_type = encoder.device.type
+        device_type = model.device.type
         best_state = None
         stale = 0
         for epoch in tqdm(range(1, config.epochs + 1), desc="epochs", disable=not progress):
@@ -236,7 +236,7 @@ def train(
             examples = sample_positives(train_qrels, rng)
             rng.shuffle(examples)
             model.train()
-            if config.freeze_encoder:
+            if config.freeze_encoder and encoder is not None:
                 encoder.eval()
             losses, grad_norms = [], []
             load = torch.zeros(max(model.config.num_experts, 1))

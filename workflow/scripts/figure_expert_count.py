@@ -13,22 +13,25 @@ params.metrics         optional (default ``["ndcg@10", "recall@100"]``), one sub
 params.dataset_labels  optional {testset id: display name}
 output.pdf, output.png the figure
 output.json            the values plotted
+log[0]                 the job's log
 """
 
 from sbmoe.atomic import write_json
 from sbmoe.figures import expert_count_figure
+from sbmoe.joblog import log_to
 from sbmoe.results import load_results
 
 params, output = snakemake.params, snakemake.output  # noqa: F821 (injected by Snakemake)
-plotted = expert_count_figure(
-    load_results(zip(params.eval_keys, snakemake.input.evals, strict=True)),  # noqa: F821
-    [tuple(pair) for pair in params.datasets],
-    output.pdf,
-    output.png,
-    encoder=getattr(params, "encoder", None),
-    combination=getattr(params, "combination", "paper"),
-    pooling=getattr(params, "pooling", "top1"),
-    metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),
-    dataset_labels=getattr(params, "dataset_labels", None),
-)
-write_json(output.json, plotted)
+with log_to(snakemake.log[0]):  # noqa: F821
+    plotted = expert_count_figure(
+        load_results(zip(params.eval_keys, snakemake.input.evals, strict=True)),  # noqa: F821
+        [tuple(pair) for pair in params.datasets],
+        output.pdf,
+        output.png,
+        encoder=getattr(params, "encoder", None),
+        combination=getattr(params, "combination", "paper"),
+        pooling=getattr(params, "pooling", "top1"),
+        metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),
+        dataset_labels=getattr(params, "dataset_labels", None),
+    )
+    write_json(output.json, plotted)

@@ -9,41 +9,46 @@ input.runs            one entry per panel: a TREC run file or the pipeline's run
 input.queries         one entry per panel: a query npz or the pipeline's queries folder
 input.corpus          flat list, panel after panel: corpus npz files or shard folders
 params.corpus_shards  optional list: how many ``input.corpus`` entries each panel has (default 1)
-input.qrels           the test set's qrels (BEIR TSV)
+input.qrels           the test set's qrels (BEIR TSV), or its BEIR folder (qrels/test.tsv inside)
 params.seed           seed choosing the query and seeding t-SNE (default 0)
 params.depth          documents per query (default 1000)
 params.min_grade      smallest relevant grade (default 1; 2 for TREC DL)
 params.perplexity     t-SNE perplexity (default 30)
 output.pdf, output.png  the figure
 output.json           the chosen query id, the seed and per-panel counts (read by paper_macros)
+log[0]                the job's log
 """
+
+from pathlib import Path
 
 from sbmoe.atomic import write_json
 from sbmoe.collection import load_qrels
 from sbmoe.figures import TsnePanel, tsne_figure
+from sbmoe.joblog import log_to
 from sbmoe.results import group_by_counts, pooling_file
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
-corpus = group_by_counts(list(inputs.corpus), getattr(params, "corpus_shards", None))
-panels = [
-    TsnePanel(
-        label,
-        pooling_file(run, pooling, ".trec"),
-        pooling_file(queries, pooling, ".npz"),
-        [pooling_file(shard, pooling, ".npz") for shard in shards],
+with log_to(snakemake.log[0]):  # noqa: F821
+    corpus = group_by_counts(list(inputs.corpus), getattr(params, "corpus_shards", None))
+    panels = [
+        TsnePanel(
+            label,
+            pooling_file(run, pooling, ".trec"),
+            pooling_file(queries, pooling, ".npz"),
+            [pooling_file(shard, pooling, ".npz") for shard in shards],
+        )
+        for label, pooling, run, queries, shards in zip(
+            params.labels, params.poolings, inputs.runs, inputs.queries, corpus, strict=True
+        )
+    ]
+    description = tsne_figure(
+        panels,
+        load_qrels(Path(inputs.qrels) / "qrels" / "test.tsv" if Path(inputs.qrels).is_dir() else inputs.qrels),
+        output.pdf,
+        output.png,
+        seed=getattr(params, "seed", 0),
+        depth=getattr(params, "depth", 1000),
+        min_grade=getattr(params, "min_grade", 1),
+        perplexity=getattr(params, "perplexity", 30.0),
     )
-    for label, pooling, run, queries, shards in zip(
-        params.labels, params.poolings, inputs.runs, inputs.queries, corpus, strict=True
-    )
-]
-description = tsne_figure(
-    panels,
-    load_qrels(inputs.qrels),
-    output.pdf,
-    output.png,
-    seed=getattr(params, "seed", 0),
-    depth=getattr(params, "depth", 1000),
-    min_grade=getattr(params, "min_grade", 1),
-    perplexity=getattr(params, "perplexity", 30.0),
-)
-write_json(output.json, description)
+    write_json(output.json, description)

@@ -11,10 +11,12 @@ input.tsne           t-SNE description JSON (figure_tsne.py)
 input.logs           list of training logs (JSON lines)
 params.log_keys      list of key dicts (at least ``system``), one per ``input.logs`` entry
 output.tex           macros.tex
+log[0]               the job's log
 """
 
 import json
 
+from sbmoe.joblog import log_to
 from sbmoe.paper import load_table, paper_macros, write_macros
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
@@ -33,13 +35,14 @@ def optional_json(name):
         return json.load(handle)
 
 
-values = paper_macros(
-    in_domain=optional_table("in_domain"),
-    zero_shot=optional_table("zero_shot"),
-    reproduction=optional_table("reproduction"),
-    experts=optional_table("experts"),
-    significance=optional_json("significance"),
-    logs=list(zip(getattr(params, "log_keys", []), getattr(inputs, "logs", []), strict=True)),
-    tsne=optional_json("tsne"),
-)
-write_macros(snakemake.output.tex, values)  # noqa: F821
+with log_to(snakemake.log[0]):  # noqa: F821
+    values = paper_macros(
+        in_domain=optional_table("in_domain"),
+        zero_shot=optional_table("zero_shot"),
+        reproduction=optional_table("reproduction"),
+        experts=optional_table("experts"),
+        significance=optional_json("significance"),
+        logs=list(zip(getattr(params, "log_keys", []), getattr(inputs, "logs", []), strict=True)),
+        tsne=optional_json("tsne"),
+    )
+    write_macros(snakemake.output.tex, values)  # noqa: F821

@@ -13,22 +13,25 @@ params.alpha         significance level for corrected p-values (default 0.01)
 params.permutations  sign flips of the randomization test (default 10000)
 params.seed          seed of the randomization test (default 0)
 output.json          the report: settings and one record per (dataset, metric, system)
+log[0]               the job's log
 """
 
 from sbmoe.atomic import write_json
+from sbmoe.joblog import log_to
 from sbmoe.results import load_results
 from sbmoe.significance import DEFAULT_PERMUTATIONS, significance_report
 
 params = snakemake.params  # noqa: F821 (injected by Snakemake)
-results = load_results(zip(params.eval_keys, snakemake.input.evals, strict=True))  # noqa: F821
-report = significance_report(
-    results,
-    metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),
-    baseline=getattr(params, "baseline", "finetune"),
-    test=getattr(params, "test", "randomization"),
-    correction=getattr(params, "correction", "holm"),
-    alpha=getattr(params, "alpha", 0.01),
-    permutations=getattr(params, "permutations", DEFAULT_PERMUTATIONS),
-    seed=getattr(params, "seed", 0),
-)
-write_json(snakemake.output.json, report)  # noqa: F821
+with log_to(snakemake.log[0]):  # noqa: F821
+    results = load_results(zip(params.eval_keys, snakemake.input.evals, strict=True))  # noqa: F821
+    report = significance_report(
+        results,
+        metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),
+        baseline=getattr(params, "baseline", "finetune"),
+        test=getattr(params, "test", "randomization"),
+        correction=getattr(params, "correction", "holm"),
+        alpha=getattr(params, "alpha", 0.01),
+        permutations=getattr(params, "permutations", DEFAULT_PERMUTATIONS),
+        seed=getattr(params, "seed", 0),
+    )
+    write_json(snakemake.output.json, report)  # noqa: F821

@@ -32,12 +32,20 @@ input.queries          one entry per record: its query npz, or the pipeline's qu
 input.corpus           flat list, record after record: its corpus npz files or shard folders
 params.corpus_shards   optional list: how many ``input.corpus`` entries each record has
                        (default 1 each)
+log[0]                 the job's log
 """
 
 import json
 
+from sbmoe.joblog import log_to
 from sbmoe.results import group_by_counts, load_results, pooling_file
-from sbmoe.tables import experts_table, in_domain_table, load_reference, reproduction_table, zero_shot_table
+from sbmoe.tables import (
+    experts_table,
+    in_domain_table,
+    load_reference,
+    reproduction_table,
+    zero_shot_table,
+)
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
 labels = {
@@ -53,36 +61,39 @@ def significance():
         return json.load(handle)
 
 
-if params.table == "experts":
-    corpus = group_by_counts(list(inputs.corpus), getattr(params, "corpus_shards", None))
-    records = [
-        (
-            keys,
-            pooling_file(queries, keys["pooling"], ".npz"),
-            [pooling_file(c, keys["pooling"], ".npz") for c in shards],
-        )
-        for keys, queries, shards in zip(params.npz_keys, inputs.queries, corpus, strict=True)
-    ]
-    table = experts_table(records, **labels)
-else:
-    results = load_results(zip(params.eval_keys, inputs.evals, strict=True))
-    systems = getattr(params, "systems", None)
-    if params.table == "in_domain":
-        metrics = getattr(params, "metrics", ["ndcg@10", "recall@100"])
-        table = in_domain_table(results, params.datasets, significance(), metrics, systems, **labels)
-    elif params.table == "zero_shot":
-        metrics = getattr(params, "metrics", ["ndcg@10"])
-        table = zero_shot_table(results, params.trainset, params.testsets, significance(), metrics, systems, **labels)
-    elif params.table == "reproduction":
-        table = reproduction_table(
-            results,
-            load_reference(inputs.reference),
-            params.datasets,
-            encoder=getattr(params, "encoder", None),
-            combination=getattr(params, "combination", "paper"),
-            pooling=getattr(params, "pooling", "top1"),
-            dataset_labels=labels["dataset_labels"],
-        )
+with log_to(snakemake.log[0]):  # noqa: F821
+    if params.table == "experts":
+        corpus = group_by_counts(list(inputs.corpus), getattr(params, "corpus_shards", None))
+        records = [
+            (
+                keys,
+                pooling_file(queries, keys["pooling"], ".npz"),
+                [pooling_file(c, keys["pooling"], ".npz") for c in shards],
+            )
+            for keys, queries, shards in zip(params.npz_keys, inputs.queries, corpus, strict=True)
+        ]
+        table = experts_table(records, **labels)
     else:
-        raise ValueError(f"unknown table {params.table!r}")
-table.write(snakemake.output.tex, snakemake.output.csv)  # noqa: F821
+        results = load_results(zip(params.eval_keys, inputs.evals, strict=True))
+        systems = getattr(params, "systems", None)
+        if params.table == "in_domain":
+            metrics = getattr(params, "metrics", ["ndcg@10", "recall@100"])
+            table = in_domain_table(results, params.datasets, significance(), metrics, systems, **labels)
+        elif params.table == "zero_shot":
+            metrics = getattr(params, "metrics", ["ndcg@10"])
+            table = zero_shot_table(
+                results, params.trainset, params.testsets, significance(), metrics, systems, **labels
+            )
+        elif params.table == "reproduction":
+            table = reproduction_table(
+                results,
+                load_reference(inputs.reference),
+                params.datasets,
+                encoder=getattr(params, "encoder", None),
+                combination=getattr(params, "combination", "paper"),
+                pooling=getattr(params, "pooling", "top1"),
+                dataset_labels=labels["dataset_labels"],
+            )
+        else:
+            raise ValueError(f"unknown table {params.table!r}")
+    table.write(snakemake.output.tex, snakemake.output.csv)  # noqa: F821

@@ -1,0 +1,214 @@
+# Analysis: significance tests, the paper's tables (booktabs LaTeX + CSV) and figures (PDF + PNG).
+
+
+localrules:
+    significance,
+    table_in_domain,
+    table_zero_shot,
+    table_reproduction,
+    table_experts,
+    figure_expert_count,
+    figure_tsne,
+    figure_training,
+    paper_macros,
+
+
+EVALS = evaluation_records()
+ROUTING = routing_records()
+TSNE = tsne_panels()
+CURVES = curve_records()
+SIGNIFICANCE = config["significance"]
+
+
+rule significance:
+    input:
+        evals=[path for path, _ in EVALS],
+    output:
+        json="results/analysis/significance.json",
+    log:
+        "logs/analysis/significance.log",
+    params:
+        eval_keys=[keys for _, keys in EVALS],
+        metrics=["ndcg@10", "recall@100"],
+        baseline="finetune",
+        test=SIGNIFICANCE.get("test", "randomization"),
+        correction=SIGNIFICANCE.get("correction", "bonferroni"),
+        alpha=SIGNIFICANCE.get("alpha", 0.01),
+        permutations=SIGNIFICANCE.get("permutations", 10000),
+        seed=0,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/significance.py"
+
+
+rule table_in_domain:
+    input:
+        evals=[path for path, _ in EVALS],
+        significance="results/analysis/significance.json",
+    output:
+        tex="results/analysis/tables/in_domain.tex",
+        csv=report("results/analysis/tables/in_domain.csv", category="Tables", caption="../workflow/report/in_domain.rst"),
+    log:
+        "logs/analysis/table_in_domain.log",
+    params:
+        table="in_domain",
+        eval_keys=[keys for _, keys in EVALS],
+        datasets=in_domain_pairs(),
+        dataset_labels=DATASET_LABELS,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/tables.py"
+
+
+rule table_zero_shot:
+    input:
+        evals=[path for path, _ in EVALS],
+        significance="results/analysis/significance.json",
+    output:
+        tex="results/analysis/tables/zero_shot.tex",
+        csv=report("results/analysis/tables/zero_shot.csv", category="Tables", caption="../workflow/report/zero_shot.rst"),
+    log:
+        "logs/analysis/table_zero_shot.log",
+    params:
+        table="zero_shot",
+        eval_keys=[keys for _, keys in EVALS],
+        trainset=zero_shot_trainset(),
+        testsets=config["zero_shot"][zero_shot_trainset()],
+        dataset_labels=DATASET_LABELS,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/tables.py"
+
+
+rule table_reproduction:
+    input:
+        evals=[path for path, _ in EVALS],
+        reference="workflow/reference_numbers.yaml",
+    output:
+        tex="results/analysis/tables/reproduction.tex",
+        csv=report("results/analysis/tables/reproduction.csv", category="Tables", caption="../workflow/report/reproduction.rst"),
+    log:
+        "logs/analysis/table_reproduction.log",
+    params:
+        table="reproduction",
+        eval_keys=[keys for _, keys in EVALS],
+        datasets=in_domain_pairs(),
+        encoder=next(iter(config["encoders"])),
+        combination="paper",
+        pooling="top1",
+        dataset_labels=DATASET_LABELS,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/tables.py"
+
+
+rule table_experts:
+    input:
+        queries=[queries for _, queries, _ in ROUTING],
+        corpus=[shard for _, _, shards in ROUTING for shard in shards],
+    output:
+        tex="results/analysis/tables/experts.tex",
+        csv=report("results/analysis/tables/experts.csv", category="Tables", caption="../workflow/report/experts.rst"),
+    log:
+        "logs/analysis/table_experts.log",
+    params:
+        table="experts",
+        npz_keys=[keys for keys, _, _ in ROUTING],
+        corpus_shards=[len(shards) for _, _, shards in ROUTING],
+        dataset_labels=DATASET_LABELS,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/tables.py"
+
+
+rule figure_expert_count:
+    input:
+        evals=[path for path, _ in EVALS],
+    output:
+        pdf=report("results/analysis/figures/expert_count.pdf", category="Figures",
+                   caption="../workflow/report/expert_count.rst"),
+        png="results/analysis/figures/expert_count.png",
+        json="results/analysis/figures/expert_count.json",
+    log:
+        "logs/analysis/figure_expert_count.log",
+    params:
+        eval_keys=[keys for _, keys in EVALS],
+        datasets=in_domain_pairs(),
+        encoder=next(iter(config["encoders"])),
+        combination="paper",
+        pooling="top1",
+        dataset_labels=DATASET_LABELS,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/figure_expert_count.py"
+
+
+rule figure_tsne:
+    input:
+        runs=[runs for _, runs, _, _ in TSNE],
+        queries=[queries for _, _, queries, _ in TSNE],
+        corpus=[shard for _, _, _, shards in TSNE for shard in shards],
+        qrels=f"resources/datasets/{config['analysis']['tsne']['testset']}",
+    output:
+        pdf=report("results/analysis/figures/tsne.pdf", category="Figures", caption="../workflow/report/tsne.rst"),
+        png="results/analysis/figures/tsne.png",
+        json="results/analysis/figures/tsne.json",
+    log:
+        "logs/analysis/figure_tsne.log",
+    params:
+        labels=["FT", "SB-MoE"],
+        poolings=[keys["pooling"] for keys, _, _, _ in TSNE],
+        corpus_shards=[len(shards) for _, _, _, shards in TSNE],
+        seed=config["analysis"]["tsne"].get("query_seed", 0),
+        depth=1000,
+        min_grade=DATASETS[config["analysis"]["tsne"]["testset"]].relevance_threshold,
+        perplexity=30,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/figure_tsne.py"
+
+
+rule figure_training:
+    input:
+        logs=[path for _, path in CURVES],
+    output:
+        pdf=report("results/analysis/figures/training_curves.pdf", category="Figures",
+                   caption="../workflow/report/training_curves.rst"),
+        png="results/analysis/figures/training_curves.png",
+        json="results/analysis/figures/training_curves.json",
+    log:
+        "logs/analysis/figure_training.log",
+    params:
+        labels=[keys["system"] for keys, _ in CURVES],
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/figure_training.py"
+
+
+rule paper_macros:
+    input:
+        in_domain="results/analysis/tables/in_domain.csv",
+        zero_shot="results/analysis/tables/zero_shot.csv",
+        reproduction="results/analysis/tables/reproduction.csv",
+        experts="results/analysis/tables/experts.csv",
+        significance="results/analysis/significance.json",
+        tsne="results/analysis/figures/tsne.json",
+        logs=[path for _, path in CURVES],
+    output:
+        tex="results/analysis/macros.tex",
+    log:
+        "logs/analysis/paper_macros.log",
+    params:
+        log_keys=[keys for keys, _ in CURVES],
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/paper_macros.py"

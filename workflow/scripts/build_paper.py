@@ -1,0 +1,16 @@
+"""Snakemake script: compile the paper (``sbmoe.paper.build_paper``).
+
+input.main (paper/main.tex), input.macros, input.tables and input.figures (in the order of
+params.tables and params.figures, which name them under generated/ and generated/figures/);
+output.pdf.
+"""
+
+from sbmoe.joblog import log_to
+from sbmoe.paper import build_paper
+
+smk = snakemake  # noqa: F821 (set by Snakemake)
+with log_to(smk.log[0]):
+    generated = {"macros.tex": smk.input.macros}
+    generated.update({f"{name}.tex": path for name, path in zip(smk.params.tables, smk.input.tables, strict=True)})
+    generated.update({f"figures/{name}.pdf": path for name, path in zip(smk.params.figures, smk.input.figures, strict=True)})
+    build_paper(smk.input.main, generated, smk.output.pdf)

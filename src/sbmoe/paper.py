@@ -41,6 +41,7 @@ MACROS = {
     "SigAlpha": "significance level",
     "SigPermutations": "permutations of the randomization test",
     "SigFamilySize": "largest correction family",
+    "ZeroShotTrainset": "the training set of the zero-shot models",
     "ZeroShotFTAverage": "FT average nDCG@10 over the zero-shot test sets (first encoder)",
     "ZeroShotBestAverage": "best average nDCG@10 of a MoE or adapter system (first encoder)",
     "ZeroShotBestSystem": "that system's label",
@@ -134,7 +135,10 @@ def _zero_shot_macros(table: pd.DataFrame) -> dict:
         return {}
     averages = table[(table["testset"] == "average") & (table["metric"] == "ndcg@10")]
     averages = averages[(averages["encoder"] == table["encoder"].iloc[0]) & averages["mean"].notna()]
-    values = {"NumZeroShot": str(table.loc[table["testset"] != "average", "testset"].nunique())}
+    values = {
+        "NumZeroShot": str(table.loc[table["testset"] != "average", "testset"].nunique()),
+        "ZeroShotTrainset": latex_escape(str(table["trainset"].iloc[0])),
+    }
     ft = averages[averages["system"] == "finetune"]
     if len(ft):
         values["ZeroShotFTAverage"] = format_text_score(ft["mean"].iloc[0])

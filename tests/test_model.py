@@ -194,3 +194,22 @@ def test_encoder_is_shared_between_queries_and_documents(encoder_config):
     q = model.encode(["w1 w2"], "query", progress=False).embeddings
     d = model.encode(["w1 w2"], "doc", progress=False).embeddings
     assert np.array_equal(q, d)  # same text, same limits: same vector
+
+
+@pytest.mark.parametrize("variant", ["sbmoe", "random-gate", "finetune"])
+def test_block_only_model_matches_the_full_model_on_pooled_inputs(tmp_path, encoder_config, variant):
+    model = Retriever(_config(encoder_config, variant, encoder_trained=False))
+    model.save(tmp_path / "model")
+    block = Retriever.load(tmp_path / "model", with_encoder=False)
+    assert block.encoder is None and block.hidden_size == 32
+    pooled = model.encoder.pool(TEXTS, "doc", progress=False)
+    for pooling in model.config.poolings:
+        full, alone = model.encode_pooled(pooled, pooling), block.encode_pooled(pooled, pooling)
+        assert np.array_equal(full.embeddings, alone.embeddings) and np.array_equal(full.experts, alone.experts)
+    with pytest.raises(ValueError, match="without its encoder"):
+        block.encode(TEXTS, "doc", progress=False)
+    # the block's initialisation is the same with or without an encoder
+    fresh = Retriever(_config(encoder_config, variant), hidden_size=32, encoder=None)
+    if variant != "finetune":
+        for key, value in model.moe.state_dict().items():
+            assert torch.equal(value, fresh.moe.state_dict()[key])

@@ -195,6 +195,8 @@ def train(
         train_qrels = {q: docs for q, docs in qrels.items() if q not in valid_qrels}
     if not train_qrels or not valid_qrels:
         raise ValueError("training needs at least one training and one validation query")
+    if pooled is not None and not config.freeze_encoder:  # before a block-only model asks for its encoder
+        raise ValueError("cached pooled embeddings need training.freeze_encoder: true")
 
     encoder = model.encoder
     groups = []
@@ -204,10 +206,11 @@ def train(
         encoder.requires_grad_(False)
     if model.moe is not None:
         block = [p for p in model.moe.parameters() if p.requires_grad]
-        if model.config.combination == "paper" and isinstance(model.moe.gate, Gate) and config.balance_coef == 0:
-            # The paper's combination gives the gate a zero gradient (METHOD.md §2), but only up to rounding
-            # (~1e-7): AdamW would turn that residue into steps of the full learning rate and decay the
-            # weights, so the gate stays out of the optimizer and routing stays at its initialisation.
+        if model.config.combination == "paper" and isinstance(model.moe.gate, Gate):
+            # The paper's combination gives the gate a zero gradient (METHOD.md §2; the balance loss is the
+            # learned combination's only), but only up to rounding (~1e-7): AdamW would turn that residue
+            # into steps of the full learning rate and decay the weights, so the gate stays out of the
+            # optimizer and routing stays at its initialisation.
             gate = {id(p) for p in model.moe.gate.parameters()}
             block = [p for p in block if id(p) not in gate]
         groups.append({"params": block, "lr": config.moe_lr})

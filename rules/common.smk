@@ -29,6 +29,7 @@ wildcard_constraints:
     system=f"zeroshot|{TRAINED_SYSTEM}",
     seed="[0-9]+",
     shard="[0-9]+",
+    corpus="corpus(\\.[a-z0-9-]+)?",
     split="[a-z0-9-]+",
 
 
@@ -111,6 +112,11 @@ def dataset_input(wildcards):
     return dataset_folder(wildcards.dataset)
 
 
+def corpus_split(wildcards):
+    """``corpus`` is the test split's corpus, ``corpus.<split>`` a split's own (BEIR's NQ training set)."""
+    return wildcards.corpus.partition(".")[2] or "test"
+
+
 def shard_index(wildcards):
     return int(wildcards.shard)
 
@@ -132,8 +138,9 @@ def train_inputs(wildcards):
     inputs = {"dataset": dataset_folder(wildcards.trainset)}
     if FROZEN:
         inputs["pooled_queries"] = f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/queries-train.npz"
+        corpus = "corpus.train" if DATASETS[wildcards.trainset].has_own_corpus("train") else "corpus"
         inputs["pooled_corpus"] = [
-            f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/corpus-{shard}.npz"
+            f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/{corpus}-{shard}.npz"
             for shard in range(num_shards(wildcards.trainset))
         ]
     return inputs

@@ -44,14 +44,14 @@ rule pool_corpus:
         model=base_model,
         dataset=dataset_input,
     output:
-        pooled="results/pooled/{encoder}/{dataset}/corpus-{shard}.npz",
+        pooled="results/pooled/{encoder}/{dataset}/{corpus}-{shard}.npz",
     log:
-        "logs/pooled/{encoder}/{dataset}/corpus-{shard}.log",
+        "logs/pooled/{encoder}/{dataset}/{corpus}-{shard}.log",
     benchmark:
-        "benchmarks/pooled/{encoder}/{dataset}/corpus-{shard}.tsv"
+        "benchmarks/pooled/{encoder}/{dataset}/{corpus}-{shard}.tsv"
     params:
         kind="corpus",
-        split="test",
+        split=corpus_split,
         shard=shard_index,
         num_shards=dataset_shards,
         batch_size=config["encoding"].get("batch_size", 128),

@@ -89,6 +89,15 @@ class DatasetSpec:
     def __post_init__(self):
         object.__setattr__(self, "label", self.label or self.name)
 
+    def has_own_corpus(self, split: str) -> bool:
+        """Whether ``split`` is exported with its own ``corpus.<split>.jsonl``: its archive differs from
+        the test split's source (ir_datasets splits of one dataset share its documents)."""
+        main = self.splits.get("test") or next(iter(self.splits.values()))
+        source = self.splits[split]
+        if source is main:
+            return False
+        return source.url != main.url
+
 
 # ---------------------------------------------------------------------------------------------
 # The table

@@ -1,6 +1,6 @@
 """``sbmoe``: train, encode, search and evaluate SB-MoE retrievers from the command line.
 
-    sbmoe train    --dataset DIR --config CONFIG.yaml --output MODEL_DIR --log LOG.jsonl
+    sbmoe train    --dataset DIR --config CONFIG.yaml --output MODEL_DIR --log LOG.jsonl [--pooled-queries Q.npz --pooled-corpus C.npz]
     sbmoe init     --config CONFIG.yaml --output MODEL_DIR            (an untrained, zero-shot model)
     sbmoe pool     --model MODEL_DIR --dataset DIR --kind corpus --output POOLED.npz
     sbmoe encode   --model MODEL_DIR --dataset DIR --kind queries --pooling top1 --output ENC.npz
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log", required=True, help="per-epoch JSONL training log to write")
     train.add_argument("--split", default="train")
     train.add_argument("--valid-split", default="valid", help="qrels split held out for validation, if the file exists")
+    train.add_argument("--pooled-queries", help="the frozen encoder's pooled training queries ('sbmoe pool')")
+    train.add_argument("--pooled-corpus", nargs="+", help="the frozen encoder's pooled corpus shards ('sbmoe pool')")
 
     init = commands.add_parser("init", help="save an untrained model (the zero-shot baseline)")
     init.add_argument("--config", required=True)
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             model, training = load_config(args.config)
-            stages.train_stage(args.dataset, model, training, args.output, args.log, args.split, args.valid_split)
+            stages.train_stage(args.dataset, model, training, args.output, args.log, args.split, args.valid_split,
+                               pooled_queries=args.pooled_queries, pooled_corpus=args.pooled_corpus)
         elif args.command == "init":
             model, _ = load_config(args.config)
             stages.init_stage(model, args.output)

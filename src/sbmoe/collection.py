@@ -31,9 +31,12 @@ class DataFormatError(ValueError):
         self.line = line
 
 
-def _read_jsonl(path: Path, kind: str):
+def read_jsonl(path: str | Path, key: str = "_id", kind: str = "JSON lines"):
+    """Yield ``(line number, object)`` for each non-empty line of ``path``; every line must be a JSON
+    object with ``key``, else :class:`DataFormatError` names the file and line."""
+    path = Path(path)
     if not path.is_file():
-        raise DataFormatError(path, None, f"missing {kind} file (expected BEIR-layout JSON lines)")
+        raise DataFormatError(path, None, f"missing {kind} file (expected JSON lines)")
     with path.open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -44,8 +47,8 @@ def _read_jsonl(path: Path, kind: str):
                 raise DataFormatError(path, number, f"not valid JSON ({error.msg})") from None
             if not isinstance(record, dict):
                 raise DataFormatError(path, number, "expected a JSON object")
-            if "_id" not in record:
-                raise DataFormatError(path, number, "record has no '_id'")
+            if key not in record:
+                raise DataFormatError(path, number, f"record has no {key!r}")
             yield number, record
 
 
@@ -53,7 +56,7 @@ def load_corpus(path: str | Path) -> Corpus:
     """Read ``corpus.jsonl``: one ``{"_id", "title", "text"}`` object per line."""
     path = Path(path)
     corpus: Corpus = {}
-    for number, record in _read_jsonl(path, "corpus"):
+    for number, record in read_jsonl(path, kind="corpus"):
         doc_id = str(record["_id"])
         if doc_id in corpus:
             raise DataFormatError(path, number, f"duplicate document id {doc_id!r}")
@@ -68,7 +71,7 @@ def load_queries(path: str | Path) -> Queries:
     """Read ``queries.jsonl``: one ``{"_id", "text"}`` object per line."""
     path = Path(path)
     queries: Queries = {}
-    for number, record in _read_jsonl(path, "queries"):
+    for number, record in read_jsonl(path, kind="queries"):
         qid = str(record["_id"])
         if qid in queries:
             raise DataFormatError(path, number, f"duplicate query id {qid!r}")

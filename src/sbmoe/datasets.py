@@ -40,6 +40,7 @@ from .collection import (
     load_corpus,
     load_qrels,
     load_queries,
+    read_jsonl,
     split_validation,
     write_qrels,
 )
@@ -232,21 +233,6 @@ def _ir_datasets_split(dataset_id: str) -> _Split:
     )
 
 
-def _json_records(path: Path, key: str) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each JSON line of ``path``; every object must have ``key``."""
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(path, number, f"not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict) or key not in record:
-                raise DataFormatError(path, number, f"expected a JSON object with {key!r}")
-            yield number, record
-
-
 def _beir_folder_split(folder: Path, split: str) -> _Split:
     """A split of a BEIR folder (BEIR's own zips), read with the :mod:`sbmoe.collection` loaders."""
 
@@ -269,11 +255,11 @@ def _multi_domain_split(folder: Path, split: str) -> _Split:
     queries_path = folder / split / "queries.jsonl"
 
     def documents() -> Iterator[tuple[str, str, str]]:
-        for _, record in _json_records(folder / "collection.jsonl", "id"):
+        for _, record in read_jsonl(folder / "collection.jsonl", "id"):
             yield str(record["id"]), record.get("title") or "", record.get("text") or ""
 
     def qrels() -> Iterator[tuple[str, str, int]]:
-        for number, record in _json_records(queries_path, "id"):
+        for number, record in read_jsonl(queries_path, "id"):
             relevant = record.get("rel_doc_ids")
             if not isinstance(relevant, list):
                 raise DataFormatError(queries_path, number, "query has no 'rel_doc_ids' list")
@@ -282,7 +268,7 @@ def _multi_domain_split(folder: Path, split: str) -> _Split:
     return _Split(
         corpus=("archive", folder),
         documents=documents,
-        queries=lambda: ((str(r["id"]), str(r["text"])) for _, r in _json_records(queries_path, "id")),
+        queries=lambda: ((str(r["id"]), str(r["text"])) for _, r in read_jsonl(queries_path, "id")),
         qrels=qrels,
         totals={},
     )

@@ -120,13 +120,20 @@ def _in_domain_macros(table: pd.DataFrame) -> dict:
     head = ndcg[(ndcg["encoder"] == first["encoder"]) & (ndcg["testset"] == first["testset"])]
     head = head[head["trainset"] == first["trainset"]]
     values.update(HeadDataset=latex_escape(first["dataset"]), HeadEncoder=latex_escape(first["encoder"]))
-    ft = head[head["system"] == "finetune"]
+    values.update(_ft_and_best(head, "HeadFTNdcg", "HeadBestNdcg", "HeadBestSystem"))
+    return values
+
+
+def _ft_and_best(rows: pd.DataFrame, ft_name: str, best_name: str, system_name: str) -> dict:
+    """FT's mean, and the best MoE (or adapter) system's mean and label, among ``rows``."""
+    values = {}
+    ft = rows[rows["system"] == "finetune"]
     if len(ft):
-        values["HeadFTNdcg"] = format_text_score(ft["mean"].iloc[0])
-    moe = head[_is_moe(head["system"])]
+        values[ft_name] = format_text_score(ft["mean"].iloc[0])
+    moe = rows[_is_moe(rows["system"])]
     if len(moe):
         best = moe.loc[moe["mean"].idxmax()]
-        values.update(HeadBestNdcg=format_text_score(best["mean"]), HeadBestSystem=latex_escape(best["label"]))
+        values.update({best_name: format_text_score(best["mean"]), system_name: latex_escape(best["label"])})
     return values
 
 
@@ -139,13 +146,7 @@ def _zero_shot_macros(table: pd.DataFrame) -> dict:
         "NumZeroShot": str(table.loc[table["testset"] != "average", "testset"].nunique()),
         "ZeroShotTrainset": latex_escape(str(table["trainset"].iloc[0])),
     }
-    ft = averages[averages["system"] == "finetune"]
-    if len(ft):
-        values["ZeroShotFTAverage"] = format_text_score(ft["mean"].iloc[0])
-    moe = averages[_is_moe(averages["system"])]
-    if len(moe):
-        best = moe.loc[moe["mean"].idxmax()]
-        values.update(ZeroShotBestAverage=format_text_score(best["mean"]), ZeroShotBestSystem=latex_escape(best["label"]))
+    values.update(_ft_and_best(averages, "ZeroShotFTAverage", "ZeroShotBestAverage", "ZeroShotBestSystem"))
     return values
 
 

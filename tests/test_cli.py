@@ -1,0 +1,64 @@
+"""The command line end to end on a slice of SciFact with a tiny random encoder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sbmoe.cli import main
+from sbmoe.runs import read_trec_run
+
+MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
+CONFIG = {
+    "encoder": {"name_or_path": "random:tiny-bert", "normalize": True, "query_max_length": 32, "doc_max_length": 64},
+    "model": {"variant": "sbmoe", "num_experts": 3, "combination": "learned"},
+    "training": {"epochs": 2, "batch_size": 16, "temperature": 0.05, "freeze_encoder": True},
+    "seed": 3,
+}
+
+
+@pytest.mark.parametrize("command", ["train", "init", "pool", "encode", "search", "evaluate"])
+def test_help(command):
+    completed = subprocess.run([sys.executable, "-m", "sbmoe.cli", command, "--help"], capture_output=True, text=True)
+    assert completed.returncode == 0 and "--output" in completed.stdout
+
+
+def test_cli_pipeline(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    base = {**CONFIG, "model": {"variant": "finetune"}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    assert main(["init", "--config", str(tmp_path / "base.yaml"), "--output", str(tmp_path / "base")]) == 0
+    for kind, split in (("queries", "train"), ("corpus", "test")):
+        assert main(["pool", "--model", str(tmp_path / "base"), "--dataset", str(MINI), "--kind", kind,
+                     "--split", split, "--output", str(tmp_path / f"pooled-{kind}.npz")]) == 0
+    assert main(["train", "--dataset", str(MINI), "--config", str(config), "--output", str(tmp_path / "model"),
+                 "--log", str(tmp_path / "log.jsonl"), "--valid-split", "none",
+                 "--pooled-queries", str(tmp_path / "pooled-queries.npz"),
+                 "--pooled-corpus", str(tmp_path / "pooled-corpus.npz")]) == 0
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
+    for kind in ("queries", "corpus"):
+        assert main(["encode", "--model", str(tmp_path / "model"), "--dataset", str(MINI), "--kind", kind,
+                     "--pooling", "all", "--output", str(tmp_path / f"{kind}.npz")]) == 0
+    assert main(["search", "--queries", str(tmp_path / "queries.npz"), "--corpus", str(tmp_path / "corpus.npz"),
+                 "--k", "50", "--output", str(tmp_path / "run.trec")]) == 0
+    run = read_trec_run(tmp_path / "run.trec")
+    assert len(run) == 40 and all(len(docs) == 50 for docs in run.values())
+    assert main(["evaluate", "--run", str(tmp_path / "run.trec"), "--qrels", str(MINI / "qrels" / "test.tsv"),
+                 "--output", str(tmp_path / "eval.json")]) == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert set(result["metrics"]) == {"ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3"}
+    assert len(result["per_query"]["ndcg@10"]) == 40
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    bad = tmp_path / "run.trec"
+    bad.write_text("1 Q0 d1 1\n")
+    code = main(["evaluate", "--run", str(bad), "--qrels", str(MINI / "qrels" / "test.tsv"), "--output",
+                 str(tmp_path / "eval.json")])
+    assert code == 2
+    assert f"{bad}:1" in capsys.readouterr().err
+    assert not (tmp_path / "eval.json").exists()

@@ -21,7 +21,6 @@ test: $(VENV)/.installed tex
 # PyTorch first and pinned (an unpinned one, pulled in by another package, would be a multi-GB CUDA build).
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[pyterrier,datasets,embedded,workflow,test]"
 	touch $@

@@ -183,18 +183,34 @@ def corpus_shards(wildcards):
     ]
 
 
+def evaluated_systems(wildcards):
+    return ["zeroshot"] if wildcards.trainset == "none" else systems()
+
+
 def evaluation_inputs(wildcards):
-    return [f"results/runs/{MODEL}/{testset}".format(**wildcards) for testset in testsets(wildcards.trainset)]
+    """The runs of every system of one encoder, training set and seed, on each of its test sets."""
+    return [
+        f"results/runs/{MODEL}/{testset}".format(**wildcards, system=system)
+        for system in evaluated_systems(wildcards)
+        for testset in testsets(wildcards.trainset)
+    ]
 
 
 def evaluation_params(wildcards):
+    """For each evaluated model (in the order of the rule's outputs): its runs and how to score them."""
     sets = testsets(wildcards.trainset)
-    return {
-        "testsets": sets,
-        "qrels": [f"{dataset_folder(t)}/qrels/test.tsv" for t in sets],
-        "thresholds": [DATASETS[t].relevance_threshold for t in sets],
-        "drop_self_hits": [DATASETS[t].drop_self_hits for t in sets],
-    }
+    return [
+        {
+            "system": system,
+            "poolings": list(poolings(system)),
+            "runs": [f"results/runs/{MODEL}/{t}".format(**wildcards, system=system) for t in sets],
+            "testsets": sets,
+            "qrels": [f"{dataset_folder(t)}/qrels/test.tsv" for t in sets],
+            "thresholds": [DATASETS[t].relevance_threshold for t in sets],
+            "drop_self_hits": [DATASETS[t].drop_self_hits for t in sets],
+        }
+        for system in evaluated_systems(wildcards)
+    ]
 
 
 def evaluations():

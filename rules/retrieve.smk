@@ -18,6 +18,7 @@ rule encode_corpus:
         num_shards=testset_shards,
         poolings=system_poolings,
         batch_size=config["encoding"].get("batch_size", 128),
+    threads: 1 if FROZEN else 8  # the encoder runs only without a pooled cache; Snakemake lowers it to --cores
     resources:
         gpu=1,
     conda:

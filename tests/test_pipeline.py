@@ -143,3 +143,9 @@ def test_ci_study_runs_end_to_end_after_an_interruption(tmp_path):
 
     again = snakemake(folder, "-n", "--configfile", "config/ci.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    report = snakemake(folder, "--report", "report.html", "--configfile", "config/ci.yaml")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (folder / "report.html").read_text(errors="replace")
+    for name in ("expert_count.pdf", "tsne.pdf", "training_curves.pdf", "in_domain.csv", "main.pdf"):
+        assert name in html, name

@@ -117,6 +117,12 @@ def corpus_split(wildcards):
     return wildcards.corpus.partition(".")[2] or "test"
 
 
+def corpus_threads(wildcards):
+    """Cores per corpus shard: the shards of a corpus share the machine (one process per core
+    encodes faster than one process on all cores)."""
+    return max(1, workflow.cores // num_shards(wildcards.dataset))
+
+
 def shard_index(wildcards):
     return int(wildcards.shard)
 

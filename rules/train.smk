@@ -56,7 +56,7 @@ rule pool_corpus:
         shard=shard_index,
         num_shards=dataset_shards,
         batch_size=config["encoding"].get("batch_size", 128),
-    threads: 8  # running the encoder is the heavy part; Snakemake lowers it to --cores
+    threads: corpus_threads
     resources:
         gpu=1,
     conda:

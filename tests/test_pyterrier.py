@@ -38,7 +38,8 @@ def test_pyterrier_pipeline_matches_the_library(model, tmp_path):
     index = pyterrier_dr.FlexIndex(str(tmp_path / "mini.flex"))
     (encoder >> index).index(docs.to_dict("records"))
 
-    topics = pd.DataFrame({"qid": list(collection.qrels), "query": [collection.queries[q] for q in collection.qrels]})
+    judged = collection.judged_queries()
+    topics = pd.DataFrame({"qid": list(judged), "query": list(judged.values())})
     qrels = pd.DataFrame([(q, d, g) for q, docs_ in collection.qrels.items() for d, g in docs_.items()],
                          columns=["qid", "docno", "label"])
     pipeline = encoder >> index.retriever(num_results=100)

@@ -1,4 +1,10 @@
 # Datasets: export to BEIR layout (or stage a local copy), with a seeded validation split.
+# Downloads run on the submitting node: cluster compute nodes often have no internet.
+
+
+localrules:
+    export_dataset,
+    dataset_stats,
 
 
 rule export_dataset:

@@ -1,5 +1,9 @@
 # The paper: paper/main.tex compiled with latexmk over the generated tables, figures and macros.
 
+localrules:
+    paper,
+
+
 PAPER_TABLES = ["dataset_stats", "in_domain", "zero_shot", "reproduction", "experts"]
 PAPER_FIGURES = ["expert_count", "tsne", "training_curves"]
 

@@ -35,6 +35,7 @@ wildcard_constraints:
 
 FROZEN = config["training"].get("freeze_encoder", False)
 MODEL = "{encoder}/{trainset}/{system}/seed{seed}"
+ENCODED = f"results/encoded/{MODEL}/{{testset}}"
 
 
 def systems():
@@ -152,18 +153,25 @@ def train_inputs(wildcards):
     return inputs
 
 
-def encode_queries_inputs(wildcards):
+def search_inputs(wildcards):
+    """The model, the test set, and its corpus: the encoded shards, or (frozen encoder) the pooled
+    shards, which the search job routes itself."""
     inputs = {"model": model_folder(wildcards), "dataset": dataset_folder(wildcards.testset)}
+    shards = range(num_shards(wildcards.testset))
     if FROZEN:
-        inputs["pooled"] = f"results/pooled/{wildcards.encoder}/{wildcards.testset}/queries-test.npz"
+        pooled = f"results/pooled/{wildcards.encoder}/{wildcards.testset}"
+        inputs["pooled"] = f"{pooled}/queries-test.npz"
+        inputs["pooled_corpus"] = [f"{pooled}/corpus-{shard}.npz" for shard in shards]
+    else:
+        inputs["corpus"] = [f"{ENCODED}/corpus/{shard}".format(**wildcards) for shard in shards]
     return inputs
 
 
-def encode_corpus_inputs(wildcards):
-    inputs = {"model": model_folder(wildcards), "dataset": dataset_folder(wildcards.testset)}
-    if FROZEN:
-        inputs["pooled"] = f"results/pooled/{wildcards.encoder}/{wildcards.testset}/corpus-{wildcards.shard}.npz"
-    return inputs
+def encoded_corpus(model, testset):
+    """The folders holding a model's routed corpus of ``testset`` (``<pooling>.npz`` in each shard
+    folder): its shard folders, or the search job's ``corpus`` folder of shards (frozen encoder)."""
+    folder = f"{ENCODED}/corpus".format(**model, testset=testset)
+    return [folder] if FROZEN else [f"{folder}/{shard}" for shard in range(num_shards(testset))]
 
 
 def testset_shards(wildcards):
@@ -180,13 +188,6 @@ def evaluation_datasets(wildcards):
 
 def system_poolings(wildcards):
     return list(poolings(wildcards.system))
-
-
-def corpus_shards(wildcards):
-    return [
-        f"results/encoded/{MODEL}/{{testset}}/corpus-{shard}".format(**wildcards)
-        for shard in range(num_shards(wildcards.testset))
-    ]
 
 
 def evaluated_systems(wildcards):
@@ -258,8 +259,8 @@ def routing_records():
     """(keys, queries folder, corpus shard folders) for every model with a gate, per test set and pooling."""
     return [
         ({**m, "testset": t, "pooling": p},
-         f"results/encoded/{MODEL}/{t}/queries".format(**m),
-         [f"results/encoded/{MODEL}/{t}/corpus-{s}".format(**m) for s in range(num_shards(t))])
+         f"{ENCODED}/queries".format(**m, testset=t),
+         encoded_corpus(m, t))
         for m in models()
         if parse_system(m["system"])["variant"] in ("sbmoe", "random-gate")
         for t in testsets(m["trainset"])
@@ -275,9 +276,8 @@ def tsne_panels():
         model = dict(encoder=tsne["encoder"], trainset=tsne["trainset"], system=system, seed=tsne["seed"])
         panels.append(({**model, "testset": tsne["testset"], "pooling": pooling},
                        f"results/runs/{MODEL}/{tsne['testset']}".format(**model),
-                       f"results/encoded/{MODEL}/{tsne['testset']}/queries".format(**model),
-                       [f"results/encoded/{MODEL}/{tsne['testset']}/corpus-{s}".format(**model)
-                        for s in range(num_shards(tsne["testset"]))]))
+                       f"{ENCODED}/queries".format(**model, testset=tsne["testset"]),
+                       encoded_corpus(model, tsne["testset"])))
     return panels
 
 

@@ -1,39 +1,44 @@
 # Retrieval: encode (and route) a test set's corpus in shards; encode its queries and search them
-# exactly over the shards.
+# exactly over the shards. With a frozen encoder the corpus is already pooled (rules/train.smk), and
+# the search job routes the pooled shards itself: one job per model and test set instead of one per
+# shard as well, where routing is a small matrix product and starting the job costs more.
 
 
-rule encode_corpus:
-    input:
-        unpack(encode_corpus_inputs),
-    output:
-        folder=directory(f"results/encoded/{MODEL}/{{testset}}/corpus-{{shard}}"),
-    log:
-        f"logs/encode/{MODEL}/{{testset}}/corpus-{{shard}}.log",
-    benchmark:
-        f"benchmarks/encode/{MODEL}/{{testset}}/corpus-{{shard}}.tsv"
-    params:
-        kind="corpus",
-        split="test",
-        shard=shard_index,
-        num_shards=testset_shards,
-        poolings=system_poolings,
-        batch_size=config["encoding"].get("batch_size", 128),
-    threads: 1 if FROZEN else 8  # the encoder runs only without a pooled cache; Snakemake lowers it to --cores
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
-    script:
-        "../workflow/scripts/encode.py"
+if not FROZEN:
+
+    rule encode_corpus:
+        input:
+            model=model_folder,
+            dataset=lambda wildcards: dataset_folder(wildcards.testset),
+        output:
+            folder=directory(f"{ENCODED}/corpus/{{shard}}"),
+        log:
+            f"logs/encode/{MODEL}/{{testset}}/corpus-{{shard}}.log",
+        benchmark:
+            f"benchmarks/encode/{MODEL}/{{testset}}/corpus-{{shard}}.tsv"
+        params:
+            kind="corpus",
+            split="test",
+            shard=shard_index,
+            num_shards=testset_shards,
+            poolings=system_poolings,
+            batch_size=config["encoding"].get("batch_size", 128),
+        threads: 8  # Snakemake lowers it to --cores
+        resources:
+            gpu=1,
+        conda:
+            "../envs/sbmoe.yaml"
+        script:
+            "../workflow/scripts/encode.py"
 
 
 rule search:
     input:
-        unpack(encode_queries_inputs),
-        corpus=corpus_shards,
+        unpack(search_inputs),
     output:
-        queries=directory(f"results/encoded/{MODEL}/{{testset}}/queries"),
+        queries=directory(f"{ENCODED}/queries"),
         runs=directory(f"results/runs/{MODEL}/{{testset}}"),
+        **({"corpus": directory(f"{ENCODED}/corpus")} if FROZEN else {}),
     log:
         f"logs/search/{MODEL}/{{testset}}.log",
     benchmark:

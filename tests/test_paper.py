@@ -248,12 +248,15 @@ rule macros:
 
 def pipeline_folders(panels, folder):
     """Lay t-SNE panels out as the pipeline does: runs/<model>/<pooling>.trec,
-    encoded/<model>/queries/<pooling>.npz and encoded/<model>/corpus-<shard>/<pooling>.npz."""
+    encoded/<model>/queries/<pooling>.npz and encoded/<model>/corpus/<shard>/<pooling>.npz. The first
+    panel lists its shard folders (one encode job each), the second its corpus folder (a frozen
+    encoder's search job)."""
     laid_out = []
     for number, (panel, pooling) in enumerate(zip(panels, ("none", "top1"), strict=True)):
         model = folder / f"model{number}"
         files = {model / "runs" / f"{pooling}.trec": panel.run, model / "queries" / f"{pooling}.npz": panel.queries}
-        files.update({model / f"corpus-{shard}" / f"{pooling}.npz": path for shard, path in enumerate(panel.corpus)})
+        shards = [model / "corpus" / str(shard) for shard in range(len(panel.corpus))]
+        files.update({shard / f"{pooling}.npz": path for shard, path in zip(shards, panel.corpus, strict=True)})
         for target, source in files.items():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)
@@ -263,7 +266,7 @@ def pipeline_folders(panels, folder):
                 "pooling": pooling,
                 "run": str(model / "runs"),
                 "queries": str(model / "queries"),
-                "corpus": [str(model / f"corpus-{shard}") for shard in range(len(panel.corpus))],
+                "corpus": [str(model / "corpus")] if number else [str(shard) for shard in shards],
             }
         )
     return laid_out
@@ -303,6 +306,8 @@ def test_workflow_scripts_build_the_paper(tmp_path):
     assert r"\newcommand{\HeadDataset}{MS MARCO}" in macros
     description = json.loads((tmp_path / "generated" / "figures" / "tsne.json").read_text())
     assert rf"\newcommand{{\TsneQuery}}{{{description['qid']}}}" in macros
+    direct = tsne_figure(panels, qrels, tmp_path / "direct.pdf", tmp_path / "direct.png", depth=60, seed=1)
+    assert description == json.loads(json.dumps(direct))  # every shard was read, in both folder layouts
     if shutil.which("latexmk"):
         write_text(tmp_path / "generated" / "dataset_stats.tex", DATASET_STATS)
         compile_paper(tmp_path)

@@ -115,7 +115,7 @@ def test_ci_study_runs_end_to_end_after_an_interruption(tmp_path):
     process = subprocess.Popen(command, cwd=folder, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     logs = folder / "results" / "models" / "tiny" / "scifact"
     deadline = time.time() + 600
-    while time.time() < deadline and len(list(logs.glob("*/*/train_log.jsonl"))) < 2:
+    while time.time() < deadline and not any(p.name == "train_log.jsonl" for p in finished(folder)):
         time.sleep(0.5)
     process.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake stops its running jobs
     process.wait(timeout=300)
@@ -149,3 +149,35 @@ def test_ci_study_runs_end_to_end_after_an_interruption(tmp_path):
     html = (folder / "report.html").read_text(errors="replace")
     for name in ("expert_count.pdf", "tsne.pdf", "training_curves.pdf", "in_domain.csv", "main.pdf"):
         assert name in html, name
+
+
+def test_trained_encoder_study_encodes_its_corpus_in_shards(tmp_path):
+    """Without a frozen encoder (the full study's setting) nothing is pooled ahead: every model encodes
+    its own corpus, shard by shard, in encode_corpus jobs that search reads."""
+    folder = workdir(tmp_path)
+    config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
+    config["training"]["freeze_encoder"] = False
+    config["encoders"]["tiny"]["epochs"] = 1
+    config["systems"] = [{"variant": "finetune"}, {"variant": "sbmoe", "combination": "paper", "experts": [3]}]
+    config["seeds"] = [1]
+    config["encoding"]["corpus_shards"] = {"default": 2}
+    config["analysis"]["tsne"]["system"] = "sbmoe-paper-e3"
+    config["paper"]["build"] = False
+    (folder / "trained.yaml").write_text(yaml.safe_dump(config))
+
+    plan = snakemake(folder, "-n", "--configfile", "trained.yaml", "--quiet", "rules")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    counts = job_counts(plan.stdout + plan.stderr)
+    assert counts["encode_corpus"] == 2 * 2 * 2 and counts["search"] == 2 * 2  # models x test sets (x shards)
+    assert "pool_corpus" not in counts and "pool_queries" not in counts
+
+    completed = snakemake(folder, "--cores", "2", "--configfile", "trained.yaml")
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    results = folder / "results"
+    encoded = results / "encoded" / "tiny" / "scifact" / "sbmoe-paper-e3" / "seed1" / "cranfield"
+    assert sorted(p.name for p in (encoded / "corpus").iterdir()) == ["0", "1"]
+    assert {p.name for p in (encoded / "corpus" / "1").glob("*.npz")} == {"top1.npz", "all.npz"}
+    assert not (results / "pooled").exists()
+    evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "finetune" / "seed1.json").read_text())
+    assert 0 <= evaluation["cranfield"]["none"]["metrics"]["ndcg@10"] <= 1
+    assert "\\toprule" in (results / "analysis" / "tables" / "experts.tex").read_text()

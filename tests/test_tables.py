@@ -10,6 +10,7 @@ import pytest
 from sbmoe.systems import parse_system
 from sbmoe.results import (
     aggregate_seeds,
+    corpus_files,
     display_label,
     group_by_counts,
     load_results,
@@ -144,6 +145,18 @@ def test_pooling_file_and_groups(tmp_path):
     assert group_by_counts(["a", "b"], None) == [["a"], ["b"]]
     with pytest.raises(ValueError):
         group_by_counts(["a"], [2])
+
+
+def test_corpus_files_in_shard_order(tmp_path):
+    frozen = tmp_path / "frozen" / "corpus"  # a frozen encoder's search job: corpus/<shard>/<pooling>.npz
+    for shard in (0, 2, 10):
+        (frozen / str(shard)).mkdir(parents=True)
+    sharded = [tmp_path / "corpus" / str(shard) for shard in (0, 1)]  # one folder per encode job
+    for folder in sharded:
+        folder.mkdir(parents=True)
+    assert corpus_files([frozen], "all") == [frozen / s / "all.npz" for s in ("0", "2", "10")]
+    assert corpus_files(sharded, "top1") == [folder / "top1.npz" for folder in sharded]
+    assert corpus_files([tmp_path / "c.npz"], "top1") == [tmp_path / "c.npz"]
 
 
 def test_latex_escape_and_format():

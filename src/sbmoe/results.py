@@ -157,6 +157,23 @@ def pooling_file(path: str | Path, pooling: str, suffix: str) -> Path:
     return path / f"{pooling}{suffix}" if path.is_dir() else path
 
 
+def corpus_files(paths: Sequence[str | Path], pooling: str) -> list[Path]:
+    """The ``.npz`` files of one pooling for a routed corpus given as files, shard folders (holding
+    ``<pooling>.npz``) or folders of numbered shard folders (a frozen encoder's search job), in
+    shard order."""
+    files = []
+    for path in map(Path, paths):
+        shards = _numbered_folders(path)
+        files += [pooling_file(shard, pooling, ".npz") for shard in shards] or [pooling_file(path, pooling, ".npz")]
+    return files
+
+
+def _numbered_folders(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    return sorted((child for child in path.iterdir() if child.is_dir() and child.name.isdigit()), key=lambda c: int(c.name))
+
+
 def group_by_counts(items: Sequence, counts: Sequence[int] | None) -> list[list]:
     """Split a flat list into consecutive groups of ``counts`` items (one item each by default),
     e.g. the corpus shards of several models given to Snakemake as one flat input list."""

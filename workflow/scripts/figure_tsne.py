@@ -7,7 +7,7 @@ params.poolings       list of the panels' poolings (``none`` for FT, ``top1``/``
                       they pick ``<pooling>.trec`` / ``<pooling>.npz`` inside the pipeline's folders
 input.runs            one entry per panel: a TREC run file or the pipeline's runs folder
 input.queries         one entry per panel: a query npz or the pipeline's queries folder
-input.corpus          flat list, panel after panel: corpus npz files or shard folders
+input.corpus          flat list, panel after panel: corpus npz files, shard folders or folders of shard folders
 params.corpus_shards  optional list: how many ``input.corpus`` entries each panel has (default 1)
 input.qrels           the test set's qrels (BEIR TSV), or its BEIR folder (qrels/test.tsv inside)
 params.seed           seed choosing the query and seeding t-SNE (default 0)
@@ -25,7 +25,7 @@ from sbmoe.atomic import write_json
 from sbmoe.collection import load_qrels
 from sbmoe.figures import TsnePanel, tsne_figure
 from sbmoe.joblog import log_to
-from sbmoe.results import group_by_counts, pooling_file
+from sbmoe.results import corpus_files, group_by_counts, pooling_file
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
 with log_to(snakemake.log[0]):  # noqa: F821
@@ -35,7 +35,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
             label,
             pooling_file(run, pooling, ".trec"),
             pooling_file(queries, pooling, ".npz"),
-            [pooling_file(shard, pooling, ".npz") for shard in shards],
+            corpus_files(shards, pooling),
         )
         for label, pooling, run, queries, shards in zip(
             params.labels, params.poolings, inputs.runs, inputs.queries, corpus, strict=True

@@ -29,7 +29,7 @@ input.significance     optional significance report JSON (``in_domain``, ``zero_
 params.npz_keys        list of key dicts, one per record
 input.queries          one entry per record: its query npz, or the pipeline's queries folder
                        (holding ``<pooling>.npz``; the record's pooling picks the file)
-input.corpus           flat list, record after record: its corpus npz files or shard folders
+input.corpus           flat list, record after record: its corpus npz files, shard folders or a folder of shard folders
 params.corpus_shards   optional list: how many ``input.corpus`` entries each record has
                        (default 1 each)
 log[0]                 the job's log
@@ -38,7 +38,7 @@ log[0]                 the job's log
 import json
 
 from sbmoe.joblog import log_to
-from sbmoe.results import group_by_counts, load_results, pooling_file
+from sbmoe.results import corpus_files, group_by_counts, load_results, pooling_file
 from sbmoe.tables import (
     experts_table,
     in_domain_table,
@@ -68,7 +68,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
             (
                 keys,
                 pooling_file(queries, keys["pooling"], ".npz"),
-                [pooling_file(c, keys["pooling"], ".npz") for c in shards],
+                corpus_files(shards, keys["pooling"]),
             )
             for keys, queries, shards in zip(params.npz_keys, inputs.queries, corpus, strict=True)
         ]

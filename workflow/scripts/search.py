@@ -16,10 +16,10 @@ smk = snakemake  # noqa: F821 (set by Snakemake)
 poolings = list(smk.params.poolings)
 
 
-def encode(kind, folder, pooled, **shard):
+def encode(kind, folder, pooled):
     folder.mkdir(parents=True, exist_ok=True)
     encode_stage(smk.input.model, smk.input.dataset, kind, poolings, [folder / f"{p}.npz" for p in poolings],
-                 split=smk.params.split, pooled=pooled, batch_size=smk.params.batch_size, **shard)
+                 split=smk.params.split, pooled=pooled, batch_size=smk.params.batch_size)
 
 
 with log_to(smk.log[0]):
@@ -27,8 +27,8 @@ with log_to(smk.log[0]):
     encode("queries", queries, smk.input.get("pooled") or None)
     if "corpus" in smk.output.keys():
         corpus = [Path(smk.output.corpus) / str(shard) for shard in range(len(smk.input.pooled_corpus))]
-        for shard, (folder, pooled) in enumerate(zip(corpus, smk.input.pooled_corpus)):
-            encode("corpus", folder, pooled, shard=shard, num_shards=len(corpus))
+        for folder, pooled in zip(corpus, smk.input.pooled_corpus):
+            encode("corpus", folder, pooled)
     else:
         corpus = [Path(folder) for folder in smk.input.corpus]
     runs.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[pyterrier,datasets,embedded,workflow,test]"
 	touch $@
 
-# TeX Live and latexmk build the paper (Debian/Ubuntu packages; skipped when latexmk is present).
+# TeX Live, latexmk and every LaTeX package paper/main.tex loads (scripts/latex-packages.tsv): each is
+# checked with kpsewhich, and the Debian packages providing the missing ones are installed.
 tex:
-	@command -v latexmk >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
-	    latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended >/dev/null; }
+	scripts/setup-tex

@@ -106,6 +106,20 @@ def tiny_collection(tmp_path_factory) -> Path:
     return write_tiny_collection(tmp_path_factory.mktemp("tiny-beir") / "tiny")
 
 
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real collections beside the repository (``../shared/data``): part of the setup, so a
+    missing one fails the tests that read it rather than skipping them."""
+    missing = [name for name in ("scifact", "nfcorpus", "cranfield") if not (SHARED_DATA / name / "corpus.jsonl").is_file()]
+    if missing:
+        pytest.fail(f"{SHARED_DATA} lacks {', '.join(missing)} (BEIR layout, corpus.jsonl): clone the repository "
+                    "beside the shared folder that holds them")
+    return SHARED_DATA
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     """Tiny models gain nothing from threads, and other work shares the machine's cores."""

@@ -36,7 +36,7 @@ from sbmoe.datasets import (
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "workflow" / "datasets.yaml"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared BEIR collections not found at {SHARED}")
+needs_shared = pytest.mark.usefixtures("shared_data")
 
 BEIR_TEST_SETS = [
     "trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "quora",

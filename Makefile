@@ -7,16 +7,20 @@ export PATH := $(BIN):$(PATH)
 # numba (ranx) keeps its compiled functions here, so only the first job pays for compiling them
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: demo study test tex
+.PHONY: demo study test setup tex
 
-demo: $(VENV)/.installed tex
+demo: setup
 	snakemake --cores all --configfile config/demo.yaml
 
 study: $(VENV)/.installed
 	snakemake --cores all
 
-test: $(VENV)/.installed tex
+test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
+
+# The Python environment and the TeX packages install side by side.
+setup:
+	$(MAKE) --no-print-directory -j2 $(VENV)/.installed tex
 
 # PyTorch first and pinned (an unpinned one, pulled in by another package, would be a multi-GB CUDA build).
 $(VENV)/.installed: pyproject.toml

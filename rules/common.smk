@@ -83,9 +83,10 @@ def num_shards(testset):
     return shards.get(testset, shards.get("default", 1))
 
 
-def model_config(wildcards):
-    """The configuration dict (encoder, model, training, seed) of one system."""
-    return system_config(wildcards.encoder, wildcards.system, int(wildcards.seed))
+def model_configs(wildcards):
+    """The configuration dict (encoder, model, training, seed) of one system, as the one-entry list the
+    train script takes."""
+    return [system_config(wildcards.encoder, wildcards.system, int(wildcards.seed))]
 
 
 def zeroshot_config(wildcards):
@@ -153,18 +154,39 @@ def train_inputs(wildcards):
     return inputs
 
 
+def each_system(pattern, wildcards=None):
+    """``pattern`` (a path with the {system} wildcard) for every system one job handles: all systems of
+    the study, or the untrained encoder alone (training set ``none``). With ``wildcards`` the other
+    wildcards are filled in."""
+    names = evaluated_systems(wildcards) if wildcards is not None else systems()
+    paths = [pattern.replace("{system}", name) for name in names]
+    return [path.format(**wildcards) for path in paths] if wildcards is not None else paths
+
+
+def frozen_train_configs(wildcards):
+    """The configuration of every system trained in one job on a frozen encoder's pooled cache."""
+    return [system_config(wildcards.encoder, system, int(wildcards.seed)) for system in systems()]
+
+
 def search_inputs(wildcards):
-    """The model, the test set, and its corpus: the encoded shards, or (frozen encoder) the pooled
-    shards, which the search job routes itself."""
-    inputs = {"model": model_folder(wildcards), "dataset": dataset_folder(wildcards.testset)}
+    """The model(s), the test set, and its corpus: the encoded shards of a trained encoder, or (frozen
+    encoder: one job for every system of an encoder, training set and seed) the pooled shards, which
+    the search job routes itself."""
     shards = range(num_shards(wildcards.testset))
     if FROZEN:
         pooled = f"results/pooled/{wildcards.encoder}/{wildcards.testset}"
-        inputs["pooled"] = f"{pooled}/queries-test.npz"
-        inputs["pooled_corpus"] = [f"{pooled}/corpus-{shard}.npz" for shard in shards]
-    else:
-        inputs["corpus"] = [f"{ENCODED}/corpus/{shard}".format(**wildcards) for shard in shards]
-    return inputs
+        return {"models": each_system(f"results/models/{MODEL}/model", wildcards),
+                "dataset": dataset_folder(wildcards.testset),
+                "pooled": f"{pooled}/queries-test.npz",
+                "pooled_corpus": [f"{pooled}/corpus-{shard}.npz" for shard in shards]}
+    return {"models": [model_folder(wildcards)], "dataset": dataset_folder(wildcards.testset),
+            "corpus": [f"{ENCODED}/corpus/{shard}".format(**wildcards) for shard in shards]}
+
+
+def search_params(wildcards):
+    """Per model of the job (in the order of its outputs): its poolings and its run tag."""
+    names = evaluated_systems(wildcards) if FROZEN else [wildcards.system]
+    return [{"poolings": list(poolings(name)), "tag": search_tag({**wildcards, "system": name})} for name in names]
 
 
 def encoded_corpus(model, testset):
@@ -179,7 +201,7 @@ def testset_shards(wildcards):
 
 
 def search_tag(wildcards):
-    return "{encoder}-{trainset}-{system}-seed{seed}".format(**wildcards)
+    return "{encoder}-{trainset}-{system}-seed{seed}".format(**dict(wildcards))
 
 
 def evaluation_datasets(wildcards):

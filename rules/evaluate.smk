@@ -22,13 +22,16 @@ rule evaluate:
 
 
 rule evaluate_untrained:
+    wildcard_constraints:
+        trainset="none",
+        seed="0",
     input:
         runs=evaluation_inputs,
         datasets=evaluation_datasets,
     output:
-        json=["results/eval/{encoder}/none/zeroshot/seed0.json"],
+        json=["results/eval/{encoder}/{trainset}/zeroshot/seed{seed}.json"],
     log:
-        "logs/evaluate/{encoder}/none/seed0.log",
+        "logs/evaluate/{encoder}/{trainset}/seed{seed}.log",
     params:
         evaluation=evaluation_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),

@@ -32,26 +32,60 @@ if not FROZEN:
             "../workflow/scripts/encode.py"
 
 
-rule search:
-    input:
-        unpack(search_inputs),
-    output:
-        queries=directory(f"{ENCODED}/queries"),
-        runs=directory(f"results/runs/{MODEL}/{{testset}}"),
-        **({"corpus": directory(f"{ENCODED}/corpus")} if FROZEN else {}),
-    log:
-        f"logs/search/{MODEL}/{{testset}}.log",
-    benchmark:
-        f"benchmarks/search/{MODEL}/{{testset}}.tsv"
-    params:
-        split="test",
-        poolings=system_poolings,
-        batch_size=config["encoding"].get("batch_size", 128),
-        k=config["search"].get("k", 1000),
-        tag=search_tag,
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
-    script:
-        "../workflow/scripts/search.py"
+if FROZEN:
+
+    # One job per encoder, training set, seed and test set searches every system: each one's routing
+    # of the pooled cache is a small matrix product, and starting a job costs more than that.
+    rule search:
+        input:
+            unpack(search_inputs),
+        output:
+            queries=[directory(p) for p in each_system(f"{ENCODED}/queries")],
+            corpus=[directory(p) for p in each_system(f"{ENCODED}/corpus")],
+            runs=[directory(p) for p in each_system(f"results/runs/{MODEL}/{{testset}}")],
+        log:
+            "logs/search/{encoder}/{trainset}/seed{seed}/{testset}.log",
+        benchmark:
+            "benchmarks/search/{encoder}/{trainset}/seed{seed}/{testset}.tsv"
+        params:
+            split="test",
+            models=search_params,
+            batch_size=config["encoding"].get("batch_size", 128),
+            k=config["search"].get("k", 1000),
+        conda:
+            "../envs/sbmoe.yaml"
+        script:
+            "../workflow/scripts/search.py"
+
+    use rule search as search_untrained with:
+        wildcard_constraints:
+            trainset="none",
+            seed="0",
+        output:
+            queries=[directory("results/encoded/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}/queries")],
+            corpus=[directory("results/encoded/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}/corpus")],
+            runs=[directory("results/runs/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}")],
+
+else:
+
+    rule search:
+        input:
+            unpack(search_inputs),
+        output:
+            queries=[directory(f"{ENCODED}/queries")],
+            runs=[directory(f"results/runs/{MODEL}/{{testset}}")],
+        log:
+            f"logs/search/{MODEL}/{{testset}}.log",
+        benchmark:
+            f"benchmarks/search/{MODEL}/{{testset}}.tsv"
+        params:
+            split="test",
+            models=search_params,
+            batch_size=config["encoding"].get("batch_size", 128),
+            k=config["search"].get("k", 1000),
+        resources:
+            gpu=1,
+        conda:
+            "../envs/sbmoe.yaml"
+        script:
+            "../workflow/scripts/search.py"

@@ -65,23 +65,46 @@ rule pool_corpus:
         "../workflow/scripts/pool.py"
 
 
-rule train:
-    wildcard_constraints:
-        system=TRAINED_SYSTEM,
-    input:
-        unpack(train_inputs),
-    output:
-        model=directory(f"results/models/{MODEL}/model"),
-        log=f"results/models/{MODEL}/train_log.jsonl",
-    log:
-        f"logs/train/{MODEL}.log",
-    benchmark:
-        f"benchmarks/train/{MODEL}.tsv"
-    params:
-        config=model_config,
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
-    script:
-        "../workflow/scripts/train.py"
+if FROZEN:
+
+    # One job per encoder, training set and seed trains every system's block on the pooled cache: each
+    # takes seconds, and starting a job costs about as much.
+    rule train:
+        input:
+            unpack(train_inputs),
+        output:
+            model=[directory(p) for p in each_system(f"results/models/{MODEL}/model")],
+            log=each_system(f"results/models/{MODEL}/train_log.jsonl"),
+        log:
+            "logs/train/{encoder}/{trainset}/seed{seed}.log",
+        benchmark:
+            "benchmarks/train/{encoder}/{trainset}/seed{seed}.tsv"
+        params:
+            configs=frozen_train_configs,
+        conda:
+            "../envs/sbmoe.yaml"
+        script:
+            "../workflow/scripts/train.py"
+
+else:
+
+    rule train:
+        wildcard_constraints:
+            system=TRAINED_SYSTEM,
+        input:
+            unpack(train_inputs),
+        output:
+            model=[directory(f"results/models/{MODEL}/model")],
+            log=[f"results/models/{MODEL}/train_log.jsonl"],
+        log:
+            f"logs/train/{MODEL}.log",
+        benchmark:
+            f"benchmarks/train/{MODEL}.tsv"
+        params:
+            configs=model_configs,
+        resources:
+            gpu=1,
+        conda:
+            "../envs/sbmoe.yaml"
+        script:
+            "../workflow/scripts/train.py"

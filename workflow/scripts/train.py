@@ -1,7 +1,8 @@
-"""Snakemake script: train one system (encoder x training set x variant x seed).
+"""Snakemake script: train systems (encoder x training set x variant x seed), one after another.
 
 input.dataset, input.pooled_queries / input.pooled_corpus (empty unless the encoder is frozen);
-params.config (encoder, model, training, seed); output.model (folder), output.log (JSONL).
+params.configs (per system: encoder, model, training, seed); output.model[i] (folder) and
+output.log[i] (JSONL) for configs[i].
 """
 
 from sbmoe.config import build_configs
@@ -10,7 +11,8 @@ from sbmoe.stages import train_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):
-    model, training = build_configs(smk.params.config, source="config.yaml")
-    train_stage(smk.input.dataset, model, training, smk.output.model, smk.output.log,
-                pooled_queries=smk.input.get("pooled_queries") or None,
-                pooled_corpus=list(smk.input.get("pooled_corpus", [])) or None)
+    for config, model_dir, log in zip(smk.params.configs, smk.output.model, smk.output.log, strict=True):
+        model, training = build_configs(config, source="config.yaml")
+        train_stage(smk.input.dataset, model, training, model_dir, log,
+                    pooled_queries=smk.input.get("pooled_queries") or None,
+                    pooled_corpus=list(smk.input.get("pooled_corpus", [])) or None)

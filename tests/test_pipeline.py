@@ -79,9 +79,13 @@ def test_full_study_plans_every_job(tmp_path):
         (lambda c: c["datasets"].update(mirror="no/such/folder"), "datasets.mirror"),
         (lambda c: c["training"].update(moe_lr=-1e-4), "moe_lr"),
         (lambda c: c["in_domain"].update(cranfield=["cranfield"]), "in_domain.cranfield"),
+        (lambda c: c["evaluation"].update(metrics=["ndcg@10", "ndgc@10"]), "evaluation.metrics[1]: unknown metric"),
+        (lambda c: c["analysis"]["tsne"].update(testset="msmarco"), "analysis.tsne.testset: 'msmarco' is not a test set"),
+        (lambda c: c.update(seeds=[1, 1]), "non-unique elements"),
     ],
     ids=["unknown-encoder", "unknown-variant", "missing-model-folder", "missing-dataset-folder", "missing-mirror",
-         "negative-learning-rate", "no-train-split"],
+         "negative-learning-rate", "no-train-split", "unknown-metric", "tsne-testset-outside-the-study",
+         "duplicate-seeds"],
 )
 def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     folder = workdir(tmp_path)

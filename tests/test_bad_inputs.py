@@ -580,3 +580,14 @@ def test_command_line_prints_one_error_line_without_traceback(tmp_path, good, ca
     assert "Traceback" not in completed.stderr, completed.stderr
     assert completed.stderr.strip().splitlines()[-1].startswith(expected.strip()), completed.stderr  # after progress bars
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pipeline_job_ends_on_bad_input_without_traceback(tmp_path, capsys):
+    from sbmoe.joblog import log_to
+
+    log = tmp_path / "job.log"
+    with pytest.raises(SystemExit) as caught, log_to(log):
+        Collection.load(tmp_path / "nowhere")
+    assert caught.value.code == 1
+    assert f"error: {tmp_path / 'nowhere'}: collection folder does not exist" in capsys.readouterr().err
+    assert "collection folder does not exist" in log.read_text() and "Traceback" not in log.read_text()

@@ -98,6 +98,25 @@ def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     assert not (folder / "results").exists() and not (folder / "resources").exists()
 
 
+def test_malformed_mirror_data_fails_its_job_with_the_file_and_line(tmp_path):
+    folder = workdir(tmp_path)
+    shutil.copytree(folder / "tests" / "data" / "mini", folder / "mirror")
+    corpus = folder / "mirror" / "scifact" / "corpus.jsonl"
+    corpus.chmod(0o644)
+    lines = len(corpus.read_text().splitlines())
+    with corpus.open("a") as handle:
+        handle.write('{"_id": "broken", "text": "cut off\n')
+    config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
+    config["datasets"]["mirror"] = "mirror"
+    (folder / "bad.yaml").write_text(yaml.safe_dump(config))
+    completed = snakemake(folder, "resources/datasets/scifact", "--cores", "1", "--configfile", "bad.yaml")
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert f"error: mirror/scifact/corpus.jsonl:{lines + 1}: not valid JSON (Unterminated string" in output, output[-3000:]
+    assert "Traceback" not in output
+    assert not (folder / "resources" / "datasets" / "scifact").exists()
+
+
 def finished(folder: Path) -> set[Path]:
     """Outputs Snakemake recorded as finished: with metadata and no incomplete marker."""
     def paths(kind: str) -> set[Path]:

@@ -162,10 +162,13 @@ def _write_qrels(folder: Path, split: str, lines: list[str]) -> Path:
     (["q30\td30\t1", "q31\td31\t1", "q30\td30\t2"], 4, "judged 2 here and 1 on line 2"),
     (["q30\t\t1"], 2, "empty query-id or corpus-id"),
     (["q30 d30 1"], 2, "expected 3 tab-separated columns"),
-], ids=["fractional-grade", "nan-grade", "empty", "conflicting-duplicate", "empty-id", "spaces-not-tabs"])
+    (None, 1, "neither a judgement nor the header query-id<TAB>corpus-id<TAB>score"),
+], ids=["fractional-grade", "nan-grade", "empty", "conflicting-duplicate", "empty-id", "spaces-not-tabs", "other-header"])
 def test_bad_qrels_is_named(tmp_path, good, capsys, lines, line, words):
     folder = copy_of(good["collection"], tmp_path)
-    path = _write_qrels(folder, "test", lines)
+    path = _write_qrels(folder, "test", lines or [])
+    if lines is None:
+        path.write_text("qid\tdocid\trelevance\nq30\td30\t1\n")
     where = f"{path}:{line}:" if line else f"{path}:"
     with pytest.raises(InputError, match=words.replace("(", r"\(")) as caught:
         Collection.load(folder, "test")
@@ -391,10 +394,17 @@ def test_bad_model_folder_is_named(tmp_path, good, capsys, case, file, words):
                    "--output", str(tmp_path / "out" / "q.npz")], tmp_path / "out", f"{model / file}", words)
 
 
-def test_missing_model_folder(tmp_path, good, capsys):
+def test_missing_model_folder_or_trained_encoder(tmp_path, good, capsys):
     fails(capsys, ["pool", "--model", str(tmp_path / "nowhere"), "--dataset", str(good["collection"]), "--kind",
                    "corpus", "--output", str(tmp_path / "out" / "c.npz")], tmp_path / "out",
           f"{tmp_path / 'nowhere'}: not a saved model folder")
+    model = copy_of(good["base"], tmp_path)
+    config = json.loads((model / "config.json").read_text())
+    config["encoder_trained"], config["encoder"]["name_or_path"] = True, "encoder"
+    (model / "config.json").write_text(json.dumps(config))
+    fails(capsys, ["pool", "--model", str(model), "--dataset", str(good["collection"]), "--kind", "corpus",
+                   "--output", str(tmp_path / "out" / "c.npz")], tmp_path / "out",
+          f"{model / 'encoder'}: missing the trained encoder's folder")
 
 
 def test_bad_encoder_folder_is_named(tmp_path, good, capsys):
@@ -405,15 +415,19 @@ def test_bad_encoder_folder_is_named(tmp_path, good, capsys):
     config["encoder"]["name_or_path"] = str(encoder)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     fails(capsys, ["init", "--config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "out" / "m")],
-          tmp_path / "out", f"{encoder}: could not load the encoder (expected a Hugging Face model folder")
+          tmp_path / "out", f"{encoder}: could not load the encoder from this folder (expected a Hugging Face model")
     (encoder / "config.json").write_text("{")
     fails(capsys, ["init", "--config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "out" / "m")],
           tmp_path / "out", f"{encoder}: could not load the encoder")
-    for missing in (tmp_path / "no-such-encoder", "./no/such/encoder"):
+    for missing, words in ((tmp_path / "no-such-encoder", "local encoder folder does not exist"),
+                           ("./no/such/encoder", "local encoder folder does not exist"),
+                           (tmp_path, "not a Hugging Face model folder (config.json missing)"),
+                           ("embedded:bert-base", "neither a Hugging Face id"),
+                           ("models/no/such/encoder", "neither a Hugging Face id")):
         config["encoder"]["name_or_path"] = str(missing)
         (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
         fails(capsys, ["init", "--config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "out" / "m")],
-              tmp_path / "out", "'encoder.name_or_path'", "local encoder folder does not exist")
+              tmp_path / "out", f"{tmp_path / 'c.yaml'}: 'encoder.name_or_path': '{missing}': {words}")
 
 
 # ---- command-line arguments ----
@@ -510,8 +524,10 @@ def checked(config: dict) -> None:
      "not a dataset of the study"),
     (lambda c: c["datasets"].update(table="workflow/no-such-table.yaml"), "datasets.table", "does not exist"),
     (lambda c: c["datasets"].update(mirror="no/such/folder"), "datasets.mirror", "'no/such/folder' does not exist"),
+    (lambda c: c["encoders"]["tiny"].update(name_or_path="embedded:bert"), "encoders.tiny.name_or_path",
+     "neither a Hugging Face id"),
 ], ids=["duplicate-system", "duplicate-finetune", "no-finetune", "unknown-metric", "tsne-testset", "tsne-pooling",
-        "curves", "corpus-shards", "missing-table", "missing-mirror"])
+        "curves", "corpus-shards", "missing-table", "missing-mirror", "unknown-model-scheme"])
 def test_bad_study_configuration_names_the_key(study, edit, key, words):
     edit(study)
     with pytest.raises(StudyError) as caught:
@@ -528,6 +544,10 @@ def test_study_table_errors_name_the_key_and_the_line(study, tmp_path):
         checked(study)
     table.write_text("datasets:\n  scifact: {splits: {test: {ir_datasets: beir/scifact/test}}}\n")
     with pytest.raises(StudyError, match=rf"^datasets.table: {table}: dataset 'scifact': missing field"):
+        checked(study)
+    table.write_text((ROOT / "workflow" / "datasets.yaml").read_text().replace("relevance_threshold: 2",
+                                                                              "relevance_threshold: 0"))
+    with pytest.raises(StudyError, match="'relevance_threshold' must be a positive integer grade, got 0"):
         checked(study)
 
 

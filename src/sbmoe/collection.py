@@ -119,6 +119,8 @@ def load_qrels(path: str | Path, queries: Queries | None = None, corpus: Corpus 
         qid, doc_id, score = (field.strip() for field in fields)
         if not qid or not doc_id:
             raise DataFormatError(path, number, "empty query-id or corpus-id")
+        if number == 1 and not score.lstrip("+-").replace(".", "", 1).isdigit():
+            raise DataFormatError(path, number, "neither a judgement nor the header query-id<TAB>corpus-id<TAB>score")
         grade = _grade(path, number, score)
         if queries is not None and qid not in queries:
             raise DataFormatError(path, number, f"query {qid!r} is not in the queries file")

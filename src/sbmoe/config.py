@@ -16,7 +16,7 @@ import dataclasses
 from pathlib import Path
 
 
-from .encoder import EncoderConfig, local_path_problem
+from .encoder import EncoderConfig, model_path_problem
 from .errors import DataFormatError, InputError, read_yaml
 from .model import ModelConfig
 from .training import TrainConfig
@@ -68,7 +68,7 @@ def build_configs(data: dict, source: str = "config") -> tuple[ModelConfig, Trai
     if type(seed) is not int:
         raise ConfigError(f"{source}: 'seed' must be an integer, got {seed!r}")
     encoder = _build(EncoderConfig, data["encoder"], "encoder", source)
-    problem = local_path_problem(encoder.name_or_path)
+    problem = model_path_problem(encoder.name_or_path)
     if problem:
         raise ConfigError(f"{source}: 'encoder.name_or_path': {encoder.name_or_path!r}: {problem}")
     model_values = {**_typed(ModelConfig, data.get("model"), "model", source), "seed": seed}

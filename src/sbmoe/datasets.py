@@ -150,8 +150,8 @@ def _parse_dataset(name: Any, entry: Any, where: str) -> DatasetSpec:
         if not isinstance(split, str) or not _SPLIT.fullmatch(split) or split == VALIDATION_SPLIT:
             raise TableError(f"{where}: bad split name {split!r} ({VALIDATION_SPLIT!r} is written by the pipeline)")
     threshold = entry["relevance_threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, int):
-        raise TableError(f"{where}: 'relevance_threshold' must be an integer grade, got {threshold!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise TableError(f"{where}: 'relevance_threshold' must be a positive integer grade, got {threshold!r}")
     if not isinstance(entry["drop_self_hits"], bool):
         raise TableError(f"{where}: 'drop_self_hits' must be true or false, got {entry['drop_self_hits']!r}")
     grade_map = entry.get("grade_map")

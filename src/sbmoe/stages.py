@@ -235,6 +235,9 @@ def evaluate_stage(
         if metric_problem(metric):
             raise ValueError(metric_problem(metric))
     ranked, judged = read_trec_run(run), load_qrels(qrels)
+    if not any(grade >= relevance_threshold for docs in judged.values() for grade in docs.values()):
+        raise DataFormatError(qrels, None, f"no judgement has a grade of at least {relevance_threshold} "
+                                           "(the relevance threshold): nothing is relevant")
     check_run_against_qrels(ranked, judged, run, qrels)
     result = evaluate(ranked, judged, metrics, relevance_threshold, drop_self_hits)
     result = {"run": str(run), "qrels": str(qrels), **result}

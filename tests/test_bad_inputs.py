@@ -126,11 +126,15 @@ def _corpus_case(folder: Path, case: str) -> tuple[Path, str, str]:
     if case == "empty-queries":
         queries.write_bytes(b"\n\n")
         return queries, str(queries), "no records"
+    if case == "corpus-is-a-folder":
+        corpus.unlink()
+        corpus.mkdir()
+        return corpus, str(corpus), "a folder, not a corpus file (expected JSON lines)"
     raise AssertionError(case)
 
 
 CORPUS_CASES = ["non-utf8-corpus", "non-utf8-queries", "truncated-json", "empty-corpus", "null-id", "id-with-space",
-                "title-not-string", "json-array-line", "empty-queries"]
+                "title-not-string", "json-array-line", "empty-queries", "corpus-is-a-folder"]
 
 
 @pytest.mark.parametrize("case", CORPUS_CASES)

@@ -17,7 +17,7 @@ import warnings
 
 from . import stages
 from .config import load_config
-from .errors import InputError, InputWarning
+from .errors import InputWarning
 from .evaluation import METRICS, metric_problem
 
 
@@ -113,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sbmoe {args.command}: {label}: {message}", file=sys.stderr)
 
     with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
         warnings.showwarning = show_warning
         try:
             _run(args)
-        except (InputError, ValueError, OSError) as error:  # OSError: a file that cannot be read or written
+        except (ValueError, OSError) as error:  # InputError is a ValueError; OSError: unreadable or unwritable
             print(f"sbmoe {args.command}: error: {error}", file=sys.stderr)
             return 2
     return 0

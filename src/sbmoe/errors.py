@@ -4,8 +4,8 @@ Every reader raises an :class:`InputError` (or a subclass) whose message starts 
 problem is (``path:line``, ``path`` or a configuration key) and says what was expected. The
 command line prints it as ``error: <message>`` and exits non-zero; the pipeline's configuration
 checks stop the run with it before any job starts. Inputs that are usable but suspicious give an
-:class:`InputWarning` that names them in the same way. :func:`text_lines` and :func:`read_json`
-are the reading primitives of the line-based and JSON formats.
+:class:`InputWarning` that names them in the same way. :func:`text_lines`, :func:`read_json`
+and :func:`read_yaml` are the reading primitives of the line-based, JSON and YAML formats.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def text_lines(path: str | os.PathLike, kind: str, expected: str):
     an :class:`InputError` naming it, its ``kind`` and the ``expected`` format."""
     path = Path(path)
     if not path.is_file():
-        state = "missing" if not path.exists() else "not a file:"
-        raise DataFormatError(path, None, f"{state} {kind} file (expected {expected})")
+        found = "a folder, not a" if path.is_dir() else "missing"
+        raise DataFormatError(path, None, f"{found} {kind} file (expected {expected})")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             yield number, decode_line(path, number, raw).rstrip("\r\n")

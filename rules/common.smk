@@ -5,16 +5,16 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from sbmoe.datasets import load_table
+from sbmoe.errors import InputError
 from sbmoe.systems import parse_system, poolings, system_name
-from sbmoe.study import StudyError, check_study
+from sbmoe.study import check_study, study_table
 
 
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 try:
-    DATASETS = load_table(config["datasets"]["table"])
+    DATASETS = study_table(config)
     check_study(config, DATASETS)
-except StudyError as error:
+except InputError as error:
     raise WorkflowError(f"invalid configuration: {error}")
 
 

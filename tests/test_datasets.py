@@ -219,14 +219,14 @@ def test_split_with_other_documents_gets_its_own_corpus_and_grade_map_applies(tm
     from ir_datasets.formats import GenericDoc
 
     test_ids = _register(tmp_path / "a")
-    train_ids = _register(tmp_path / "b", docs_cls=GenericDoc, docs=[("t1", "training passage"), ("t2", "another")])
+    train_ids = _register(tmp_path / "b", docs_cls=GenericDoc, docs=[("d1", "training passage"), ("d2", "another")])
     entry = _entry(splits={"train": {"ir_datasets": train_ids["train"]}, "test": {"ir_datasets": test_ids["test"]}},
                    grade_map={-1: None, 0: 0, 1: 3, 2: 2})
     dest = export_dataset("toy", parse_table({"datasets": {"toy": entry}}), tmp_path / "toy")
 
     assert load_corpus(dest / "corpus.jsonl") == {i: {"title": t, "text": b} for i, t, b in DOCS}
-    assert load_corpus(dest / "corpus.train.jsonl") == {"t1": {"title": "", "text": "training passage"},
-                                                         "t2": {"title": "", "text": "another"}}
+    assert load_corpus(dest / "corpus.train.jsonl") == {"d1": {"title": "", "text": "training passage"},
+                                                         "d2": {"title": "", "text": "another"}}
     assert load_qrels(dest / "qrels" / "test.tsv") == {"q3": {"d3": 3}}
     assert load_qrels(dest / "qrels" / "train.tsv") == {"q1": {"d1": 3}, "q2": {"d2": 2, "d1": 0}}
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sbmoe.encoder import Encoder
+from sbmoe.errors import DataFormatError
 from sbmoe.model import Encoded, ModelConfig, Retriever
 from sbmoe.systems import parse_system
 from sbmoe.moe import Gate, RandomGate
@@ -183,7 +184,7 @@ def test_encoded_save_load_concatenate(tmp_path):
 
 
 def test_load_of_a_folder_without_config(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(DataFormatError, match="config.json"):
         Retriever.load(tmp_path)
 
 

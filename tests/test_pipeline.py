@@ -79,9 +79,13 @@ def test_full_study_plans_every_job(tmp_path):
         (lambda c: c["datasets"].update(mirror="no/such/folder"), "datasets.mirror"),
         (lambda c: c["training"].update(moe_lr=-1e-4), "moe_lr"),
         (lambda c: c["in_domain"].update(cranfield=["cranfield"]), "in_domain.cranfield"),
+        (lambda c: c["evaluation"].update(metrics=["ndcg@10", "ndgc@10"]), "evaluation.metrics[1]: unknown metric"),
+        (lambda c: c["analysis"]["tsne"].update(testset="msmarco"), "analysis.tsne.testset: 'msmarco' is not a test set"),
+        (lambda c: c.update(seeds=[1, 1]), "non-unique elements"),
     ],
     ids=["unknown-encoder", "unknown-variant", "missing-model-folder", "missing-dataset-folder", "missing-mirror",
-         "negative-learning-rate", "no-train-split"],
+         "negative-learning-rate", "no-train-split", "unknown-metric", "tsne-testset-outside-the-study",
+         "duplicate-seeds"],
 )
 def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     folder = workdir(tmp_path)
@@ -92,6 +96,25 @@ def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     assert completed.returncode != 0
     assert key in completed.stdout + completed.stderr, completed.stderr[-2000:]
     assert not (folder / "results").exists() and not (folder / "resources").exists()
+
+
+def test_malformed_mirror_data_fails_its_job_with_the_file_and_line(tmp_path):
+    folder = workdir(tmp_path)
+    shutil.copytree(folder / "tests" / "data" / "mini", folder / "mirror")
+    corpus = folder / "mirror" / "scifact" / "corpus.jsonl"
+    corpus.chmod(0o644)
+    lines = len(corpus.read_text().splitlines())
+    with corpus.open("a") as handle:
+        handle.write('{"_id": "broken", "text": "cut off\n')
+    config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
+    config["datasets"]["mirror"] = "mirror"
+    (folder / "bad.yaml").write_text(yaml.safe_dump(config))
+    completed = snakemake(folder, "resources/datasets/scifact", "--cores", "1", "--configfile", "bad.yaml")
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert f"error: mirror/scifact/corpus.jsonl:{lines + 1}: not valid JSON (Unterminated string" in output, output[-3000:]
+    assert "Traceback" not in output
+    assert not (folder / "resources" / "datasets" / "scifact").exists()
 
 
 def finished(folder: Path) -> set[Path]:

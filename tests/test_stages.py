@@ -15,6 +15,7 @@ import torch
 
 from sbmoe.collection import DataFormatError
 from sbmoe.encoder import EMBEDDED_MODEL, EncoderConfig
+from sbmoe.errors import InputWarning
 from sbmoe.model import Encoded, ModelConfig, Retriever
 from sbmoe.runs import read_trec_run
 from sbmoe.stages import encode_stage, evaluate_stage, init_stage, pool_stage, search_stage, train_stage
@@ -181,7 +182,8 @@ def test_evaluate_stage_with_a_bad_run_leaves_nothing(tmp_path, tiny_collection)
     with pytest.raises(DataFormatError, match="missing qrels"):
         evaluate_stage(good, tiny_collection / "qrels" / "nope.tsv", out / "eval.json")
     assert _listing(out) == []
-    result = evaluate_stage(good, tiny_collection / "qrels" / "test.tsv", out / "eval.json", metrics=["mrr@10"])
+    with pytest.warns(InputWarning, match="9 of the 10 judged queries"):
+        result = evaluate_stage(good, tiny_collection / "qrels" / "test.tsv", out / "eval.json", metrics=["mrr@10"])
     assert result["metrics"]["mrr@10"] == pytest.approx(0.1)  # q30 found at rank 1, the nine others missing
     assert _listing(out) == ["eval.json"]
 

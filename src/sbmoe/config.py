@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
 
-from .encoder import EncoderConfig
+from .encoder import EncoderConfig, model_path_problem
+from .errors import DataFormatError, InputError, read_yaml
 from .model import ModelConfig
 from .training import TrainConfig
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration key that is unknown or has an invalid value."""
 
 
@@ -62,10 +62,15 @@ def build_configs(data: dict, source: str = "config") -> tuple[ModelConfig, Trai
         raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} (expected encoder, model, training, seed)")
     if "encoder" not in data or "name_or_path" not in (data["encoder"] or {}):
         raise ConfigError(f"{source}: missing key 'encoder.name_or_path'")
+    if isinstance(data.get("training"), dict) and "seed" in data["training"]:
+        raise ConfigError(f"{source}: unknown key 'training.seed' (the seed is the top-level key 'seed')")
     seed = data.get("seed", 42)
     if type(seed) is not int:
         raise ConfigError(f"{source}: 'seed' must be an integer, got {seed!r}")
     encoder = _build(EncoderConfig, data["encoder"], "encoder", source)
+    problem = model_path_problem(encoder.name_or_path)
+    if problem:
+        raise ConfigError(f"{source}: 'encoder.name_or_path': {encoder.name_or_path!r}: {problem}")
     model_values = {**_typed(ModelConfig, data.get("model"), "model", source), "seed": seed}
     model_values["encoder"] = encoder
     known = {f.name for f in dataclasses.fields(ModelConfig)} - {"encoder", "seed", "encoder_trained"}
@@ -84,9 +89,9 @@ def build_configs(data: dict, source: str = "config") -> tuple[ModelConfig, Trai
 def load_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML/JSON ({error})") from None
+        data = read_yaml(path, "a configuration in YAML or JSON with encoder, model, training, seed")
+    except DataFormatError as error:
+        raise ConfigError(str(error)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with sections encoder, model, training")
     return build_configs(data, str(path))

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 from urllib.parse import urlparse
 
-import yaml
 from tqdm import tqdm
 
 from .atomic import atomic_path, write_json, write_text
 from .collection import (
     DataFormatError,
     Qrels,
+    check_judged_documents,
+    corpus_path,
     document_text,
     load_corpus,
     load_qrels,
@@ -45,6 +46,7 @@ from .collection import (
     write_qrels,
 )
 from .download import download, extract_zip
+from .errors import InputError, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ _SPLIT = re.compile(r"[a-z][a-z0-9_-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """A datasets table that does not follow the schema (unknown key, missing field, bad value)."""
 
 
@@ -106,9 +108,11 @@ class DatasetSpec:
 
 def load_table(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     """Read and validate the datasets table (``workflow/datasets.yaml``)."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        return parse_table(yaml.safe_load(handle), source=str(path))
+    try:
+        document = read_yaml(path, "a datasets table in YAML")
+    except DataFormatError as error:
+        raise TableError(str(error)) from None
+    return parse_table(document, source=str(path))
 
 
 def parse_table(document: Any, source: str = "datasets table") -> dict[str, DatasetSpec]:
@@ -146,8 +150,8 @@ def _parse_dataset(name: Any, entry: Any, where: str) -> DatasetSpec:
         if not isinstance(split, str) or not _SPLIT.fullmatch(split) or split == VALIDATION_SPLIT:
             raise TableError(f"{where}: bad split name {split!r} ({VALIDATION_SPLIT!r} is written by the pipeline)")
     threshold = entry["relevance_threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, int):
-        raise TableError(f"{where}: 'relevance_threshold' must be an integer grade, got {threshold!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise TableError(f"{where}: 'relevance_threshold' must be a positive integer grade, got {threshold!r}")
     if not isinstance(entry["drop_self_hits"], bool):
         raise TableError(f"{where}: 'drop_self_hits' must be true or false, got {entry['drop_self_hits']!r}")
     grade_map = entry.get("grade_map")
@@ -324,6 +328,13 @@ def _write_jsonl(path: Path, records: Iterable[dict], description: str, total: i
     return count
 
 
+def _document_records(documents: Iterable[tuple[str, str, str]], ids: set[str]) -> Iterator[dict]:
+    """Corpus records of ``(doc_id, title, text)`` tuples, adding each id to ``ids``."""
+    for doc_id, title, text in documents:
+        ids.add(doc_id)
+        yield {"_id": doc_id, "title": title, "text": text}
+
+
 def _gain(grade: int, grade_map: dict[int, int | None] | None, name: str) -> int | None:
     if grade_map is None:
         return grade
@@ -339,12 +350,13 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
     main = "test" if "test" in splits else next(iter(splits))
     corpus_files: dict[Any, str] = {}
     corpora = {}
+    doc_ids: dict[str, set[str]] = {}  # per corpus file, to name judgements of absent documents
     for split in [main, *(s for s in splits if s != main)]:
         if splits[split].corpus in corpus_files:
             continue
         file_name = "corpus.jsonl" if split == main else f"corpus.{split}.jsonl"
         corpus_files[splits[split].corpus] = file_name
-        records = ({"_id": i, "title": title, "text": text} for i, title, text in splits[split].documents())
+        records = _document_records(splits[split].documents(), doc_ids.setdefault(file_name, set()))
         total = splits[split].totals.get("docs")
         corpora[file_name] = _write_jsonl(folder / file_name, records, f"{spec.name} {file_name}", total)
     queries: dict[str, str] = {}
@@ -358,6 +370,7 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
             gain = _gain(grade, spec.grade_map, spec.name)
             if gain is not None:
                 qrels.setdefault(qid, {})[doc_id] = gain
+        check_judged_documents(qrels, doc_ids[corpus_files[data.corpus]], f"{spec.name} {split} qrels")
         write_qrels(folder / "qrels" / f"{split}.tsv", qrels)
         qrels_counts[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
     records = ({"_id": qid, "text": text} for qid, text in queries.items())
@@ -384,13 +397,15 @@ def check_beir_folder(folder: str | os.PathLike, splits: Iterable[str]) -> dict:
     """
     folder = Path(folder)
     corpus_paths = [folder / "corpus.jsonl", *sorted(folder.glob("corpus.*.jsonl"))]
-    corpora = {path.name: len(load_corpus(path)) for path in corpus_paths}
+    corpora = {path.name: set(load_corpus(path)) for path in corpus_paths}
     queries = load_queries(folder / "queries.jsonl")
     qrels_counts = {}
     for split in splits:
-        qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
+        path = folder / "qrels" / f"{split}.tsv"
+        qrels = load_qrels(path, queries=queries)
+        check_judged_documents(qrels, corpora[corpus_path(folder, split).name], path)
         qrels_counts[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
-    return {"corpora": corpora, "queries": len(queries), "qrels": qrels_counts}
+    return {"corpora": {name: len(ids) for name, ids in corpora.items()}, "queries": len(queries), "qrels": qrels_counts}
 
 
 def _stage_mirror(spec: DatasetSpec, source: Path, dest: Path) -> Path:
@@ -486,7 +501,11 @@ def write_validation_split(folder: str | os.PathLike, fraction: float = 0.05, se
     The same folder, fraction and seed always give the same file, written atomically.
     """
     folder = Path(folder)
-    _, valid = split_validation(load_qrels(folder / "qrels" / "train.tsv"), fraction, seed)
+    train = folder / "qrels" / "train.tsv"
+    qrels = load_qrels(train)
+    if len(qrels) < 2:
+        raise DataFormatError(train, None, "one judged query: a validation split needs at least two")
+    _, valid = split_validation(qrels, fraction, seed)
     path = folder / "qrels" / f"{VALIDATION_SPLIT}.tsv"
     write_qrels(path, valid)
     return path

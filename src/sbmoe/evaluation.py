@@ -17,6 +17,18 @@ from .collection import Qrels
 from .runs import Run
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3")
+RANX_METRICS = ("hits", "hit_rate", "precision", "recall", "f1", "mrr", "map", "dcg", "dcg_burges", "ndcg",
+                "ndcg_burges", "bpref")
+
+
+def metric_problem(metric: str) -> str | None:
+    """Why ``metric`` cannot be computed here (``name`` or ``name@k`` of a ranx metric, k ≥ 1), else None."""
+    name, _, cutoff = metric.partition("@")
+    if name not in RANX_METRICS:
+        return f"unknown metric {metric!r} (expected one of {', '.join(RANX_METRICS)}, optionally @k)"
+    if "@" in metric and not (cutoff.isdigit() and int(cutoff) >= 1):
+        return f"metric {metric!r}: the cutoff after '@' must be a positive integer"
+    return None
 
 
 def _is_graded(metric: str) -> bool:

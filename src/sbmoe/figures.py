@@ -11,7 +11,6 @@ Each function returns a JSON-serialisable dict describing what it drew (for capt
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import textwrap
@@ -29,6 +28,8 @@ from matplotlib.lines import Line2D
 from sklearn.manifold import TSNE
 
 from .atomic import atomic_path
+from .collection import read_jsonl
+from .errors import DataFormatError
 from .results import METRIC_LABELS, aggregate_seeds
 from .runs import read_trec_run
 
@@ -291,10 +292,9 @@ def tsne_figure(
 
 def read_training_log(path: str | Path) -> pd.DataFrame:
     """A training log (JSON lines, one per epoch) as a DataFrame sorted by epoch."""
-    with open(path, encoding="utf-8") as handle:
-        epochs = [json.loads(line) for line in handle if line.strip()]
+    epochs = [record for _, record in read_jsonl(path, key="epoch", kind="training log")]
     if not epochs:
-        raise ValueError(f"{path}: empty training log")
+        raise DataFormatError(path, None, "empty training log (expected one JSON object per epoch)")
     return pd.DataFrame(epochs).sort_values("epoch", kind="stable").reset_index(drop=True)
 
 

@@ -13,8 +13,12 @@ At inference an ``sbmoe`` model is read with ``pooling="top1"`` or ``"all"``; on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
+import zipfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,8 +28,13 @@ from torch import nn
 
 from .atomic import atomic_path
 from .encoder import Encoder, EncoderConfig
+from .errors import DataFormatError, first_line, read_json
 from .moe import COMBINATIONS, RandomGate, Routing, SBMoE
 from .systems import VARIANTS, poolings, system_name
+
+ENCODED_ARRAYS = ("ids", "embeddings", "experts", "gate")
+_NOT_AN_ID = re.compile(r"^$|\s")  # ids are written to whitespace-separated TREC run files
+
 
 @dataclass
 class ModelConfig:
@@ -91,13 +100,58 @@ class Encoded:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Encoded":
-        with np.load(path, allow_pickle=False) as data:
-            return cls(
-                embeddings=data["embeddings"],
-                experts=data["experts"],
-                gate=data["gate"],
-                ids=[str(i) for i in data["ids"]],
-            )
+        """Read an ``.npz`` written by :meth:`save`. A file that is missing, unreadable or truncated,
+        lacks an array, or whose arrays disagree (a number of ids other than of embeddings, ids twice,
+        values that are not finite) is a :class:`DataFormatError` naming it."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataFormatError(path, None, f"missing encoded-texts file (expected an .npz with {', '.join(ENCODED_ARRAYS)})")
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+        if magic == b"\x93NUMPY":
+            raise DataFormatError(path, None, f"a single array (.npy), not an .npz with {', '.join(ENCODED_ARRAYS)}")
+        if not zipfile.is_zipfile(path):
+            raise DataFormatError(path, None, f"not an .npz archive (truncated, or another format?); expected "
+                                              f"{', '.join(ENCODED_ARRAYS)} arrays")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [name for name in ENCODED_ARRAYS if name not in data.files]
+                if missing:
+                    raise DataFormatError(path, None, f"has no {', '.join(missing)} array (expected {', '.join(ENCODED_ARRAYS)})")
+                arrays = {name: data[name] for name in ENCODED_ARRAYS}
+        except DataFormatError:
+            raise
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+            raise DataFormatError(path, None, f"not a readable .npz of encoded texts (truncated or corrupt?): {first_line(error)}") from None
+        return cls._checked(path, **arrays)
+
+    @classmethod
+    def _checked(cls, path: Path, ids: np.ndarray, embeddings: np.ndarray, experts: np.ndarray, gate: np.ndarray) -> "Encoded":
+        def fail(message: str):
+            raise DataFormatError(path, None, message)
+
+        if ids.ndim != 1 or ids.dtype.kind != "U":
+            fail(f"'ids' must be a 1-D array of strings, got {ids.dtype} of shape {ids.shape}")
+        if embeddings.ndim != 2 or embeddings.dtype.kind != "f":
+            fail(f"'embeddings' must be a 2-D float array (texts x dimensions), got {embeddings.dtype} of shape {embeddings.shape}")
+        if experts.ndim != 1 or experts.dtype.kind not in "iu":
+            fail(f"'experts' must be a 1-D integer array, got {experts.dtype} of shape {experts.shape}")
+        if gate.ndim != 2 or gate.dtype.kind != "f":
+            fail(f"'gate' must be a 2-D float array (texts x experts), got {gate.dtype} of shape {gate.shape}")
+        rows = {"ids": len(ids), "embeddings": len(embeddings), "experts": len(experts), "gate": len(gate)}
+        if len(set(rows.values())) != 1:
+            fail("its arrays describe different numbers of texts (" + ", ".join(f"{k}: {v}" for k, v in rows.items()) + ")")
+        ids = ids.tolist()
+        if any(map(_NOT_AN_ID.search, ids)):
+            fail(f"ids must be non-empty and without whitespace, got {next(i for i in ids if _NOT_AN_ID.search(i))!r}")
+        if len(set(ids)) != len(ids):
+            fail(f"id {next(i for i, n in Counter(ids).items() if n > 1)!r} appears twice")
+        if not np.isfinite(embeddings).all():
+            fail(f"embeddings of {int((~np.isfinite(embeddings)).any(axis=1).sum())} texts are not finite (NaN or infinite)")
+        low, high = (0, gate.shape[1] - 1) if gate.shape[1] else (-1, -1)  # -1: no gate
+        if len(experts) and (experts.min() < low or experts.max() > high):
+            fail(f"'experts' holds indices outside [{low}, {high}] (the gate has {gate.shape[1]} columns)")
+        return cls(embeddings=embeddings, experts=experts, gate=gate, ids=ids)
 
     @classmethod
     def concatenate(cls, parts: list["Encoded"]) -> "Encoded":
@@ -197,12 +251,56 @@ class Retriever(nn.Module):
         folder = Path(folder)
         config_path = folder / "config.json"
         if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path}: not a saved model folder (config.json missing)")
-        data = json.loads(config_path.read_text())
-        hidden_size = data.pop("hidden_size")
+            raise DataFormatError(folder, None, "not a saved model folder (config.json missing)")
+        data = read_json(config_path, "a model configuration in JSON")
+
+        def fail(message: str):
+            raise DataFormatError(config_path, None, message)
+
+        if not isinstance(data, dict):
+            fail("expected a JSON object (the model's configuration)")
+        known = {f.name for f in dataclasses.fields(ModelConfig)} | {"hidden_size"}
+        if set(data) - known:
+            fail(f"unknown key(s) {sorted(set(data) - known)} (expected {sorted(known)})")
+        hidden_size = data.pop("hidden_size", None)
+        if type(hidden_size) is not int or hidden_size < 1:
+            fail(f"'hidden_size' must be a positive integer, got {hidden_size!r}")
+        if not isinstance(data.get("encoder"), dict) or not isinstance(data["encoder"].get("name_or_path"), str):
+            fail("'encoder' must be an object with a string 'name_or_path'")
         if data.get("encoder_trained"):
             data["encoder"]["name_or_path"] = str(folder / data["encoder"]["name_or_path"])
-        model = cls(ModelConfig(**data), hidden_size=None if with_encoder else hidden_size)
+            if with_encoder and not Path(data["encoder"]["name_or_path"]).is_dir():
+                raise DataFormatError(data["encoder"]["name_or_path"], None,
+                                      "missing the trained encoder's folder (config.json says encoder_trained)")
+        try:
+            config = ModelConfig(**data)
+        except (TypeError, ValueError) as error:
+            fail(f"invalid model configuration: {first_line(error)}")
+        model = cls(config, hidden_size=None if with_encoder else hidden_size)
         if model.moe is not None:
-            model.moe.load_state_dict(torch.load(folder / "moe.pt", map_location="cpu", weights_only=True))
+            model.moe.load_state_dict(_block_weights(folder / "moe.pt", model))
         return model.to(device)
+
+
+def _block_weights(path: Path, model: Retriever) -> dict[str, torch.Tensor]:
+    """The saved state of ``model``'s block, checked against it."""
+    if not path.is_file():
+        raise DataFormatError(path, None, f"missing the weights of the {model.config.system} block")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file fails inside torch or pickle in many ways
+        raise DataFormatError(path, None, f"not a readable PyTorch state dict (truncated or corrupt?): {first_line(error)}") from None
+    expected = model.moe.state_dict()
+    if not isinstance(state, dict):
+        raise DataFormatError(path, None, f"holds a {type(state).__name__}, not the {model.config.system} block's state dict")
+    for names, problem in ((sorted(set(expected) - set(state)), "lacks"), (sorted(set(state) - set(expected)), "has extra")):
+        if names:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise DataFormatError(path, None, f"{problem} weights for the {model.config.system} block of config.json "
+                                              f"({shown}): is it another model's?")
+    for name, tensor in expected.items():
+        if not isinstance(state[name], torch.Tensor) or state[name].shape != tensor.shape:
+            shape = tuple(state[name].shape) if isinstance(state[name], torch.Tensor) else type(state[name]).__name__
+            raise DataFormatError(path, None, f"{name!r} has shape {shape}, expected {tuple(tensor.shape)} "
+                                              f"(hidden size {model.hidden_size}, {model.config.num_experts} experts)")
+    return state

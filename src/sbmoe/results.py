@@ -16,13 +16,13 @@ The combination is ``paper`` (the authors' formula, in which the gate gets no gr
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from .errors import DataFormatError, read_json
 from .systems import parse_system
 
 KEYS = ("encoder", "trainset", "system", "seed", "testset", "pooling")
@@ -83,8 +83,9 @@ def read_evaluation(path: str | Path, testset: str | None = None, pooling: str |
     evaluation of one model as ``{testset: {pooling: evaluation}}``; ``testset`` and ``pooling``
     then choose one.
     """
-    with open(path, encoding="utf-8") as handle:
-        evaluation = json.load(handle)
+    evaluation = read_json(path, "an evaluation in JSON")
+    if not isinstance(evaluation, dict):
+        raise DataFormatError(path, None, "expected a JSON object (an evaluation, or evaluations by test set and pooling)")
     if "metrics" not in evaluation:
         try:
             evaluation = evaluation[testset][pooling]

@@ -24,6 +24,8 @@ def search(
     ``corpus_chunks`` yields ``(doc_ids, embeddings)`` pieces of the corpus (e.g. the shards of an
     encoded corpus); only one piece and the running top-``k`` are held at a time.
     """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
     best_scores = torch.empty((len(q), 0), device=device)
     best_index = torch.empty((len(q), 0), dtype=torch.long, device=device)

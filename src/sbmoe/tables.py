@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .atomic import write_text
+from .errors import DataFormatError, read_yaml
 from .systems import parse_system
 from .results import (
     METRIC_LABELS,
@@ -356,14 +356,15 @@ def load_reference(path: str | Path) -> dict:
     Layout: ``configurations`` (``FT`` or a number of experts, in column order) and ``metrics``:
     ``{metric: {dataset: [value per configuration]}}``.
     """
-    with open(path, encoding="utf-8") as handle:
-        reference = yaml.safe_load(handle)
+    reference = read_yaml(path, "the published numbers in YAML (configurations, metrics)")
+    if not isinstance(reference, dict) or not {"configurations", "metrics"} <= set(reference):
+        raise DataFormatError(path, None, "expected a mapping with 'configurations' and 'metrics'")
     configurations = reference["configurations"]
     for metric, datasets in reference["metrics"].items():
         for dataset, values in datasets.items():
             if len(values) != len(configurations):
-                raise ValueError(
-                    f"{path}: {metric} {dataset} has {len(values)} values for {len(configurations)} configurations"
+                raise DataFormatError(
+                    path, None, f"{metric} {dataset} has {len(values)} values for {len(configurations)} configurations"
                 )
     return reference
 

@@ -51,9 +51,12 @@ class TrainConfig:
     encode_batch_size: int = 128
 
     def __post_init__(self):
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"training {key} must be at least 1, got {getattr(self, key)}")
+        if self.epochs < 1:
+            raise ValueError(f"training epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 2:  # in-batch negatives: a query's negatives are the batch's other documents
+            raise ValueError(f"training batch_size must be at least 2 (in-batch negatives), got {self.batch_size}")
+        if self.encode_batch_size < 1:
+            raise ValueError(f"training encode_batch_size must be at least 1, got {self.encode_batch_size}")
         for key in ("encoder_lr", "moe_lr", "temperature"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"training {key} must be positive, got {getattr(self, key)}")
@@ -227,8 +230,11 @@ def train(
                 log_file.write(json.dumps(result.log[-1]) + "\n")
             return result
         optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-        texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config, pooled)
         valid_examples = sample_positives(valid_qrels, random.Random(config.seed))
+        if len(valid_examples) < 2:  # one query has no in-batch negative
+            raise ValueError(f"the validation split needs at least two queries with a positive document, got "
+                             f"{len(valid_examples)} (see training.valid_fraction or the qrels/valid.tsv file)")
+        texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config, pooled)
         device_type = model.device.type
         best_state = None
         stale = 0
@@ -300,6 +306,4 @@ def _validation_loss(model: Retriever, texts: _Texts, examples: list[Example], c
         d, _ = model.represent(texts.pooled([e.doc_id for e in batch], "doc"))
         losses.append(float(info_nce(q.float(), d.float(), config.temperature, [e.doc_id for e in batch])))
         sizes.append(len(batch))
-    if not losses:
-        raise ValueError("the validation split needs at least two queries with a positive document")
     return float(np.average(losses, weights=sizes))

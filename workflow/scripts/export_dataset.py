@@ -6,10 +6,8 @@ and ``snakemake.params.seed``; writes the folder ``snakemake.output.folder`` (an
 with a train split, its ``qrels/valid.tsv``); logs (and progress bars) go to ``snakemake.log[0]``.
 """
 
-import logging
-import sys
-
 from sbmoe.datasets import export_dataset, load_table, write_validation_split
+from sbmoe.joblog import log_to
 
 
 def main(smk) -> None:
@@ -20,13 +18,5 @@ def main(smk) -> None:
         write_validation_split(folder, fraction=float(smk.params.valid_fraction), seed=int(smk.params.seed))
 
 
-with open(snakemake.log[0], "w", encoding="utf-8") as log_file:  # noqa: F821 (set by Snakemake)
-    sys.stderr = log_file
-    logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        main(snakemake)  # noqa: F821
-    except Exception:
-        logging.exception("exporting %s failed", snakemake.wildcards.dataset)  # noqa: F821
-        raise
-    finally:
-        sys.stderr = sys.__stderr__
+with log_to(snakemake.log[0]):  # noqa: F821 (set by Snakemake)
+    main(snakemake)  # noqa: F821

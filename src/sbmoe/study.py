@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .datasets import MIRROR_ENV, DatasetSpec
-from .encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL
+from .hub import EMBEDDED_MODEL, TINY_RANDOM_MODEL
 from .systems import system_name
 
 

@@ -59,14 +59,16 @@ def slurm():
         pytest.skip(f"{problem}; `scripts/slurm-cluster start` sets up a one-node cluster")
 
 
-def run_profile(folder: Path, profile: str, *args: str, timeout: int) -> str:
+def run_profile(folder: Path, profile: str, *args: str, timeout: int, config: str = "config/ci.yaml",
+                env: dict | None = None) -> str:
     """Run Snakemake with a cluster profile (verbose: the plugin logs every sbatch call) and return its
-    output. On a timeout the run is interrupted like Ctrl-C, so that it cancels its SLURM jobs."""
+    output, after "exit <code>" if it failed. On a timeout the run is interrupted like Ctrl-C, so that
+    it cancels its SLURM jobs."""
     log = folder / f"{profile}.log"
-    command = [*SNAKEMAKE, "--profile", f"profiles/{profile}", "--configfile", "config/ci.yaml", "--verbose", *args]
+    command = [*SNAKEMAKE, "--profile", f"profiles/{profile}", "--configfile", config, "--verbose", *args]
     with log.open("w") as handle:
-        process = subprocess.Popen(command, cwd=folder, env=ENV, stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=folder, env={**ENV, **(env or {})}, stdout=handle,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -180,7 +182,7 @@ def test_ci_study_through_the_cpu_profile_equals_the_local_run(cluster_run, requ
             assert option(words, "--mem") == str(resources["mem_mb"]), words
             assert option(words, "-t") == str(resources["runtime"]), words
             assert option(words, "-A") is None, words
-    assert per_rule["train"]["gpu"] == 0 and per_rule["pool_corpus"]["cpus_per_task"] == 2
+    assert all(per_rule[rule]["gpu"] == 0 for rule in ("train", "pool_queries", "pool_corpus", "search"))
 
     # the same numbers as the local run (tests/conftest.py), file for file; asked for here, after the
     # SLURM check, so that a missing cluster skips without running the study locally first
@@ -220,3 +222,16 @@ def test_gpu_profile_submissions(cluster_run, tmp_path, capsys):
         assert option(words, "--cpus-per-task") == str(cpu["cpus_per_task"]), words
         assert option(words, "--gpus") is None and option(words, "--cpus-per-gpu") is None, words
         assert option(words, "--mem") == str(cpu["mem_mb"]), words
+
+
+def test_hub_encoder_is_fetched_on_the_submitting_node(slurm, tmp_path):
+    """init_model of a hub encoder downloads it: a local rule then, never an sbatch job, since compute
+    nodes are often offline. (No hub is reachable here, so the download itself fails at once.)"""
+    folder = workdir(tmp_path)
+    config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
+    config["encoders"]["tiny"]["name_or_path"] = "sentence-transformers/all-MiniLM-L6-v2"
+    (folder / "hub.yaml").write_text(yaml.safe_dump(config))
+    output = run_profile(folder, "slurm-cpu", "results/models/tiny/none/zeroshot/seed0/model", "--retries", "0",
+                         config="hub.yaml", env={"HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert re.search(r"^localrule init_model:", output, flags=re.M), output[-5000:]
+    assert sbatch_calls(output) == {}, output[-5000:]

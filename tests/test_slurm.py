@@ -89,9 +89,10 @@ def run_profile(folder: Path, profile: str, *args: str, timeout: int, config: st
 
 def sbatch_calls(output: str) -> dict[str, list[list[str]]]:
     """The sbatch command lines the plugin logged, by rule (their --comment is rule_<name>[_wildcards_...]),
-    without the --wrap'ed job."""
+    without the --wrap'ed job; a refused call, logged again with sbatch's error, counts once."""
     calls: dict[str, list[list[str]]] = {}
-    for line in re.findall(r"^\s*(?:sbatch call:\s*)?(sbatch --parsable .*)$", output, flags=re.M):
+    lines = re.findall(r"^\s*(?:sbatch call:\s*)?(sbatch --parsable .*)$", output, flags=re.M)
+    for line in dict.fromkeys(lines):
         words = shlex.split(line.split(" --wrap=")[0])
         comment = words[words.index("--comment") + 1]
         rule = re.match(r"rule_(\w+?)(_wildcards_.*)?$", comment).group(1)

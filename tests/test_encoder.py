@@ -120,7 +120,6 @@ def test_resolve_model_path():
     assert (__import__("pathlib").Path(path) / "config.json").is_file()
 
 
-
 SAMPLES = [
     "What is the capital of France?",
     "Paris is the capital and most populous city of France.",

@@ -1,11 +1,13 @@
 # Configuration checks, the study's design (which systems, seeds and test sets), and input functions.
 import os
+import sys
 from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
 
 from sbmoe.errors import InputError
+from sbmoe.hub import is_hub_id
 from sbmoe.systems import parse_system, poolings, system_name
 from sbmoe.study import check_study, study_table
 
@@ -120,9 +122,13 @@ def corpus_split(wildcards):
 
 
 def corpus_threads(wildcards):
-    """Cores per corpus shard: the shards of a corpus share the machine (one process per core
-    encodes faster than one process on all cores)."""
-    return max(1, workflow.cores // num_shards(wildcards.dataset))
+    """Cores per corpus shard: on one machine the shards of a corpus share it (one process per core
+    encodes faster than one process on all cores). A cluster executor has no total (each job gets its
+    own allocation, as the profile sizes it): a shard then asks for 8, as the other encoding rules."""
+    cores = workflow.resource_settings.cores
+    if cores is None or cores == sys.maxsize:
+        return 8
+    return max(1, cores // num_shards(wildcards.dataset))
 
 
 def shard_index(wildcards):
@@ -143,7 +149,8 @@ def base_model(wildcards):
 
 
 def train_inputs(wildcards):
-    inputs = {"dataset": dataset_folder(wildcards.trainset)}
+    # the untrained encoder first: for a hub encoder, init_model is what downloads it (rules/train.smk)
+    inputs = {"dataset": dataset_folder(wildcards.trainset), "base_model": base_model(wildcards)}
     if FROZEN:
         inputs["pooled_queries"] = f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/queries-train.npz"
         corpus = "corpus.train" if DATASETS[wildcards.trainset].has_own_corpus("train") else "corpus"

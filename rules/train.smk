@@ -2,6 +2,15 @@
 # pooled embeddings, and the trained systems.
 
 
+# A hub encoder is downloaded where init_model runs: on the submitting node, since cluster compute nodes
+# are often offline. Every job that loads it (pooling, training, search) comes after init_model and
+# reads the Hugging Face cache (HF_HOME), which compute nodes share.
+if any(is_hub_id(encoder["name_or_path"]) for encoder in config["encoders"].values()):
+
+    localrules:
+        init_model,
+
+
 rule init_model:
     output:
         model=directory("results/models/{encoder}/none/zeroshot/seed0/model"),

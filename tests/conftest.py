@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny randomly initialised BERT encoder saved to disk, and a tiny BEIR collection.
+"""Shared fixtures: a tiny randomly initialised BERT encoder saved to disk, a tiny BEIR collection,
+copies of the workflow, and the CI-sized study run once locally.
 
 No model hub is reachable, so every test that needs an encoder uses a one-layer, 32-dimensional
 BERT with random weights and a word-level vocabulary written here.
@@ -6,8 +7,16 @@ BERT with random weights and a word-level vocabulary written here.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -127,3 +136,62 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# ---- the workflow: a copy of it per test, and the CI-sized study run once on this machine ----
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SBMOE_DATASET_MIRROR": ""}
+
+
+def workdir(tmp_path: Path) -> Path:
+    """A copy of the workflow (not the library, which is installed) in a fresh folder."""
+    for name in ("Snakefile", "config.yaml", "rules", "workflow", "config", "envs", "paper", "profiles"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    shutil.copytree(ROOT / "tests" / "data" / "mini", tmp_path / "tests" / "data" / "mini")
+    return tmp_path
+
+
+def finished(folder: Path) -> set[Path]:
+    """Outputs Snakemake recorded as finished: with metadata and no incomplete marker."""
+    def paths(kind: str) -> set[Path]:
+        marks = folder / ".snakemake" / kind
+        names = ("".join(p.relative_to(marks).parts) for p in marks.rglob("*") if p.is_file())
+        return {folder / base64.urlsafe_b64decode(name).decode() for name in names}
+
+    return paths("metadata") - paths("incomplete")
+
+
+@dataclass
+class InterruptedStudy:
+    """The CI-sized study, run locally on 2 cores, interrupted and resumed."""
+
+    folder: Path
+    trained: dict[Path, int]  # training logs finished before the interruption, with their mtimes
+    pooled: dict[Path, int]  # pooled embeddings finished before the interruption, with their mtimes
+    paper_before: bool  # whether the paper existed at the interruption
+    resumed: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def ci_study(tmp_path_factory) -> InterruptedStudy:
+    """The CI-sized study run with ``--cores 2``, stopped with Ctrl-C once a model is trained and resumed
+    with ``--rerun-incomplete``: the interruption test checks it, the SLURM test compares with it."""
+    folder = workdir(tmp_path_factory.mktemp("ci-study"))
+    command = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/ci.yaml", "--quiet", "rules"]
+    process = subprocess.Popen(command, cwd=folder, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = folder / "results" / "models" / "tiny" / "scifact"
+    deadline = time.time() + 600
+    while time.time() < deadline and not any(p.name == "train_log.jsonl" for p in finished(folder)):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake stops its running jobs
+    process.wait(timeout=300)
+    recorded = finished(folder)
+    trained = {p: p.stat().st_mtime_ns for p in logs.glob("*/*/train_log.jsonl") if p in recorded}
+    pooled = {p: p.stat().st_mtime_ns for p in (folder / "results" / "pooled").rglob("*.npz") if p in recorded}
+    paper_before = (folder / "results" / "paper" / "main.pdf").exists()
+    resumed = subprocess.run([*SNAKEMAKE, "--cores", "2", "--configfile", "config/ci.yaml", "--rerun-incomplete"],
+                             cwd=folder, capture_output=True, text=True, timeout=900, env=ENV)
+    return InterruptedStudy(folder, trained, pooled, paper_before, resumed)

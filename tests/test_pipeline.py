@@ -1,33 +1,17 @@
 """The Snakemake workflow: lint, the full study's plan, configuration errors, and the CI-sized study
 run end to end, interrupted halfway and resumed."""
 
-import base64
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import ENV, ROOT, SNAKEMAKE, workdir
+
 pytest.importorskip("snakemake")
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SBMOE_DATASET_MIRROR": ""}
-
-
-def workdir(tmp_path: Path) -> Path:
-    """A copy of the workflow (not the library, which is installed) in a fresh folder."""
-    for name in ("Snakefile", "config.yaml", "rules", "workflow", "config", "envs", "paper"):
-        source = ROOT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
-    shutil.copytree(ROOT / "tests" / "data" / "mini", tmp_path / "tests" / "data" / "mini")
-    return tmp_path
 
 
 def snakemake(folder: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -117,40 +101,18 @@ def test_malformed_mirror_data_fails_its_job_with_the_file_and_line(tmp_path):
     assert not (folder / "resources" / "datasets" / "scifact").exists()
 
 
-def finished(folder: Path) -> set[Path]:
-    """Outputs Snakemake recorded as finished: with metadata and no incomplete marker."""
-    def paths(kind: str) -> set[Path]:
-        marks = folder / ".snakemake" / kind
-        names = ("".join(p.relative_to(marks).parts) for p in marks.rglob("*") if p.is_file())
-        return {folder / base64.urlsafe_b64decode(name).decode() for name in names}
-
-    return paths("metadata") - paths("incomplete")
-
-
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files of interrupted atomic writes."""
     return [p for p in folder.rglob("*.tmp") if ".snakemake" not in p.parts]
 
 
-def test_ci_study_runs_end_to_end_after_an_interruption(tmp_path):
-    folder = workdir(tmp_path)
-    command = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/ci.yaml", "--quiet", "rules"]
-    process = subprocess.Popen(command, cwd=folder, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    logs = folder / "results" / "models" / "tiny" / "scifact"
-    deadline = time.time() + 600
-    while time.time() < deadline and not any(p.name == "train_log.jsonl" for p in finished(folder)):
-        time.sleep(0.5)
-    process.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake stops its running jobs
-    process.wait(timeout=300)
-    recorded = finished(folder)
-    done = {p: p.stat().st_mtime_ns for p in logs.glob("*/*/train_log.jsonl") if p in recorded}
-    pooled = {p: p.stat().st_mtime_ns for p in (folder / "results" / "pooled").rglob("*.npz") if p in recorded}
-    assert len(done) >= 1 and pooled
-    assert not (folder / "results" / "paper" / "main.pdf").exists()
+def test_ci_study_runs_end_to_end_after_an_interruption(ci_study):
+    folder, resumed = ci_study.folder, ci_study.resumed
+    assert len(ci_study.trained) >= 1 and ci_study.pooled
+    assert not ci_study.paper_before
 
-    resumed = snakemake(folder, "--cores", "2", "--configfile", "config/ci.yaml", "--rerun-incomplete")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
-    for path, mtime in {**done, **pooled}.items():
+    for path, mtime in {**ci_study.trained, **ci_study.pooled}.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was computed again"
     assert not leftovers(folder)
 

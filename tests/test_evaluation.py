@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from pathlib import Path
 
 import pytest
 
+from sbmoe.collection import load_corpus, load_qrels
 from sbmoe.evaluation import METRICS, TOLERANCE, EvaluationMismatchError, evaluate, rank_order
+from sbmoe.runs import read_trec_run, write_trec_run
+from sbmoe.trec_eval import trec_eval_scores
 
 QRELS = {
     "q1": {"d1": 1, "d3": 1},  # binary
@@ -160,3 +165,37 @@ def test_a_wrong_ranx_result_stops_the_evaluation_naming_both_values(monkeypatch
 def test_metric_without_a_cross_check_is_refused():
     with pytest.raises(ValueError, match="hit_rate@10"):
         evaluate(RUN, QRELS, ["ndcg@10", "hit_rate@10"])
+
+
+@pytest.mark.slow
+def test_cost_of_the_cross_check_on_a_scifact_sized_run(tmp_path):
+    """What the trec_eval cross-check adds to scoring one run of SciFact's 300 test queries x 1000
+    documents, against ranx (warm numba cache) and against the whole read-and-score of the run."""
+    scifact = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
+    if not (scifact / "corpus.jsonl").is_file():
+        pytest.skip(f"SciFact is not at {scifact}")
+    qrels = load_qrels(scifact / "qrels" / "test.tsv")
+    ids = list(load_corpus(scifact / "corpus.jsonl"))
+    rng = random.Random(0)
+    run = {q: {d: rng.random() for d in dict.fromkeys([*rng.sample(ids, 998), *judged])} for q, judged in qrels.items()}
+    write_trec_run(tmp_path / "run.trec", run, "bench")
+    evaluate(read_trec_run(tmp_path / "run.trec"), qrels)  # numba's cache warm, as in every job after the first
+    started = time.perf_counter()
+    run = read_trec_run(tmp_path / "run.trec")
+    reading = time.perf_counter() - started
+    started = time.perf_counter()
+    result = evaluate(run, qrels)
+    scoring = time.perf_counter() - started
+    started = time.perf_counter()
+    ranked = rank_order(run)
+    ordering = time.perf_counter() - started
+    started = time.perf_counter()
+    for metrics in (["ndcg@10", "ndcg@3"], ["recall@100", "mrr@10", "map@100", "precision@1"]):
+        trec_eval_scores({q: ranked[q] for q in qrels}, {q: {d: g for d, g in docs.items() if g > 0} for q, docs in qrels.items()}, metrics)
+    checking = time.perf_counter() - started
+    ranx = scoring - ordering - checking
+    print(f"SciFact-sized run ({len(run)} queries x {min(map(len, run.values()))}+ documents): read {reading:.2f} s, "
+          f"score {scoring:.2f} s = ranx {ranx:.2f} s + tie-breaking {ordering:.2f} s + trec_eval cross-check "
+          f"{checking:.2f} s; cross-check / ranx = {checking / ranx:.2f}, added / (read + score) = "
+          f"{(ordering + checking) / (reading + scoring):.0%}")
+    assert result["num_queries"] == 300 and result["cross_check"]["max_difference"] <= TOLERANCE

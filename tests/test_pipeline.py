@@ -1,5 +1,5 @@
 """The Snakemake workflow: lint, the full study's plan, configuration errors, and the CI-sized study
-run end to end, interrupted halfway and resumed."""
+run end to end, and interrupted by Ctrl-C, kill -9 and a power loss, and resumed."""
 
 import base64
 import os
@@ -23,7 +23,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SBMOE_DATASET_MIRROR": ""}
 
 def workdir(tmp_path: Path) -> Path:
     """A copy of the workflow (not the library, which is installed) in a fresh folder."""
-    for name in ("Snakefile", "config.yaml", "rules", "workflow", "config", "envs", "paper"):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "config.yaml", "rules", "workflow", "config", "envs", "paper", "profiles"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
     shutil.copytree(ROOT / "tests" / "data" / "mini", tmp_path / "tests" / "data" / "mini")
@@ -104,33 +105,72 @@ def finished(folder: Path) -> set[Path]:
     return paths("metadata") - paths("incomplete")
 
 
+# The README's command (its "Resume" section: the same after Ctrl-C, kill -9 and a power loss), with
+# the CI configuration.
+RUN_CI = [*SNAKEMAKE, "--cores", "all", "--configfile", "config/ci.yaml"]
+
+
+def run_env(folder: Path) -> dict[str, str]:
+    """The test environment, with the run's own TMPDIR (beside ``folder``) to find what it leaves there."""
+    tmpdir = folder.parent / f"{folder.name}-tmp"
+    tmpdir.mkdir(exist_ok=True)
+    return {**ENV, "TMPDIR": str(tmpdir)}
+
+
+def start(folder: Path) -> subprocess.Popen:
+    """The README's command in its own process group, as a terminal runs it."""
+    return subprocess.Popen(RUN_CI, cwd=folder, env=run_env(folder), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_until(condition, process: subprocess.Popen, what: str) -> None:
+    deadline = time.time() + 900
+    while not condition():
+        assert process.poll() is None, f"the run ended (exit code {process.returncode}) before {what}"
+        assert time.time() < deadline, f"no {what} within 15 minutes"
+        time.sleep(0.2)
+
+
+def scratch(folder: Path) -> list[Path]:
+    """Scratch folders of atomic writes (sbmoe.atomic) under the output folders."""
+    return [p for name in ("results", "resources") for p in (folder / name).rglob("*") if p.suffix in (".tmp", ".new")]
+
+
 def leftovers(folder: Path) -> list[Path]:
-    """Temporary files of interrupted atomic writes."""
-    return [p for p in folder.rglob("*.tmp") if ".snakemake" not in p.parts]
+    """What an interrupted run may leave behind: scratch folders, Snakemake's lock, incomplete marks
+    and job scripts, files in the run's TMPDIR."""
+    state = folder / ".snakemake"
+    left = scratch(folder)
+    for kind in ("locks", "incomplete", "scripts"):
+        left += [p for p in (state / kind).rglob("*") if p.is_file()] if (state / kind).exists() else []
+    return left + [p for p in (folder.parent / f"{folder.name}-tmp").rglob("*") if p.is_file()]
 
 
-def test_ci_study_runs_end_to_end_after_an_interruption(tmp_path):
-    folder = workdir(tmp_path)
-    command = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/ci.yaml", "--quiet", "rules"]
-    process = subprocess.Popen(command, cwd=folder, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    logs = folder / "results" / "models" / "tiny" / "scifact"
-    deadline = time.time() + 600
-    while time.time() < deadline and not any(p.name == "train_log.jsonl" for p in finished(folder)):
-        time.sleep(0.5)
-    process.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake stops its running jobs
-    process.wait(timeout=300)
-    recorded = finished(folder)
-    done = {p: p.stat().st_mtime_ns for p in logs.glob("*/*/train_log.jsonl") if p in recorded}
-    pooled = {p: p.stat().st_mtime_ns for p in (folder / "results" / "pooled").rglob("*.npz") if p in recorded}
-    assert len(done) >= 1 and pooled
-    assert not (folder / "results" / "paper" / "main.pdf").exists()
+def outputs(folder: Path) -> dict[Path, bytes]:
+    """Every file under results/ and resources/, without what differs between two identical runs: a
+    training log's timings, a PDF's dates (its size and end are kept)."""
+    found = {}
+    for path in sorted(p for name in ("results", "resources") for p in (folder / name).rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.suffix == ".pdf":
+            data = f"PDF of {len(data)} bytes ending {data.rstrip()[-5:]!r}".encode()
+        elif path.name == "train_log.jsonl":
+            data = re.sub(rb'"seconds": [0-9.e-]+, ', b"", data)
+        found[path.relative_to(folder)] = data
+    return found
 
-    resumed = snakemake(folder, "--cores", "2", "--configfile", "config/ci.yaml", "--rerun-incomplete")
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    for path, mtime in {**done, **pooled}.items():
-        assert path.stat().st_mtime_ns == mtime, f"{path} was computed again"
-    assert not leftovers(folder)
 
+@pytest.fixture(scope="module")
+def ci_study(tmp_path_factory) -> Path:
+    """The CI-sized study, run once without interruption."""
+    folder = workdir(tmp_path_factory.mktemp("ci") / "study")
+    completed = subprocess.run(RUN_CI, cwd=folder, env=run_env(folder), capture_output=True, text=True, timeout=1800)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return folder
+
+
+def test_ci_study_runs_end_to_end(ci_study):
+    folder = ci_study
     results = folder / "results"
     assert (results / "paper" / "main.pdf").stat().st_size > 10_000
     for table in ("in_domain", "zero_shot", "experts", "reproduction", "dataset_stats"):
@@ -140,6 +180,8 @@ def test_ci_study_runs_end_to_end_after_an_interruption(tmp_path):
     evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "sbmoe-paper-e3" / "seed1.json").read_text())
     assert set(evaluation) == {"scifact", "cranfield"} and set(evaluation["scifact"]) == {"top1", "all"}
     assert 0 <= evaluation["scifact"]["top1"]["metrics"]["ndcg@10"] <= 1
+    assert evaluation["scifact"]["top1"]["cross_check"]["max_difference"] <= 1e-9
+    assert not leftovers(folder)
 
     again = snakemake(folder, "-n", "--configfile", "config/ci.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -149,6 +191,51 @@ def test_ci_study_runs_end_to_end_after_an_interruption(tmp_path):
     html = (folder / "report.html").read_text(errors="replace")
     for name in ("expert_count.pdf", "tsne.pdf", "training_curves.pdf", "in_domain.csv", "main.pdf"):
         assert name in html, name
+
+
+def test_ci_study_resumes_after_ctrl_c_kill_9_and_a_power_loss(tmp_path, ci_study):
+    """Stopped three times, each time resumed with the same command; the results are those of the
+    uninterrupted run, and nothing is left behind."""
+    folder = workdir(tmp_path / "study")
+    results = folder / "results"
+
+    # Ctrl-C (SIGINT to the process group) once a model is trained while others train
+    process = start(folder)
+    wait_until(lambda: any(p.name == "train_log.jsonl" for p in finished(folder)), process, "a trained model")
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=300)
+    recorded = finished(folder)
+    kept = {p: p.stat().st_mtime_ns for p in [*results.rglob("train_log.jsonl"), *results.rglob("*.npz")] if p in recorded}
+    assert any(p.name == "train_log.jsonl" for p in kept) and not (results / "paper" / "main.pdf").exists()
+
+    # kill -9 of Snakemake and its jobs while a model trains: Snakemake's lock and the job's
+    # scratch folder stay behind
+    process = start(folder)
+    wait_until(lambda: any(".train_log.jsonl." in p.name for p in scratch(folder)), process, "a model in training")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert any((folder / ".snakemake" / "locks").iterdir()) and scratch(folder)
+
+    # a power loss while the paper is built: everything dies (kill -9), and data not yet on disk is
+    # lost: the scratch files are empty, and so is the PDF that the interrupted job was writing
+    process = start(folder)
+    building = results / "paper"
+    wait_until(lambda: any(building.glob(".main.pdf.*.tmp/build/main.tex")), process, "the paper build")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    for folder_left in scratch(folder):
+        for path in folder_left.rglob("*"):
+            if path.is_file():
+                path.write_bytes(b"")
+    (building / "main.pdf").write_bytes(b"")
+
+    resumed = subprocess.run(RUN_CI, cwd=folder, env=run_env(folder), capture_output=True, text=True, timeout=1800)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "removed the stale lock" in resumed.stderr
+    for path, mtime in kept.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was computed again"
+    assert not leftovers(folder), leftovers(folder)
+    assert outputs(folder) == outputs(ci_study)
 
 
 def test_trained_encoder_study_encodes_its_corpus_in_shards(tmp_path):

@@ -5,8 +5,8 @@ Work happens in a scratch folder ``.<name>.<random>.tmp`` beside the output. Its
 lock when the process dies, however it dies (``kill -9`` included), so a scratch folder whose lock
 is free belongs to nobody: the next :func:`scratch_folder` beside the same output, and
 :func:`remove_stale` (which the workflow runs on start), delete it. Outputs are flushed to disk
-(``fsync``) before they are renamed into place, so a power loss leaves either the old file or the
-whole new one.
+(``fsync``) before they are renamed into place, so a power loss never leaves part of an output:
+the old one, the whole new one, or (while a folder is replaced) none.
 """
 
 from __future__ import annotations

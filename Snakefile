@@ -1,18 +1,8 @@
 # Reproducing "Mixture of Experts Approaches in Dense Retrieval Tasks" (SB-MoE).
 # Run the full study with `snakemake --cores all`; see README.md for the demo and cluster profiles.
-from snakemake.logging import logger
 from snakemake.utils import min_version
 
-from sbmoe.resume import claim_workdir
-
 min_version("8.0")
-
-
-# After kill -9 or a power loss, Snakemake's lock and the killed jobs' scratch folders are left
-# behind: removed here when no other run of this workflow is alive in the folder (sbmoe.resume).
-if workflow.is_main_process:
-    for done in claim_workdir():
-        logger.info(done)
 
 
 # The full study, unless --configfile names another (config/demo.yaml, config/ci.yaml): a study's

@@ -76,8 +76,8 @@ def check_agreement(ranx: dict[str, dict[str, float]], reference: dict[str, dict
             raise EvaluationMismatchError(
                 f"{run_name}: ranx and trec_eval disagree on {metric}: mean {np.mean(list(got.values())):.6f} (ranx) "
                 f"vs {np.mean(list(expected.values())):.6f} (trec_eval); query {query!r}: {got[query]:.6f} vs "
-                f"{expected[query]:.6f} (tolerance {TOLERANCE:g}). Nothing was written. If it happens again, "
-                f"delete numba's cache {cache_folder()}."
+                f"{expected[query]:.6f} (tolerance {TOLERANCE:g}); no evaluation is returned. If it happens "
+                f"again, delete numba's cache {cache_folder()}."
             )
         largest = max(largest, difference)
     return largest

@@ -112,10 +112,11 @@ RUN_CI = [*SNAKEMAKE, "--cores", "all", "--configfile", "config/ci.yaml"]
 
 
 def run_env(folder: Path) -> dict[str, str]:
-    """The test environment, with the run's own TMPDIR (beside ``folder``) to find what it leaves there."""
+    """The test environment, with the run's own TMPDIR (beside ``folder``) to find what it leaves
+    there, and the dates in PDFs (matplotlib's, pdfTeX's) fixed so that two runs write the same bytes."""
     tmpdir = folder.parent / f"{folder.name}-tmp"
     tmpdir.mkdir(exist_ok=True)
-    return {**ENV, "TMPDIR": str(tmpdir)}
+    return {**ENV, "TMPDIR": str(tmpdir), "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
 
 
 def start(folder: Path) -> subprocess.Popen:
@@ -148,16 +149,13 @@ def leftovers(folder: Path) -> list[Path]:
 
 
 def outputs(folder: Path) -> dict[Path, bytes]:
-    """Every file under results/ and resources/, without what differs between two identical runs: a
-    training log's timings, a PDF's dates (its size and end are kept)."""
+    """Every file under results/ and resources/, but for what differs between two identical runs:
+    a training log's timings and the timestamps Snakemake leaves in folder outputs."""
     found = {}
     for path in sorted(p for name in ("results", "resources") for p in (folder / name).rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        if path.suffix == ".pdf":
-            data = f"PDF of {len(data)} bytes ending {data.rstrip()[-5:]!r}".encode()
-        elif path.name == "train_log.jsonl":
-            data = re.sub(rb'"seconds": [0-9.e-]+, ', b"", data)
-        found[path.relative_to(folder)] = data
+        if path.name != ".snakemake_timestamp":
+            data = path.read_bytes()
+            found[path.relative_to(folder)] = re.sub(rb'"seconds": [0-9.e-]+, ', b"", data) if path.name == "train_log.jsonl" else data
     return found
 
 

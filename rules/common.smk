@@ -1,15 +1,25 @@
-# Configuration checks, the study's design (which systems, seeds and test sets), and input functions.
+# A killed run's leftovers, configuration checks, the study's design (which systems, seeds and
+# test sets), and input functions.
 import os
 import sys
 from pathlib import Path
 
 import yaml
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from sbmoe.errors import InputError
 from sbmoe.hub import is_hub_id
+from sbmoe.resume import claim_workdir
 from sbmoe.systems import parse_system, poolings, system_name
 from sbmoe.study import check_study, study_table
+
+
+# After kill -9 or a power loss, Snakemake's lock and the killed jobs' scratch folders are left
+# behind: removed here when no other run of this workflow is alive in the folder (sbmoe.resume).
+if workflow.is_main_process:
+    for done in claim_workdir():
+        logger.info(done)
 
 
 validate(config, schema="../workflow/schemas/config.schema.yaml")

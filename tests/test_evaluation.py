@@ -1,13 +1,19 @@
 """Metrics on hand-computed runs: nDCG@10, Recall@100, MRR@10, P@1; relevance thresholds; self hits;
-judged queries missing from the run."""
+judged queries missing from the run; ties; the cross-check against trec_eval."""
 
 from __future__ import annotations
 
 import math
+import random
+import time
+from pathlib import Path
 
 import pytest
 
-from sbmoe.evaluation import METRICS, evaluate
+from sbmoe.collection import load_corpus, load_qrels
+from sbmoe.evaluation import METRICS, TOLERANCE, EvaluationMismatchError, evaluate, rank_order
+from sbmoe.runs import read_trec_run, write_trec_run
+from sbmoe.trec_eval import trec_eval_scores
 
 QRELS = {
     "q1": {"d1": 1, "d3": 1},  # binary
@@ -106,3 +112,96 @@ def test_perfect_run_scores_one():
     assert result["metrics"]["precision@1"] == pytest.approx(1.0)
     assert result["metrics"]["map@100"] == pytest.approx(1.0)
     assert set(result["metrics"]) == set(METRICS)
+
+
+def _random_study(seed: int, queries: int = 40, docs: int = 300):
+    """Graded qrels and a run with tied scores, some self hits and some queries left out."""
+    rng = random.Random(seed)
+    ids = [str(rng.randrange(1, 10**rng.randint(1, 6))) for _ in range(docs)]
+    qrels = {f"{i}": {d: rng.choice([0, 1, 1, 2, 3]) for d in rng.sample(ids, rng.randint(1, 8))} for i in range(queries)}
+    run = {}
+    for qid in list(qrels)[: queries - 3]:
+        retrieved = rng.sample(ids, 150) + rng.sample(list(qrels[qid]), 1) + [qid]
+        run[qid] = {d: round(rng.random(), 2) for d in retrieved}  # two decimals: many ties
+    return run, qrels
+
+
+@pytest.mark.parametrize("threshold, drop", [(1, False), (2, True)])
+def test_ranx_and_trec_eval_agree_on_random_runs(threshold, drop):
+    run, qrels = _random_study(seed=threshold)
+    metrics = ["ndcg@10", "ndcg@3", "recall@100", "mrr@10", "map@100", "precision@1", "precision@10"]
+    result = evaluate(run, qrels, metrics, relevance_threshold=threshold, drop_self_hits=drop)
+    assert result["cross_check"]["max_difference"] <= TOLERANCE
+    assert result["cross_check"]["implementation"] == "trec_eval (pytrec_eval)"
+    assert 0 < result["metrics"]["ndcg@10"] < 1 and 0 < result["metrics"]["recall@100"] < 1
+
+
+def test_ties_are_broken_by_document_id():
+    # trec_eval on its own would rank b before a (document ids descending); ranx keeps no fixed order
+    result = evaluate({"q": {"b": 1.0, "a": 1.0, "c": 0.5}}, {"q": {"b": 1}}, ["mrr@10", "precision@1"])
+    assert result["metrics"] == pytest.approx({"mrr@10": 0.5, "precision@1": 0.0})
+    assert rank_order({"q": {"b": 1.0, "a": 1.0, "c": 0.5}}) == {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}
+
+
+def test_a_wrong_ranx_result_stops_the_evaluation_naming_both_values(monkeypatch):
+    import ranx
+
+    real = ranx.evaluate
+
+    def corrupted(qrels, run, metrics, **kwargs):  # as if ranx had run a wrong kernel for one query
+        result = real(qrels, run, metrics, **kwargs)
+        run.scores["ndcg@10"]["q1"] = 0.1
+        return result
+
+    monkeypatch.setattr(ranx, "evaluate", corrupted)
+    with pytest.raises(EvaluationMismatchError) as raised:
+        evaluate(RUN, QRELS, ["recall@100", "ndcg@10"], run_name="runs/x.trec")
+    message = str(raised.value)
+    assert message.startswith("runs/x.trec: ranx and trec_eval disagree on ndcg@10")
+    assert f"mean {(0.1 + NDCG_Q2) / 3:.6f} (ranx) vs {(NDCG_Q1 + NDCG_Q2) / 3:.6f} (trec_eval)" in message
+    assert f"query 'q1': 0.100000 vs {NDCG_Q1:.6f}" in message
+
+
+def test_metric_without_a_cross_check_is_refused():
+    with pytest.raises(ValueError, match="hit_rate@10"):
+        evaluate(RUN, QRELS, ["ndcg@10", "hit_rate@10"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset, queries", [("scifact", 300), ("cranfield", 225)])
+def test_cost_of_the_cross_check(tmp_path, dataset, queries):
+    """What the trec_eval cross-check (and the tie-breaking it needs) adds to scoring one run of a
+    demo test set, every query with 1000 documents: against ranx (numba's cache warm) and against
+    reading and scoring the run, the evaluate job's work per run."""
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / dataset
+    if not (folder / "corpus.jsonl").is_file():
+        pytest.skip(f"{dataset} is not at {folder}")
+    qrels = load_qrels(folder / "qrels" / "test.tsv")
+    ids = list(load_corpus(folder / "corpus.jsonl"))
+    rng = random.Random(0)
+    run = {}
+    for qid, judged in qrels.items():
+        others = [d for d in rng.sample(ids, 1000 + len(judged)) if d not in judged][: 1000 - len(judged)]
+        run[qid] = {d: rng.random() for d in [*others, *judged]}
+    write_trec_run(tmp_path / "run.trec", run, "bench")
+    evaluate(read_trec_run(tmp_path / "run.trec"), qrels)  # numba's cache warm, as in every job after the first
+    started = time.perf_counter()
+    run = read_trec_run(tmp_path / "run.trec")
+    reading = time.perf_counter() - started
+    started = time.perf_counter()
+    result = evaluate(run, qrels)
+    scoring = time.perf_counter() - started
+    started = time.perf_counter()
+    ranked = rank_order(run)
+    ordering = time.perf_counter() - started
+    started = time.perf_counter()
+    graded = {q: {d: g for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
+    for metrics in (["ndcg@10", "ndcg@3"], ["recall@100", "mrr@10", "map@100", "precision@1"]):
+        trec_eval_scores({q: ranked[q] for q in graded if graded[q]}, {q: d for q, d in graded.items() if d}, metrics)
+    checking = time.perf_counter() - started
+    ranx = scoring - ordering - checking
+    print(f"{dataset} run ({len(run)} queries x 1000 documents): read {reading:.2f} s, score {scoring:.2f} s = "
+          f"ranx {ranx:.2f} s + tie-breaking {ordering:.2f} s + trec_eval cross-check {checking:.2f} s; "
+          f"cross-check / ranx = {checking / ranx:.2f}; added / (read + score) = {(ordering + checking) / (reading + scoring):.0%}")
+    assert result["num_queries"] == queries and result["cross_check"]["max_difference"] <= TOLERANCE
+    assert {len(docs) for docs in run.values()} == {1000}

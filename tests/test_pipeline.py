@@ -1,15 +1,18 @@
 """The Snakemake workflow: lint, the full study's plan, configuration errors, and the CI-sized study
-run end to end, interrupted halfway and resumed."""
+run end to end, and interrupted by Ctrl-C, kill -9 and a power loss, and resumed."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ENV, ROOT, SNAKEMAKE, workdir
+from conftest import ENV, ROOT, RUN_CI, SNAKEMAKE, finished, run_env, workdir
 
 pytest.importorskip("snakemake")
 
@@ -63,13 +66,13 @@ def test_full_study_plans_every_job(tmp_path):
         (lambda c: c["datasets"].update(mirror="no/such/folder"), "datasets.mirror"),
         (lambda c: c["training"].update(moe_lr=-1e-4), "moe_lr"),
         (lambda c: c["in_domain"].update(cranfield=["cranfield"]), "in_domain.cranfield"),
-        (lambda c: c["evaluation"].update(metrics=["ndcg@10", "ndgc@10"]), "evaluation.metrics[1]: unknown metric"),
+        (lambda c: c["evaluation"].update(metrics=["ndcg@10", "hit_rate@10"]), "['evaluation']['metrics']"),
         (lambda c: c["analysis"]["tsne"].update(testset="msmarco"), "analysis.tsne.testset: 'msmarco' is not a test set"),
         (lambda c: c.update(seeds=[1, 1]), "non-unique elements"),
     ],
     ids=["unknown-encoder", "unknown-variant", "missing-model-folder", "missing-dataset-folder", "missing-mirror",
-         "negative-learning-rate", "no-train-split", "unknown-metric", "tsne-testset-outside-the-study",
-         "duplicate-seeds"],
+         "negative-learning-rate", "no-train-split", "metric-without-cross-check",
+         "tsne-testset-outside-the-study", "duplicate-seeds"],
 )
 def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     folder = workdir(tmp_path)
@@ -101,21 +104,48 @@ def test_malformed_mirror_data_fails_its_job_with_the_file_and_line(tmp_path):
     assert not (folder / "resources" / "datasets" / "scifact").exists()
 
 
+def start(folder: Path) -> subprocess.Popen:
+    """The README's command in its own process group, as a terminal runs it."""
+    return subprocess.Popen(RUN_CI, cwd=folder, env=run_env(folder), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_until(condition, process: subprocess.Popen, what: str) -> None:
+    deadline = time.time() + 900
+    while not condition():
+        assert process.poll() is None, f"the run ended (exit code {process.returncode}) before {what}"
+        assert time.time() < deadline, f"no {what} within 15 minutes"
+        time.sleep(0.2)
+
+
+def scratch(folder: Path) -> list[Path]:
+    """Scratch folders of atomic writes (sbmoe.atomic) under the output folders."""
+    return [p for name in ("results", "resources") for p in (folder / name).rglob("*") if p.suffix in (".tmp", ".new")]
+
+
 def leftovers(folder: Path) -> list[Path]:
-    """Temporary files of interrupted atomic writes."""
-    return [p for p in folder.rglob("*.tmp") if ".snakemake" not in p.parts]
+    """What an interrupted run may leave behind: scratch folders, Snakemake's lock, incomplete marks
+    and job scripts, files in the run's TMPDIR."""
+    state = folder / ".snakemake"
+    left = scratch(folder)
+    for kind in ("locks", "incomplete", "scripts"):
+        left += [p for p in (state / kind).rglob("*") if p.is_file()] if (state / kind).exists() else []
+    return left + [p for p in (folder.parent / f"{folder.name}-tmp").rglob("*") if p.is_file()]
 
 
-def test_ci_study_runs_end_to_end_after_an_interruption(ci_study):
-    folder, resumed = ci_study.folder, ci_study.resumed
-    assert len(ci_study.trained) >= 1 and ci_study.pooled
-    assert not ci_study.paper_before
+def outputs(folder: Path) -> dict[Path, bytes]:
+    """Every file under results/ and resources/, but for what differs between two identical runs:
+    a training log's timings and the timestamps Snakemake leaves in folder outputs."""
+    found = {}
+    for path in sorted(p for name in ("results", "resources") for p in (folder / name).rglob("*") if p.is_file()):
+        if path.name != ".snakemake_timestamp":
+            data = path.read_bytes()
+            found[path.relative_to(folder)] = re.sub(rb'"seconds": [0-9.e-]+, ', b"", data) if path.name == "train_log.jsonl" else data
+    return found
 
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    for path, mtime in {**ci_study.trained, **ci_study.pooled}.items():
-        assert path.stat().st_mtime_ns == mtime, f"{path} was computed again"
-    assert not leftovers(folder)
 
+def test_ci_study_runs_end_to_end(ci_study):
+    folder = ci_study
     results = folder / "results"
     assert (results / "paper" / "main.pdf").stat().st_size > 10_000
     for table in ("in_domain", "zero_shot", "experts", "reproduction", "dataset_stats"):
@@ -125,6 +155,8 @@ def test_ci_study_runs_end_to_end_after_an_interruption(ci_study):
     evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "sbmoe-paper-e3" / "seed1.json").read_text())
     assert set(evaluation) == {"scifact", "cranfield"} and set(evaluation["scifact"]) == {"top1", "all"}
     assert 0 <= evaluation["scifact"]["top1"]["metrics"]["ndcg@10"] <= 1
+    assert evaluation["scifact"]["top1"]["cross_check"]["max_difference"] <= 1e-9
+    assert not leftovers(folder)
 
     again = snakemake(folder, "-n", "--configfile", "config/ci.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -134,6 +166,51 @@ def test_ci_study_runs_end_to_end_after_an_interruption(ci_study):
     html = (folder / "report.html").read_text(errors="replace")
     for name in ("expert_count.pdf", "tsne.pdf", "training_curves.pdf", "in_domain.csv", "main.pdf"):
         assert name in html, name
+
+
+def test_ci_study_resumes_after_ctrl_c_kill_9_and_a_power_loss(tmp_path, ci_study):
+    """Stopped three times, each time resumed with the same command; the results are those of the
+    uninterrupted run, and nothing is left behind."""
+    folder = workdir(tmp_path / "study")
+    results = folder / "results"
+
+    # Ctrl-C (SIGINT to the process group) once a model is trained while others train
+    process = start(folder)
+    wait_until(lambda: any(p.name == "train_log.jsonl" for p in finished(folder)), process, "a trained model")
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=300)
+    recorded = finished(folder)
+    kept = {p: p.stat().st_mtime_ns for p in [*results.rglob("train_log.jsonl"), *results.rglob("*.npz")] if p in recorded}
+    assert any(p.name == "train_log.jsonl" for p in kept) and not (results / "paper" / "main.pdf").exists()
+
+    # kill -9 of Snakemake and its jobs while a model trains: Snakemake's lock and the job's
+    # scratch folder stay behind
+    process = start(folder)
+    wait_until(lambda: any(".train_log.jsonl." in p.name for p in scratch(folder)), process, "a model in training")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert any((folder / ".snakemake" / "locks").iterdir()) and scratch(folder)
+
+    # a power loss while the paper is built: everything dies (kill -9), and data not yet on disk is
+    # lost: the scratch files are empty, and so is the PDF that the interrupted job was writing
+    process = start(folder)
+    building = results / "paper"
+    wait_until(lambda: any(building.glob(".main.pdf.*.tmp/build/main.tex")), process, "the paper build")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    for folder_left in scratch(folder):
+        for path in folder_left.rglob("*"):
+            if path.is_file():
+                path.write_bytes(b"")
+    (building / "main.pdf").write_bytes(b"")
+
+    resumed = subprocess.run(RUN_CI, cwd=folder, env=run_env(folder), capture_output=True, text=True, timeout=1800)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "removed the stale lock" in resumed.stderr
+    for path, mtime in kept.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was computed again"
+    assert not leftovers(folder), leftovers(folder)
+    assert outputs(folder) == outputs(ci_study)
 
 
 def test_trained_encoder_study_encodes_its_corpus_in_shards(tmp_path):

@@ -9,6 +9,7 @@ was run) reads ``--``. Macro names are letters only, as LaTeX requires.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -272,16 +273,17 @@ def load_table(path: str | Path) -> pd.DataFrame:
 
 def build_paper(main_tex: str | Path, generated: Mapping[str, str | Path], output_pdf: str | Path) -> None:
     """Compile ``main_tex`` with latexmk, the ``generated`` files (``{path under generated/: source}``)
-    placed beside it, in a scratch folder; the PDF is moved to ``output_pdf`` only if the build succeeds.
+    placed beside it, in a scratch folder beside ``output_pdf`` (removed by the next build if this
+    one is killed); the PDF is moved to ``output_pdf`` only if the build succeeds.
     The LaTeX log is printed when it fails."""
     import shutil
     import subprocess
-    import tempfile
 
     from .atomic import atomic_path
 
-    with tempfile.TemporaryDirectory(prefix="paper-") as scratch:
-        folder = Path(scratch)
+    with atomic_path(output_pdf) as pdf:
+        folder = pdf.parent / "build"
+        folder.mkdir()
         shutil.copy(main_tex, folder / "main.tex")
         for name, source in generated.items():
             target = folder / "generated" / name
@@ -294,5 +296,4 @@ def build_paper(main_tex: str | Path, generated: Mapping[str, str | Path], outpu
         if completed.returncode != 0:
             log = (folder / "main.log").read_text(errors="replace") if (folder / "main.log").exists() else ""
             raise RuntimeError(f"latexmk failed on {main_tex}:\n{completed.stdout[-4000:]}\n{log[-4000:]}")
-        with atomic_path(output_pdf) as tmp:
-            shutil.copy(folder / "main.pdf", tmp)
+        os.replace(folder / "main.pdf", pdf)

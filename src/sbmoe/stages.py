@@ -239,7 +239,7 @@ def evaluate_stage(
         raise DataFormatError(qrels, None, f"no judgement has a grade of at least {relevance_threshold} "
                                            "(the relevance threshold): nothing is relevant")
     check_run_against_qrels(ranked, judged, run, qrels)
-    result = evaluate(ranked, judged, metrics, relevance_threshold, drop_self_hits)
+    result = evaluate(ranked, judged, metrics, relevance_threshold, drop_self_hits, run_name=str(run))
     result = {"run": str(run), "qrels": str(qrels), **result}
     write_json(output, result)
     return result

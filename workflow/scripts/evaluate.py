@@ -21,9 +21,9 @@ with log_to(smk.log[0]):
         for testset, runs, qrels_path, threshold, drop in zip(model["testsets"], model["runs"], model["qrels"],
                                                              model["thresholds"], model["drop_self_hits"]):
             judged = qrels.setdefault(qrels_path, load_qrels(qrels_path))
-            results[testset] = {
-                pooling: evaluate(read_trec_run(Path(runs) / f"{pooling}.trec"), judged, smk.params.metrics,
-                                  threshold, drop)
-                for pooling in model["poolings"]
-            }
+            results[testset] = {}
+            for pooling in model["poolings"]:
+                run = Path(runs) / f"{pooling}.trec"
+                results[testset][pooling] = evaluate(read_trec_run(run), judged, smk.params.metrics, threshold, drop,
+                                                     run_name=str(run))
         write_json(output, results)

@@ -18,7 +18,8 @@ from sbmoe.evaluation import evaluate  # noqa: E402
 from sbmoe.model import ModelConfig, Retriever  # noqa: E402
 from sbmoe.pyterrier import SBMoEBiEncoder  # noqa: E402
 from sbmoe.pyterrier_routing import RoutedRetriever, base_encoder, results_to_run  # noqa: E402
-from sbmoe.routing import RouterConfig, hard_routing, query_features, soft_routing, train_router, utilities  # noqa: E402
+from sbmoe.router import RouterConfig, train_router  # noqa: E402
+from sbmoe.routing import hard_routing, query_features, soft_routing, utilities  # noqa: E402
 
 MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 EXPERTS = ["bm25", "zeroshot"]

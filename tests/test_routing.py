@@ -1,6 +1,7 @@
 """Routing over whole retrievers: the gate, hard and soft routing, fusion, the oracle, and the stages."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,11 +9,10 @@ import pytest
 from sbmoe.evaluation import evaluate
 from sbmoe.fusion import align, fuse, min_max, per_query_fusion, tune_wsum, weighted_sum
 from sbmoe.model import Encoded
+from sbmoe.router import Router, RouterConfig, train_router
 from sbmoe.routing import (
     ROUTED,
     ExpertInputs,
-    Router,
-    RouterConfig,
     best_experts,
     best_single,
     choice_shares,
@@ -25,12 +25,12 @@ from sbmoe.routing import (
     routed_runs,
     significance_against_best_single,
     soft_routing,
-    train_router,
     train_router_stage,
     utilities,
 )
 from sbmoe.runs import write_trec_run
 
+ROOT = Path(__file__).resolve().parents[1]
 EXPERTS = ["bm25", "zeroshot", "sbmoe-learned-e3/top1"]
 
 
@@ -103,7 +103,10 @@ def test_router_learns_the_expert_that_is_always_best():
     utility = rng.uniform(0, 0.5, size=(40, 3))
     utility[:, 2] = utility.max(axis=1) + rng.uniform(0.01, 0.3, size=40)  # expert 2 always best
     router, log = train_router(EXPERTS, embeddings, np.zeros((40, 0)), utility, RouterConfig(features=[]), progress=False)
-    assert log[-1]["accuracy"] == 1.0 and log[-1]["loss"] < log[0]["loss"]
+    epochs = log["epochs"]
+    assert epochs[-1]["accuracy"] == 1.0 and epochs[-1]["loss"] < epochs[0]["loss"]
+    assert set(log["cross_validation"]) == {"0.001", "0.01", "0.1", "1.0"}
+    assert log["l2"] == 1.0  # every penalty routes every held-out query to expert 2: the strongest is kept
     unseen = rng.normal(size=(100, 8))
     assert (router.choose(unseen, np.zeros((100, 0))) == 2).all()
 
@@ -119,11 +122,27 @@ def test_router_reads_the_query():
         return embeddings, utility
 
     embeddings, utility = case(200)
-    config = RouterConfig(features=[], hidden=16, epochs=300, weight_decay=0.0)
+    config = RouterConfig(features=[], hidden=16, epochs=300, l2=[0.0])
     router, _ = train_router(EXPERTS[:2], embeddings, np.zeros((200, 0)), utility, config, progress=False)
     test, truth = case(200)
     accuracy = (router.choose(test, np.zeros((200, 0))) == truth.argmax(axis=1)).mean()
     assert accuracy > 0.9
+
+
+def test_cross_validation_keeps_a_gate_from_fitting_noise():
+    """40 queries whose best expert has nothing to do with the embedding, expert 0 best on 70% of them:
+    cross-validation picks a penalty strong enough that every unseen query goes to expert 0."""
+    rng = np.random.default_rng(5)
+    embeddings = rng.normal(size=(40, 30))
+    utility = np.zeros((40, 2))
+    utility[np.arange(40), (rng.uniform(size=40) < 0.3).astype(int)] = 1.0
+    config = RouterConfig(features=[], l2=[0.0001, 1.0])
+    router, log = train_router(EXPERTS[:2], embeddings, np.zeros((40, 0)), utility, config, progress=False)
+    assert log["l2"] == 1.0 and log["cross_validation"]["1.0"] >= log["cross_validation"]["0.0001"]
+    assert (router.choose(rng.normal(size=(200, 30)), np.zeros((200, 0))) == 0).all()
+    unregularised, _ = train_router(EXPERTS[:2], embeddings, np.zeros((40, 0)), utility,
+                                    RouterConfig(features=[], l2=[0.0]), progress=False)
+    assert (unregularised.choose(rng.normal(size=(200, 30)), np.zeros((200, 0))) == 1).any()
 
 
 def test_router_is_deterministic_and_round_trips(tmp_path):
@@ -273,7 +292,7 @@ def test_route_stages_end_to_end(tiny_collection, tmp_path):
     assert description["split"] == "train" and description["queries"] == len(qids) == 30
     assert description["informative_queries"] == 30
     assert description["wsum_weights"][1] == max(description["wsum_weights"])
-    assert description["training_log"][-1]["accuracy"] == 1.0
+    assert description["training"]["epochs"][-1]["accuracy"] == 1.0
 
     test_qids, test_runs = tiny_runs(tiny_collection, "test", good=1)
     test_paths, test_pooled = write_split(tmp_path / "test", test_qids, test_runs, EXPERTS, seed=1)
@@ -305,3 +324,82 @@ def test_route_stage_checks_its_queries(tiny_collection, tmp_path):
     with pytest.raises(ValueError, match="3 experts but 2 runs"):
         train_router_stage(EXPERTS, ExpertInputs(paths[:2], pooled, tiny_collection, "valid"), tmp_path / "router")
     assert not (tmp_path / "router").exists()
+
+
+# ---- table, figure and macros ----
+
+
+def synthetic_routing(seed=10):
+    """Evaluations and choices as the routing stage writes them, for SciFact (in-domain) and
+    Cranfield (zero-shot, SciFact's router), from random runs of three experts."""
+    evaluations, choices = {"scifact": {}}, {"scifact": {}}
+    for number, testset in enumerate(("scifact", "cranfield")):
+        qids, runs, qrels = random_runs(seed=seed + number, queries=40)
+        utility = utilities(runs, qrels, qids)
+        weights = np.random.default_rng(seed).dirichlet(np.ones(3), size=len(qids))
+        systems = routed_runs(runs, qids, weights, utility, [0.2, 0.3, 0.5], k=20)
+        every = {**dict(zip(EXPERTS, runs)), **systems}
+        evaluations["scifact"][testset] = {name: evaluate(run, qrels, ["ndcg@10", "recall@100"]) for name, run in every.items()}
+        choices["scifact"][testset] = {
+            "experts": EXPERTS,
+            "queries": {q: {"router": EXPERTS[int(np.argmax(w))], "weights": w.tolist(), "utility": u.tolist()}
+                        for q, w, u in zip(qids, weights, utility)},
+        }
+    return evaluations, choices
+
+
+PAIRS = [("scifact", "scifact"), ("scifact", "cranfield")]
+LABELS = {"scifact": "SciFact", "cranfield": "Cranfield"}
+
+
+def test_routing_table_marks_the_best_single_retriever(tmp_path):
+    from sbmoe.tables import load_bm25_reference, routing_table
+
+    evaluations, _ = synthetic_routing()
+    report = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
+    reference = load_bm25_reference(ROOT / "workflow" / "bm25_reference.yaml")
+    assert reference["scifact"] == 0.665 and reference["nfcorpus"] == 0.325
+    table = routing_table(evaluations, EXPERTS, PAIRS, report, reference, dataset_labels=LABELS)
+    frame = table.frame
+    for testset in ("scifact", "cranfield"):
+        rows = frame[(frame["testset"] == testset) & (frame["metric"] == "ndcg@10") & (frame["kind"] != "published")]
+        singles = rows[rows["kind"] == "expert"]
+        assert rows.loc[rows["is_baseline"], "system"].tolist() == [singles.loc[singles["mean"].idxmax(), "system"]]
+        contenders = rows[rows["kind"] != "oracle"]
+        assert rows.loc[rows["best"], "mean"].round(3).eq(round(contenders["mean"].max(), 3)).all()
+        assert rows.loc[rows["system"] == "oracle", "mean"].iloc[0] >= singles["mean"].max()
+        tested = rows[rows["kind"].isin(["router", "fusion"])]
+        assert tested["p_value"].notna().all() and len(tested) == 4
+    assert frame.loc[frame["kind"] == "published", "mean"].tolist() == [0.665]
+    assert r"\underline{" in table.latex and r"\textit{BM25 (BEIR, published)}" in table.latex
+    assert "Cranfield" in table.latex and "(router: SciFact)" in table.latex
+    assert table.latex.count(r"\midrule") == 5  # header, then experts | fusions | routers | oracle | BEIR
+
+
+def test_routing_figure_and_macros(tmp_path):
+    from sbmoe.figures import routing_figure
+    from sbmoe.paper import paper_macros
+    from sbmoe.tables import routing_table
+
+    evaluations, choices = synthetic_routing()
+    plotted = routing_figure(choices, PAIRS, tmp_path / "routing.pdf", tmp_path / "routing.png", LABELS)
+    assert (tmp_path / "routing.png").stat().st_size > 5_000
+    first = plotted["pairs"][0]
+    assert first["experts"] == EXPERTS and sum(first["router"]) == pytest.approx(1.0)
+    assert sum(first["oracle"]) == pytest.approx(1.0) and first["oracle_queries"] <= first["queries"] == 40
+
+    report = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
+    table = routing_table(evaluations, EXPERTS, PAIRS, report, {"scifact": 0.665}, dataset_labels=LABELS)
+    values = paper_macros(routing=table.frame, routing_figure=plotted)
+    ndcg = {name: e["metrics"]["ndcg@10"] for name, e in evaluations["scifact"]["scifact"].items()}
+    best = max(EXPERTS, key=lambda name: ndcg[name])
+    assert values["RoutingExperts"] == "3" and values["RoutingSets"] == "2"
+    assert values["RoutingExpertList"] == "BM25, Zero-shot and SB-MoE TOP-1 E=3 (learned gate)"
+    assert values["RoutingHeadDataset"] == "SciFact" and values["RoutingHeadBestSingle"] == expert_label(best)
+    assert values["RoutingHeadHardNdcg"] == f"{ndcg['router-hard']:.3f}"
+    assert values["RoutingHeadOracleNdcg"] == f"{ndcg['oracle']:.3f}"
+    gain = max(ndcg["router-hard"], ndcg["router-soft"]) - ndcg[best]
+    assert values["RoutingHeadGain"] == f"{gain:.3f}"
+    assert values["RoutingComparisons"] == "16"
+    assert values["RoutingBMComparison"] == f"{ndcg['bm25']:.3f} on SciFact (BEIR: 0.665)"
+    assert values["RoutingHeadTopShare"] == f"{100 * max(first['router']):.0f}"

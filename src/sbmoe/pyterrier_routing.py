@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
-from .routing import BM25, Router, hard_routing, query_features, soft_routing
+from .router import Router
+from .routing import BM25, hard_routing, query_features, soft_routing
 from .runs import Run
 
 MODES = ("hard", "soft")

@@ -7,34 +7,30 @@ the zero-shot encoder, trained systems of the study), each with its run for ever
 - An expert is named ``bm25``, ``zeroshot`` or a system of the study with its inference pooling
   (``finetune``, ``sbmoe-learned-e6/top1``; see :func:`parse_expert`).
 - The **utility** of an expert for a query is its per-query nDCG@10 against the qrels.
-- The :class:`Router` (the gate) is a small network over the query's embedding from the base
-  encoder, optionally with cheap query features (:data:`FEATURES`): the query's length and the
-  statistics of its BM25 scores. It is trained on queries the experts were not trained on (a
-  held-out split) to pick the expert with the highest utility: a cross-entropy towards the best
-  experts (shared when several tie), each query weighted by how much the choice matters (the gap
-  between its best and worst utility), so queries on which every expert scores the same teach
-  nothing.
+- The gate (:class:`sbmoe.router.Router`) reads the query's embedding from the base encoder and,
+  optionally, cheap query features (:data:`FEATURES`): the query's length and the statistics of its
+  BM25 scores. It is trained on queries the experts were not trained on (a held-out split) to pick
+  the expert with the highest utility.
 - **Hard routing** returns the chosen expert's run; **soft routing** fuses the runs with the gate's
   per-query weights (:func:`sbmoe.fusion.per_query_fusion`, scores min-max normalised as ranx
   does); the **oracle** picks the expert with the highest utility for each test query, the ceiling
-  any router can reach.
+  any router can reach. The baselines are the single experts and their fusions (RRF, and WSUM with
+  weights tuned on the router's training split).
 
-Training is full-batch and seeded, so the same inputs give the same router.
+This module needs no PyTorch (the pipeline's analysis reads it); the gate lives in
+:mod:`sbmoe.router`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
-from tqdm.auto import tqdm
 
 from .atomic import atomic_path, write_json
 from .collection import Qrels, load_qrels, load_queries
@@ -42,7 +38,10 @@ from .evaluation import evaluate
 from .fusion import align, fuse, per_query_fusion, top_k, tune_wsum
 from .results import display_label
 from .runs import Run, read_trec_run, write_trec_run
-from .systems import parse_system, poolings
+from .systems import poolings
+
+if TYPE_CHECKING:
+    from .router import RouterConfig
 
 BM25 = "bm25"
 UTILITY = "ndcg@10"
@@ -55,7 +54,6 @@ ROUTED_LABELS = {
     "router-soft": "Router (soft)",
     "oracle": "Oracle",
 }
-_STD_FLOOR = 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,148 +137,13 @@ def query_features(texts: Sequence[str], groups: Sequence[str], bm25: Run | None
 
 
 # ---------------------------------------------------------------------------------------------
-# The gate
-
-
-@dataclass
-class RouterConfig:
-    """The gate's shape and training: ``hidden`` 0 is a linear gate (multinomial logistic regression)."""
-
-    hidden: int = 0
-    epochs: int = 300
-    lr: float = 0.01
-    weight_decay: float = 0.01
-    features: list[str] = field(default_factory=lambda: ["length", "bm25"])
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.hidden < 0 or self.epochs < 1 or self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"router needs hidden >= 0, epochs >= 1, lr > 0 and weight_decay >= 0, got {self}")
-        self.features = list(self.features)
-        feature_names(self.features)
-
-
-class Router(nn.Module):
-    """The gate: standardised inputs (query embedding, then query features) → one logit per expert."""
-
-    def __init__(self, experts: Sequence[str], embedding_size: int, config: RouterConfig,
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None):
-        super().__init__()
-        if len(experts) < 2:
-            raise ValueError(f"routing needs at least two experts, got {list(experts)}")
-        for name in experts:
-            parse_expert(name)
-        if BM25 in config.features and BM25 not in experts:
-            raise ValueError("the bm25 query features need bm25 among the experts")
-        self.experts = list(experts)
-        self.embedding_size = embedding_size
-        self.config = config
-        size = embedding_size + len(feature_names(config.features))
-        self.register_buffer("mean", torch.as_tensor(np.zeros(size) if mean is None else mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(np.ones(size) if std is None else std, dtype=torch.float32))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            if config.hidden:
-                self.gate = nn.Sequential(nn.Linear(size, config.hidden), nn.ReLU(), nn.Linear(config.hidden, len(experts)))
-            else:
-                self.gate = nn.Linear(size, len(experts))
-
-    def inputs(self, embeddings: np.ndarray, features: np.ndarray) -> torch.Tensor:
-        embeddings, features = np.asarray(embeddings, dtype=np.float32), np.asarray(features, dtype=np.float32)
-        if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_size:
-            raise ValueError(f"expected query embeddings of size {self.embedding_size}, got shape {embeddings.shape}")
-        if features.shape != (len(embeddings), len(self.mean) - self.embedding_size):
-            raise ValueError(f"expected {len(self.mean) - self.embedding_size} features per query, got {features.shape}")
-        return torch.from_numpy(np.concatenate([embeddings, features], axis=1))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.gate((inputs - self.mean) / self.std)
-
-    @torch.no_grad()
-    def weights(self, embeddings: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """The gate's softmax over the experts, ``(queries, experts)``."""
-        self.eval()
-        return torch.softmax(self(self.inputs(embeddings, features)), dim=1).numpy().astype(float)
-
-    def choose(self, embeddings: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """The index of the expert each query is routed to (the largest weight; the first on ties)."""
-        return np.argmax(self.weights(embeddings, features), axis=1)
-
-    def save(self, folder: str | os.PathLike, extra: Mapping | None = None) -> None:
-        """``router.pt`` (weights) and ``router.json`` (experts, sizes, settings and ``extra``), atomically."""
-        with atomic_path(folder) as tmp:
-            tmp.mkdir()
-            torch.save(self.state_dict(), tmp / "router.pt")
-            description = {"experts": self.experts, "embedding_size": self.embedding_size,
-                           "config": asdict(self.config), **(extra or {})}
-            (tmp / "router.json").write_text(json.dumps(description, indent=1) + "\n")
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike) -> "Router":
-        folder = Path(folder)
-        description = read_description(folder)
-        router = cls(description["experts"], description["embedding_size"], RouterConfig(**description["config"]))
-        router.load_state_dict(torch.load(folder / "router.pt", map_location="cpu", weights_only=True))
-        return router.eval()
-
-
-def read_description(folder: str | os.PathLike) -> dict:
-    """A saved router's ``router.json``."""
-    path = Path(folder) / "router.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder}: not a router folder (no router.json)")
-    return json.loads(path.read_text())
+# Routing
 
 
 def best_experts(utility: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
     """For each query, a distribution shared equally by the experts with the highest utility."""
     best = utility >= utility.max(axis=1, keepdims=True) - tolerance
     return best / best.sum(axis=1, keepdims=True)
-
-
-def train_router(
-    experts: Sequence[str],
-    embeddings: np.ndarray,
-    features: np.ndarray,
-    utility: np.ndarray,
-    config: RouterConfig = RouterConfig(),
-    progress: bool = True,
-) -> tuple[Router, list[dict]]:
-    """Fit a gate that picks the expert with the highest utility, and return it with its per-epoch
-    log (``epoch``, ``loss``, ``accuracy``: share of weighted queries routed to a best expert)."""
-    embeddings, features = np.asarray(embeddings, dtype=np.float32), np.asarray(features, dtype=np.float32)
-    utility = np.asarray(utility, dtype=float)
-    if utility.shape != (len(embeddings), len(experts)):
-        raise ValueError(f"utility must be (queries, experts) = {(len(embeddings), len(experts))}, got {utility.shape}")
-    regret = utility.max(axis=1) - utility.min(axis=1)
-    if not (regret > 0).any():
-        raise ValueError(f"no training query tells the experts apart (all {len(utility)} score the same with each)")
-    inputs = np.concatenate([embeddings, features], axis=1)
-    mean, std = inputs.mean(axis=0), inputs.std(axis=0)
-    std[std < _STD_FLOOR] = 1.0
-    router = Router(experts, embeddings.shape[1], config, mean, std)
-    x = torch.from_numpy(inputs)
-    target = torch.as_tensor(best_experts(utility), dtype=torch.float32)
-    share = regret / regret.sum()
-    weight = torch.as_tensor(share, dtype=torch.float32)
-    best = best_experts(utility) > 0
-    optimiser = torch.optim.AdamW(router.gate.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    log = []
-    router.train()
-    for epoch in tqdm(range(1, config.epochs + 1), desc="router", unit="epoch", disable=not progress):
-        optimiser.zero_grad()
-        logits = router(x)
-        loss = -(weight * (target * torch.log_softmax(logits, dim=1)).sum(dim=1)).sum()
-        loss.backward()
-        optimiser.step()
-        chosen = logits.detach().argmax(dim=1).numpy()
-        hit = best[np.arange(len(chosen)), chosen]
-        log.append({"epoch": epoch, "loss": float(loss.detach()), "accuracy": round(float(share[hit].sum()), 12)})
-    return router.eval(), log
-
-
-# ---------------------------------------------------------------------------------------------
-# Routing
 
 
 def oracle_choices(utility: np.ndarray) -> np.ndarray:
@@ -357,11 +220,15 @@ def train_router_stage(
     experts: Sequence[str],
     inputs: ExpertInputs,
     output: str | os.PathLike,
-    config: RouterConfig = RouterConfig(),
+    config: RouterConfig | None = None,
     fusion_metric: str = UTILITY,
 ) -> dict:
     """Train the gate on one held-out split and tune the WSUM fusion weights on the same queries;
-    save both in the folder ``output`` (:meth:`Router.save`). Returns the saved description."""
+    save both in the folder ``output`` (:meth:`sbmoe.router.Router.save`). Returns the saved
+    description."""
+    from .router import RouterConfig, read_description, train_router
+
+    config = config or RouterConfig()
     qids, runs, embeddings, features, qrels = _load_split(inputs, experts, config.features)
     utility = utilities(runs, qrels, qids, UTILITY, inputs.relevance_threshold, inputs.drop_self_hits)
     router, log = train_router(experts, embeddings, features, utility, config)
@@ -373,7 +240,7 @@ def train_router_stage(
         "expert_utility": dict(zip(experts, utility.mean(axis=0).tolist())),
         "wsum_weights": tune_wsum(runs, qrels, fusion_metric),
         "wsum_metric": fusion_metric,
-        "training_log": log,
+        "training": log,
     }
     router.save(output, extra)
     return read_description(output)
@@ -396,6 +263,8 @@ def route_stage(
     :func:`sbmoe.evaluation.evaluate` returns it); and the choices (``{testset: {"experts",
     "queries": {qid: {"router", "weights", "utility"}}}}``).
     """
+    from .router import Router, read_description
+
     router = Router.load(router_folder)
     description = read_description(router_folder)
     experts = router.experts

@@ -17,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/retrieve.smk"
 include: "rules/evaluate.smk"
+include: "rules/routing.smk"
 include: "rules/analysis.smk"
 include: "rules/paper.smk"
 

@@ -11,6 +11,8 @@ localrules:
     figure_tsne,
     figure_training,
     paper_macros,
+    table_routing,
+    figure_routing,
 
 
 EVALS = evaluation_records()
@@ -193,8 +195,57 @@ rule figure_training:
         "../workflow/scripts/figure_training.py"
 
 
+rule table_routing:
+    input:
+        evals=[evaluation for _, evaluation, _ in router_records()],
+        bm25_reference="workflow/bm25_reference.yaml",
+    output:
+        tex="results/analysis/tables/routing.tex",
+        csv=report("results/analysis/tables/routing.csv", category="Tables", caption="../workflow/report/routing.rst"),
+        significance="results/analysis/routing_significance.json",
+    log:
+        "logs/analysis/table_routing.log",
+    params:
+        table="routing",
+        trainsets=[trainset for trainset, _, _ in router_records()],
+        experts=ROUTING_EXPERTS,
+        pairs=router_pairs(),
+        significance=dict(
+            test=SIGNIFICANCE.get("test", "randomization"),
+            correction=SIGNIFICANCE.get("correction", "bonferroni"),
+            alpha=SIGNIFICANCE.get("alpha", 0.01),
+            permutations=SIGNIFICANCE.get("permutations", 10000),
+            seed=0,
+        ),
+        dataset_labels=DATASET_LABELS,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/tables.py"
+
+
+rule figure_routing:
+    input:
+        choices=[choices for _, _, choices in router_records()],
+    output:
+        pdf=report("results/analysis/figures/routing.pdf", category="Figures", caption="../workflow/report/routing_figure.rst"),
+        png="results/analysis/figures/routing.png",
+        json="results/analysis/figures/routing.json",
+    log:
+        "logs/analysis/figure_routing.log",
+    params:
+        trainsets=[trainset for trainset, _, _ in router_records()],
+        pairs=router_pairs(),
+        dataset_labels=DATASET_LABELS,
+    conda:
+        "../envs/sbmoe.yaml"
+    script:
+        "../workflow/scripts/figure_routing.py"
+
+
 rule paper_macros:
     input:
+        unpack(routing_macro_inputs),
         in_domain="results/analysis/tables/in_domain.csv",
         zero_shot="results/analysis/tables/zero_shot.csv",
         reproduction="results/analysis/tables/reproduction.csv",

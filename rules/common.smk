@@ -11,8 +11,9 @@ from snakemake.utils import validate
 from sbmoe.errors import InputError
 from sbmoe.hub import is_hub_id
 from sbmoe.resume import claim_workdir
+from sbmoe.routing import BM25, parse_expert
 from sbmoe.systems import parse_system, poolings, system_name
-from sbmoe.study import check_study, study_table
+from sbmoe.study import check_study, routing_split, routing_trainsets, study_table
 
 
 # After kill -9 or a power loss, Snakemake's lock and the killed jobs' scratch folders are left
@@ -336,3 +337,136 @@ def zero_shot_trainset():
 
 
 DATASET_LABELS = {name: spec.label for name, spec in DATASETS.items()}
+
+
+# ---- routing over whole retrievers (config["routing"], rules/routing.smk) ----
+
+ROUTING_CONFIG = config.get("routing") or {}
+ROUTED_SETS = routing_trainsets(config) if ROUTING_CONFIG else []
+ROUTING_ENCODER = ROUTING_CONFIG.get("encoder")
+ROUTING_EXPERTS = ROUTING_CONFIG.get("experts") or [BM25, "zeroshot"]
+ROUTING_SEED = ROUTING_CONFIG.get("seed", config["seeds"][0])
+ROUTER = "results/routing/{encoder}/{trainset}"
+
+
+def expert_model(name, trainset):
+    """The model (as wildcards) and pooling of a dense expert; the untrained encoder's trainset is 'none'."""
+    system, pooling = parse_expert(name)
+    if system == "zeroshot":
+        return dict(encoder=ROUTING_ENCODER, trainset="none", system="zeroshot", seed=0), pooling
+    return dict(encoder=ROUTING_ENCODER, trainset=trainset, system=system, seed=ROUTING_SEED), pooling
+
+
+def expert_runs(trainset, dataset, split):
+    """(folder, file) of each expert's run on a split of a dataset, in the order of the experts."""
+    found = []
+    for name in ROUTING_EXPERTS:
+        if name == BM25:
+            found.append((f"results/bm25/{dataset}/runs", f"{split}.trec"))
+            continue
+        model, pooling = expert_model(name, trainset)
+        if split == "test":
+            folder = f"results/runs/{MODEL}/{dataset}".format(**model)
+        else:
+            folder = f"results/routing/dense/{MODEL}/{dataset}/{split}".format(**model)
+        found.append((folder, f"{pooling}.trec"))
+    return found
+
+
+def bm25_splits(wildcards):
+    """The splits BM25 runs on for a dataset: test where it is a test set, the router's split where
+    it is a routed training set."""
+    splits = []
+    if any(wildcards.dataset in testsets(t) for t in ROUTED_SETS):
+        splits.append("test")
+    if wildcards.dataset in ROUTED_SETS:
+        splits.append(routing_split(config, wildcards.dataset))
+    return splits
+
+
+def split_search_inputs(wildcards):
+    """A dense expert on a held-out split: its model, the queries of the split, and the corpus (the
+    pooled shards of a frozen encoder, else the model's encoded test corpus)."""
+    inputs = {"model": model_folder(wildcards), "dataset": dataset_folder(wildcards.dataset)}
+    shards = range(num_shards(wildcards.dataset))
+    if FROZEN:
+        pooled = f"results/pooled/{wildcards.encoder}/{wildcards.dataset}"
+        inputs["pooled"] = f"{pooled}/queries-{wildcards.split}.npz"
+        inputs["pooled_corpus"] = [f"{pooled}/corpus-{shard}.npz" for shard in shards]
+    else:
+        encoded = f"results/encoded/{MODEL}/{wildcards.dataset}/corpus".format(**wildcards)
+        inputs["corpus"] = [f"{encoded}/{shard}" for shard in shards]
+    return inputs
+
+
+def split_poolings(wildcards):
+    return list(poolings(wildcards.system))
+
+
+def split_search_tag(wildcards):
+    return "{encoder}-{trainset}-{system}-seed{seed}-{split}".format(**wildcards)
+
+
+def expert_inputs(trainset, dataset, split):
+    """Everything the router reads on one split: the experts' run folders, the base encoder's pooled
+    queries and the dataset folder."""
+    return {
+        "runs": [folder for folder, _ in expert_runs(trainset, dataset, split)],
+        "queries": f"results/pooled/{ROUTING_ENCODER}/{dataset}/queries-{split}.npz",
+        "dataset": dataset_folder(dataset),
+    }
+
+
+def expert_params(trainset, dataset, split):
+    """The router's description of one split (sbmoe.routing.ExpertInputs)."""
+    return {
+        "runs": [f"{folder}/{name}" for folder, name in expert_runs(trainset, dataset, split)],
+        "queries": f"results/pooled/{ROUTING_ENCODER}/{dataset}/queries-{split}.npz",
+        "dataset": dataset_folder(dataset),
+        "split": split,
+        "relevance_threshold": DATASETS[dataset].relevance_threshold,
+        "drop_self_hits": DATASETS[dataset].drop_self_hits,
+    }
+
+
+def router_inputs(wildcards):
+    split = routing_split(config, wildcards.trainset)
+    found = expert_inputs(wildcards.trainset, wildcards.trainset, split)
+    return {"runs": found["runs"], "queries": found["queries"], "dataset": found["dataset"]}
+
+
+def router_params(wildcards):
+    return expert_params(wildcards.trainset, wildcards.trainset, routing_split(config, wildcards.trainset))
+
+
+def route_inputs(wildcards):
+    found = {"router": f"{ROUTER}/router".format(**wildcards), "runs": [], "queries": [], "datasets": []}
+    for testset in testsets(wildcards.trainset):
+        split = expert_inputs(wildcards.trainset, testset, "test")
+        found["runs"] += split["runs"]
+        found["queries"].append(split["queries"])
+        found["datasets"].append(split["dataset"])
+    return found
+
+
+def route_params(wildcards):
+    return {testset: expert_params(wildcards.trainset, testset, "test") for testset in testsets(wildcards.trainset)}
+
+
+def router_records():
+    """(trainset, evaluation JSON, choices JSON) of every routed training set."""
+    return [
+        (trainset, f"{ROUTER}/eval.json".format(encoder=ROUTING_ENCODER, trainset=trainset),
+         f"{ROUTER}/choices.json".format(encoder=ROUTING_ENCODER, trainset=trainset))
+        for trainset in ROUTED_SETS
+    ]
+
+
+def router_pairs():
+    return [[trainset, testset] for trainset in ROUTED_SETS for testset in testsets(trainset)]
+
+
+def routing_macro_inputs(wildcards):
+    if not ROUTED_SETS:
+        return {}
+    return {"routing": "results/analysis/tables/routing.csv", "routing_figure": "results/analysis/figures/routing.json"}

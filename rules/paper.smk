@@ -6,6 +6,9 @@ localrules:
 
 PAPER_TABLES = ["dataset_stats", "in_domain", "zero_shot", "reproduction", "experts"]
 PAPER_FIGURES = ["expert_count", "tsne", "training_curves"]
+if ROUTED_SETS:
+    PAPER_TABLES.append("routing")
+    PAPER_FIGURES.append("routing")
 
 
 rule paper:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_figures import synthetic_tsne_inputs, write_training_logs
+from test_routing import EXPERTS, PAIRS, synthetic_routing
 from test_tables import (
     IN_DOMAIN,
     REFERENCE,
@@ -21,24 +22,26 @@ from test_tables import (
 from threadpoolctl import threadpool_limits
 
 from sbmoe.atomic import write_text
-from sbmoe.figures import expert_count_figure, training_curves_figure, tsne_figure
+from sbmoe.figures import expert_count_figure, routing_figure, training_curves_figure, tsne_figure
 from sbmoe.paper import MACROS, load_table, paper_macros, render_macros, write_macros
 from sbmoe.results import display_label, load_results
+from sbmoe.routing import significance_against_best_single
 from sbmoe.significance import significance_report
 from sbmoe.tables import (
     experts_table,
     in_domain_table,
     load_reference,
     reproduction_table,
+    routing_table,
     zero_shot_table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "paper" / "main.tex"
 SCRIPTS = ROOT / "workflow" / "scripts"
-LABELS = {"msmarco": "MS MARCO", "nq": "NQ", "scifact": "SciFact", "nfcorpus": "NFCorpus"}
+LABELS = {"msmarco": "MS MARCO", "nq": "NQ", "scifact": "SciFact", "nfcorpus": "NFCorpus", "cranfield": "Cranfield"}
 # Upper-case commands main.tex takes from LaTeX itself; every other one must be a generated macro.
-LATEX_COMMANDS = {"Delta", "Big"}
+LATEX_COMMANDS = {"Delta", "Big", "IfFileExists"}
 DATASET_STATS = textwrap.dedent(
     r"""
     \begin{tabular}{lrr}
@@ -79,6 +82,9 @@ def build_generated(folder):
         "reproduction": reproduction_table(results, load_reference(REFERENCE), IN_DOMAIN, dataset_labels=LABELS),
         "experts": experts_table(routing_records(folder), dataset_labels=LABELS),
     }
+    evaluations, choices = synthetic_routing()
+    routed = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
+    tables["routing"] = routing_table(evaluations, EXPERTS, PAIRS, routed, {"scifact": 0.665}, dataset_labels=LABELS)
     for name, table in tables.items():
         table.write(generated / f"{name}.tex", generated / f"{name}.csv")
     write_text(generated / "dataset_stats.tex", DATASET_STATS)
@@ -92,8 +98,10 @@ def build_generated(folder):
     logs = write_training_logs(folder)
     labelled = [(display_label(keys["system"], keys["pooling"]), path) for keys, path in logs]
     training_curves_figure(labelled, figures / "training_curves.pdf", figures / "training_curves.png")
+    shares = routing_figure(choices, PAIRS, figures / "routing.pdf", figures / "routing.png", LABELS)
     values = paper_macros(
-        **{name: load_table(generated / f"{name}.csv") for name in tables}, significance=report, logs=logs, tsne=tsne
+        **{name: load_table(generated / f"{name}.csv") for name in tables}, significance=report, logs=logs, tsne=tsne,
+        routing_figure=shares,
     )
     write_macros(generated / "macros.tex", values)
     return values, results
@@ -111,6 +119,8 @@ def compile_paper(folder):
     log = (folder / "main.log").read_text(errors="replace") if (folder / "main.log").exists() else ""
     assert completed.returncode == 0, completed.stdout[-3000:] + log[-3000:]
     assert (folder / "main.pdf").stat().st_size > 10_000
+    if (folder / "generated" / "routing.tex").exists():
+        assert r"\newlabel{tab:routing}" in (folder / "main.aux").read_text()
     assert "undefined" not in re.sub(r"\s+", " ", log).lower().replace("undefined on input line", ""), log[-3000:]
 
 
@@ -145,6 +155,7 @@ def test_macros_come_from_the_results(tmp_path):
     assert values["MaxEpochs"] == "6"
     assert values["TsneQuery"].startswith("q")
     assert "--" not in {values[name] for name in ("NumSignificant", "SigAlpha", "ReproMeanAbsDiffNdcg")}
+    assert "--" not in {value for name, value in values.items() if name.startswith("Routing")}
 
 
 def test_paper_compiles(tmp_path, latexmk):

@@ -51,9 +51,16 @@ def test_full_study_plans_every_job(tmp_path):
     assert counts["search"] == searches
     assert counts["export_dataset"] == 18  # 7 in-domain + 13 BEIR, nq and hotpotqa in both
     for rule in ("significance", "table_in_domain", "table_zero_shot", "table_experts", "table_reproduction",
-                 "figure_expert_count", "figure_tsne", "figure_training", "paper", "dataset_stats"):
+                 "figure_expert_count", "figure_tsne", "figure_training", "paper", "dataset_stats",
+                 "table_routing", "figure_routing"):
         assert counts[rule] == 1, rule
     assert counts["encode_corpus"] > searches  # MS MARCO's corpus is encoded in shards
+    # routing: one router per routed training set, on the test sets of its models; BM25 on every one
+    routed = config["routing"]["trainsets"]
+    dense = [e for e in config["routing"]["experts"] if e != "bm25"]
+    assert counts["train_router"] == counts["route"] == len(routed) == 4
+    assert counts["search_split"] == len(dense) * len(routed)
+    assert counts["bm25"] == len({t for r in routed for t in config["in_domain"][r] + config["zero_shot"].get(r, [])})
 
 
 @pytest.mark.parametrize(
@@ -69,10 +76,12 @@ def test_full_study_plans_every_job(tmp_path):
         (lambda c: c["evaluation"].update(metrics=["ndcg@10", "hit_rate@10"]), "['evaluation']['metrics']"),
         (lambda c: c["analysis"]["tsne"].update(testset="msmarco"), "analysis.tsne.testset: 'msmarco' is not a test set"),
         (lambda c: c.update(seeds=[1, 1]), "non-unique elements"),
+        (lambda c: c["routing"].update(experts=["bm25", "colbert"]), "routing.experts"),
+        (lambda c: c["routing"].update(splits={"scifact": "train"}), "routing.splits.scifact"),
     ],
     ids=["unknown-encoder", "unknown-variant", "missing-model-folder", "missing-dataset-folder", "missing-mirror",
          "negative-learning-rate", "no-train-split", "metric-without-cross-check",
-         "tsne-testset-outside-the-study", "duplicate-seeds"],
+         "tsne-testset-outside-the-study", "duplicate-seeds", "unknown-routing-expert", "router-on-training-queries"],
 )
 def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     folder = workdir(tmp_path)
@@ -148,10 +157,15 @@ def test_ci_study_runs_end_to_end(ci_study):
     folder = ci_study
     results = folder / "results"
     assert (results / "paper" / "main.pdf").stat().st_size > 10_000
-    for table in ("in_domain", "zero_shot", "experts", "reproduction", "dataset_stats"):
+    for table in ("in_domain", "zero_shot", "experts", "reproduction", "dataset_stats", "routing"):
         assert "\\toprule" in (results / "analysis" / "tables" / f"{table}.tex").read_text()
-    for figure in ("expert_count", "tsne", "training_curves"):
+    for figure in ("expert_count", "tsne", "training_curves", "routing"):
         assert (results / "analysis" / "figures" / f"{figure}.png").stat().st_size > 5_000
+    routed = yaml.safe_load((results / "routing" / "tiny" / "scifact" / "eval.json").read_text())
+    assert set(routed) == {"scifact", "cranfield"}
+    assert set(routed["cranfield"]) == {"bm25", "zeroshot", "sbmoe-learned-e3/top1", "rrf", "wsum", "router-hard",
+                                        "router-soft", "oracle"}
+    assert all((results / "bm25" / name / "runs" / "test.trec").stat().st_size > 0 for name in ("scifact", "cranfield"))
     evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "sbmoe-paper-e3" / "seed1.json").read_text())
     assert set(evaluation) == {"scifact", "cranfield"} and set(evaluation["scifact"]) == {"top1", "all"}
     assert 0 <= evaluation["scifact"]["top1"]["metrics"]["ndcg@10"] <= 1
@@ -164,7 +178,7 @@ def test_ci_study_runs_end_to_end(ci_study):
     report = snakemake(folder, "--report", "report.html", "--configfile", "config/ci.yaml")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (folder / "report.html").read_text(errors="replace")
-    for name in ("expert_count.pdf", "tsne.pdf", "training_curves.pdf", "in_domain.csv", "main.pdf"):
+    for name in ("expert_count.pdf", "tsne.pdf", "training_curves.pdf", "in_domain.csv", "routing.csv", "main.pdf"):
         assert name in html, name
 
 
@@ -225,6 +239,7 @@ def test_trained_encoder_study_encodes_its_corpus_in_shards(tmp_path):
     config["encoding"]["corpus_shards"] = {"default": 2}
     config["analysis"]["tsne"]["system"] = "sbmoe-paper-e3"
     config["paper"]["build"] = False
+    del config["routing"]  # routing pools the base encoder's queries; this DAG must pool nothing
     (folder / "trained.yaml").write_text(yaml.safe_dump(config))
 
     plan = snakemake(folder, "-n", "--configfile", "trained.yaml", "--quiet", "rules")

@@ -5,6 +5,8 @@
   expert that routed each document, relevant documents starred; one panel per model.
 - :func:`training_curves_figure`: loss, validation loss, gate gradient norm, routing entropy and
   expert load per epoch, from the training logs.
+- :func:`routing_figure`: how a router's choices split over the expert retrievers per test set,
+  beside its mean soft weights and the oracle's split.
 
 Each function returns a JSON-serialisable dict describing what it drew (for captions and macros).
 """
@@ -379,3 +381,58 @@ def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str
             for label, frame in frames
         ]
     }
+
+
+_ROUTING_BARS = (("router", "Router (hard)"), ("soft", "Router (soft, mean weight)"), ("oracle", "Oracle"))
+
+
+def routing_figure(
+    choices: Mapping[str, Mapping],
+    pairs: Sequence[tuple[str, str]],
+    pdf_path: str | Path,
+    png_path: str | Path,
+    dataset_labels: Mapping[str, str] | None = None,
+) -> dict:
+    """Horizontal stacked bars, one group per ``(trainset, testset)`` pair: the share of test
+    queries the router sends to each expert, its mean soft weight per expert, and the oracle's
+    split (queries on which the experts tie are left out of it).
+
+    ``choices`` is ``{trainset: {testset: choices}}`` as the routing stage writes it.
+    """
+    from .routing import choice_shares, expert_label
+
+    shares = {tuple(pair): choice_shares(choices[pair[0]][pair[1]]) for pair in pairs}
+    experts = list(dict.fromkeys(name for share in shares.values() for name in share["experts"]))
+    colours = dict(zip(experts, _colours(len(experts))))
+    several = len({t for t, _ in pairs}) > 1
+    figure = Figure(figsize=(8, 1.0 + 1.1 * len(pairs)), layout="constrained")
+    axis = figure.subplots()
+    ticks, names, plotted = [], [], []
+    for group, pair in enumerate(pairs):
+        share = shares[tuple(pair)]
+        label = (dataset_labels or {}).get(pair[1], pair[1])
+        if several or pair[0] != pair[1]:
+            label += f" (router: {(dataset_labels or {}).get(pair[0], pair[0])})"
+        top = group * (len(_ROUTING_BARS) + 1)
+        axis.text(0, top + 0.35, label, fontsize=9, fontweight="bold", va="center")
+        for offset, (key, bar) in enumerate(_ROUTING_BARS, start=1):
+            y = top + offset
+            left = 0.0
+            for name, value in zip(share["experts"], share[key]):
+                axis.barh(y, value, left=left, color=colours[name], edgecolor="white", linewidth=0.5)
+                if value >= 0.08:
+                    axis.text(left + value / 2, y, f"{100 * value:.0f}%", ha="center", va="center", fontsize=7)
+                left += value
+            ticks.append(y)
+            names.append(bar)
+        plotted.append({"trainset": pair[0], "testset": pair[1], **share})
+    axis.set_yticks(ticks, names, fontsize=8)
+    axis.set_ylim(len(pairs) * (len(_ROUTING_BARS) + 1) - 0.4, -0.3)
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("Share of test queries")
+    figure.legend(
+        handles=[Line2D([], [], lw=6, color=colours[name], label=expert_label(name)) for name in experts],
+        loc="outside lower center", ncol=min(len(experts), 3), frameon=False, fontsize=8,
+    )
+    save_figure(figure, pdf_path, png_path)
+    return {"pairs": plotted}

@@ -61,6 +61,26 @@ MACROS = {
     "TsneSeed": "seed that chose it",
     "TsneCandidates": "queries it was chosen among",
     "TsneDepth": "documents per query in the t-SNE",
+    "RoutingExperts": "expert retrievers the router chooses among",
+    "RoutingExpertList": "their labels",
+    "RoutingSets": "test sets (with the training set of their router) in the routing table",
+    "RoutingHeadDataset": "first test set of the routing table",
+    "RoutingHeadBestSingle": "its best single retriever (by nDCG@10)",
+    "RoutingHeadBestSingleNdcg": "that retriever's nDCG@10",
+    "RoutingHeadHardNdcg": "nDCG@10 of hard routing on the first test set",
+    "RoutingHeadSoftNdcg": "nDCG@10 of soft routing on the first test set",
+    "RoutingHeadRrfNdcg": "nDCG@10 of RRF on the first test set",
+    "RoutingHeadWsumNdcg": "nDCG@10 of the tuned WSUM fusion on the first test set",
+    "RoutingHeadOracleNdcg": "nDCG@10 of the oracle on the first test set",
+    "RoutingHeadGain": "best router nDCG@10 minus the best single retriever's, first test set",
+    "RoutingHeadTopExpert": "the retriever the router sends most first-test-set queries to",
+    "RoutingHeadTopShare": "the percentage of queries it receives",
+    "RoutingRouterWins": "test sets where a router beats the best single retriever in nDCG@10",
+    "RoutingFusionWins": "test sets where a fusion beats the best single retriever in nDCG@10",
+    "RoutingSignificant": "router and fusion comparisons significant against the best single retriever",
+    "RoutingComparisons": "router and fusion comparisons tested",
+    "RoutingBMComparison": "our BM25 nDCG@10 beside BEIR's published one, per test set",
+    "RoutingBMMaxDiff": "largest absolute difference from BEIR's published BM25 nDCG@10",
 }
 _NAME = re.compile(r"^[A-Za-z]+$")
 _NOT_MOE = ("zeroshot", "finetune")
@@ -230,6 +250,60 @@ def _tsne_macros(description: Mapping) -> dict:
     }
 
 
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _routing_macros(table: pd.DataFrame, figure: Mapping) -> dict:
+    if table.empty:
+        return {}
+    ndcg = table[table["metric"] == "ndcg@10"]
+    experts = ndcg.loc[ndcg["kind"] == "expert", ["system", "label"]].drop_duplicates("system")
+    pairs = list(dict.fromkeys(zip(ndcg["trainset"], ndcg["testset"])))
+    values = {
+        "RoutingExperts": str(len(experts)),
+        "RoutingExpertList": latex_escape(_join(list(experts["label"]))),
+        "RoutingSets": str(len(pairs)),
+    }
+    router_wins = fusion_wins = 0
+    for pair in pairs:
+        rows = ndcg[(ndcg["trainset"] == pair[0]) & (ndcg["testset"] == pair[1])]
+        best = rows.loc[rows["is_baseline"].astype(bool), "mean"].max()
+        router_wins += int(rows.loc[rows["kind"] == "router", "mean"].max() > best)
+        fusion_wins += int(rows.loc[rows["kind"] == "fusion", "mean"].max() > best)
+    values.update(RoutingRouterWins=str(router_wins), RoutingFusionWins=str(fusion_wins))
+    tested = table[table["kind"].isin(["router", "fusion"]) & table["p_value"].notna()]
+    values.update(RoutingComparisons=str(len(tested)),
+                  RoutingSignificant=str(int(tested["significant"].astype(bool).sum())))
+    head = ndcg[(ndcg["trainset"] == pairs[0][0]) & (ndcg["testset"] == pairs[0][1])]
+    by_system = dict(zip(head["system"], head["mean"]))
+    baseline = head[head["is_baseline"].astype(bool)].iloc[0]
+    routers = head.loc[head["kind"] == "router", "mean"]
+    values.update(
+        RoutingHeadDataset=latex_escape(head["dataset"].iloc[0]),
+        RoutingHeadBestSingle=latex_escape(baseline["label"]),
+        RoutingHeadBestSingleNdcg=format_text_score(baseline["mean"]),
+        RoutingHeadGain=format_text_score(float(routers.max() - baseline["mean"])) if len(routers) else MISSING,
+    )
+    for system, name in (("router-hard", "RoutingHeadHardNdcg"), ("router-soft", "RoutingHeadSoftNdcg"),
+                         ("rrf", "RoutingHeadRrfNdcg"), ("wsum", "RoutingHeadWsumNdcg"), ("oracle", "RoutingHeadOracleNdcg")):
+        if system in by_system:
+            values[name] = format_text_score(by_system[system])
+    for share in (figure or {}).get("pairs", []):
+        if (share["trainset"], share["testset"]) == pairs[0]:
+            top = int(np.argmax(share["router"]))
+            label = experts.set_index("system")["label"].get(share["experts"][top], share["experts"][top])
+            values.update(RoutingHeadTopExpert=latex_escape(label), RoutingHeadTopShare=f"{100 * share['router'][top]:.0f}")
+    ours = ndcg[ndcg["system"] == "bm25"].set_index("testset")["mean"]
+    published = ndcg[ndcg["kind"] == "published"].drop_duplicates("testset")
+    compared = [(row["dataset"], ours[row["testset"]], row["mean"]) for _, row in published.iterrows() if row["testset"] in ours]
+    if compared:
+        values["RoutingBMComparison"] = latex_escape(_join(
+            [f"{format_text_score(mine)} on {dataset} (BEIR: {format_text_score(theirs)})" for dataset, mine, theirs in compared]))
+        values["RoutingBMMaxDiff"] = format_text_score(max(abs(mine - theirs) for _, mine, theirs in compared))
+    return values
+
+
 def paper_macros(
     in_domain: pd.DataFrame | None = None,
     zero_shot: pd.DataFrame | None = None,
@@ -238,13 +312,17 @@ def paper_macros(
     significance: Mapping | None = None,
     logs: Sequence[tuple[Mapping, str | Path]] = (),
     tsne: Mapping | None = None,
+    routing: pd.DataFrame | None = None,
+    routing_figure: Mapping | None = None,
 ) -> dict[str, str]:
     """The value (LaTeX text) of every macro of :data:`MACROS`.
 
     ``in_domain``, ``zero_shot``, ``reproduction`` and ``experts`` are the CSVs of the tables of
     :mod:`sbmoe.tables` (as DataFrames); ``significance`` the report of
     :func:`sbmoe.significance.significance_report`; ``logs`` ``(keys, path)`` pairs of training
-    logs; ``tsne`` the description returned by :func:`sbmoe.figures.tsne_figure`.
+    logs; ``tsne`` the description returned by :func:`sbmoe.figures.tsne_figure`; ``routing`` the
+    routing table's CSV and ``routing_figure`` the description returned by
+    :func:`sbmoe.figures.routing_figure`.
     """
     values = dict.fromkeys(MACROS, MISSING)
     empty = pd.DataFrame()
@@ -255,6 +333,7 @@ def paper_macros(
     values.update(_significance_macros(significance or {}))
     values.update(_training_macros(logs))
     values.update(_tsne_macros(tsne or {}))
+    values.update(_routing_macros(routing if routing is not None else empty, routing_figure or {}))
     return values
 
 

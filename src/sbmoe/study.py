@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .datasets import MIRROR_ENV, DatasetSpec, load_table
+from .datasets import MIRROR_ENV, VALIDATION_SPLIT, DatasetSpec, load_table
 from .errors import InputError
 from .evaluation import metric_problem
 from .hub import model_path_problem
+from .routing import BM25, parse_expert
 from .systems import poolings, system_name
 
 
@@ -100,6 +101,8 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
         if name != "default" and name not in studied:
             raise StudyError(f"encoding.corpus_shards.{name}: not a dataset of the study ({sorted(studied)}, or 'default')")
     _check_analysis(config, list(systems))
+    if config.get("routing"):
+        _check_routing(config, table, list(systems))
 
 
 def _check_analysis(config: dict, systems: list[str]) -> None:
@@ -126,3 +129,47 @@ def _check_analysis(config: dict, systems: list[str]) -> None:
     curves = analysis.get("curves")
     if curves is not None and curves not in config["in_domain"]:
         raise StudyError(f"analysis.curves: {curves!r} is not a training set of in_domain ({sorted(config['in_domain'])})")
+
+
+def routing_split(config: dict, dataset: str) -> str:
+    """The held-out split a dataset's router is trained on: ``routing.splits`` or ``valid``."""
+    return ((config.get("routing") or {}).get("splits") or {}).get(dataset, VALIDATION_SPLIT)
+
+
+def routing_trainsets(config: dict) -> list[str]:
+    """The training sets whose routers the study trains (``routing.trainsets``, else every one)."""
+    return list((config.get("routing") or {}).get("trainsets") or config["in_domain"])
+
+
+def _check_routing(config: dict, table: dict[str, DatasetSpec], systems: list[str]) -> None:
+    routing = config["routing"]
+    if routing["encoder"] not in config["encoders"]:
+        raise StudyError(f"routing.encoder: unknown encoder {routing['encoder']!r} (encoders: {sorted(config['encoders'])})")
+    if "seed" in routing and routing["seed"] not in config["seeds"]:
+        raise StudyError(f"routing.seed: {routing['seed']} is not one of seeds {config['seeds']}")
+    experts = routing.get("experts") or [BM25, "zeroshot"]
+    for name in experts:
+        try:
+            system, _ = parse_expert(name)
+        except ValueError as error:
+            raise StudyError(f"routing.experts: {error}") from None
+        if system not in (BM25, "zeroshot", *systems):
+            raise StudyError(f"routing.experts: {name!r} is not bm25, zeroshot or one of the study's systems {systems}")
+    features = (routing.get("router") or {}).get("features", ["length", BM25])
+    if BM25 in features and BM25 not in experts:
+        raise StudyError("routing.router.features: the bm25 features need bm25 among routing.experts")
+    for trainset in routing_trainsets(config):
+        if trainset not in config["in_domain"]:
+            raise StudyError(f"routing.trainsets: {trainset!r} is not a training set of in_domain ({sorted(config['in_domain'])})")
+    for dataset, split in (routing.get("splits") or {}).items():
+        _check_dataset(f"routing.splits.{dataset}", dataset, table, "train" if split == VALIDATION_SPLIT else split)
+    for trainset in routing_trainsets(config):
+        split = routing_split(config, trainset)
+        key = f"routing.splits.{trainset}"
+        if split == "train":
+            raise StudyError(f"{key}: the router must be trained on queries the experts were not trained on, not 'train'")
+        source = "train" if split == VALIDATION_SPLIT else split
+        _check_dataset(key, trainset, table, source)
+        if table[trainset].has_own_corpus(source):
+            raise StudyError(f"{key}: the {split!r} queries of {trainset!r} are judged on their own corpus "
+                             "(not the test corpus every expert searches); name another split")

@@ -574,3 +574,93 @@ def experts_table(
     ]
     latex = _tabular("l" * len(names) + "ccc" + "ll", header, [body])
     return Table(latex, pd.DataFrame(records_out))
+
+
+_ROUTING_BLOCKS = (("fusion", ("rrf", "wsum")), ("router", ("router-hard", "router-soft")), ("oracle", ("oracle",)))
+
+
+def load_bm25_reference(path: str | Path) -> dict[str, float]:
+    """BEIR's published BM25 nDCG@10 per dataset (``workflow/bm25_reference.yaml``)."""
+    with open(path, encoding="utf-8") as handle:
+        reference = yaml.safe_load(handle)
+    values = reference.get("ndcg@10") if isinstance(reference, dict) else None
+    if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
+        raise ValueError(f"{path}: expected 'ndcg@10' mapping dataset names to published nDCG@10 values")
+    return {str(name): float(value) for name, value in values.items()}
+
+
+def routing_table(
+    evaluations: Mapping[str, Mapping[str, Mapping[str, Mapping]]],
+    experts: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    significance: Mapping | None = None,
+    bm25_reference: Mapping[str, float] | None = None,
+    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
+    dataset_labels: Mapping[str, str] | None = None,
+    digits: int = 3,
+) -> Table:
+    """Routing over whole retrievers: each expert, the fusions (RRF, WSUM), the router (hard and
+    soft) and the oracle, per ``(trainset, testset)`` pair (the router of ``trainset`` on ``testset``).
+
+    ``evaluations`` is ``{trainset: {testset: {system: evaluation}}}`` (the routing stage's JSON).
+    Bold: best of a column apart from the oracle. Underline: the best single expert (by nDCG@10),
+    the baseline of the significance tests; dagger: different from it after correction (the report
+    of :func:`sbmoe.routing.significance_against_best_single`). A last row gives BEIR's published
+    BM25 nDCG@10 where ``bm25_reference`` has the test set.
+    """
+    from .routing import best_single, system_label
+
+    pairs = [tuple(pair) for pair in pairs]
+    tests = {(c["trainset"], c["testset"], c["metric"], c["system"]): c for c in (significance or {}).get("comparisons", [])}
+    blocks_of = [("expert", tuple(experts)), *_ROUTING_BLOCKS]
+    rows = [(kind, name) for kind, names in blocks_of for name in names]
+    texts = {row: [] for row in rows}
+    records = []
+    published = []
+    for trainset, testset in pairs:
+        systems = evaluations[trainset][testset]
+        baseline = best_single(systems, list(experts))
+        for metric in metrics:
+            means = [systems[name]["metrics"].get(metric, math.nan) if name in systems else math.nan for _, name in rows]
+            contenders = [m if kind != "oracle" else math.nan for (kind, _), m in zip(rows, means)]
+            for (kind, name), mean, best in zip(rows, means, _best_flags(contenders, digits)):
+                outcome = tests.get((trainset, testset, metric, name), {})
+                text = _score_cell(mean, math.nan, 1, best, bool(outcome.get("significant")), digits)
+                if name == baseline and not math.isnan(mean):
+                    text = rf"\underline{{{text}}}"
+                texts[(kind, name)].append(text)
+                if math.isnan(mean):
+                    continue
+                records.append({
+                    "trainset": trainset, "testset": testset, "dataset": label_of(testset, dataset_labels),
+                    "system": name, "label": system_label(name), "kind": kind, "metric": metric, "mean": mean,
+                    "best": best, "baseline": baseline, "is_baseline": name == baseline,
+                    "p_value": outcome.get("p_value"), "p_corrected": outcome.get("p_corrected"),
+                    "significant": bool(outcome.get("significant")),
+                    "num_queries": systems[name].get("num_queries"),
+                })
+            value = (bm25_reference or {}).get(testset, math.nan) if metric == "ndcg@10" else math.nan
+            published.append(rf"\textit{{{format_score(value, digits)}}}" if not math.isnan(value) else MISSING)
+            if not math.isnan(value):
+                records.append({"trainset": trainset, "testset": testset, "dataset": label_of(testset, dataset_labels),
+                                "system": "bm25-beir", "label": "BM25 (BEIR, published)", "kind": "published",
+                                "metric": metric, "mean": value})
+    blocks = [[_row([latex_escape(system_label(name)), *texts[(kind, name)]]) for name in names] for kind, names in blocks_of]
+    if bm25_reference and any(t in bm25_reference for _, t in pairs):
+        blocks.append([_row([r"\textit{BM25 (BEIR, published)}", *published])])
+    width = len(metrics)
+    trainsets = {t for t, _ in pairs}
+
+    def column_label(trainset: str, testset: str) -> str:
+        label = latex_escape(label_of(testset, dataset_labels))
+        if testset != trainset or len(trainsets) > 1:
+            label = _stacked(f"{label_of(testset, dataset_labels)} (router: {label_of(trainset, dataset_labels)})")
+        return label
+
+    header = [
+        _row([""] + [rf"\multicolumn{{{width}}}{{c}}{{{column_label(*pair)}}}" for pair in pairs]),
+        "".join(rf"\cmidrule(lr){{{2 + i * width}-{1 + (i + 1) * width}}}" for i in range(len(pairs))),
+        _row(["System"] + [METRIC_LABELS.get(m, latex_escape(m)) for _ in pairs for m in metrics]),
+    ]
+    latex = _tabular("l" + "c" * (width * len(pairs)), header, blocks)
+    return Table(latex, pd.DataFrame(records))

@@ -8,6 +8,8 @@ input.reproduction   reproduction CSV (tables.py, table reproduction)
 input.experts        Table III CSV (tables.py, table experts)
 input.significance   significance report JSON (significance.py)
 input.tsne           t-SNE description JSON (figure_tsne.py)
+input.routing        routing table CSV (tables.py, table routing)
+input.routing_figure routing figure description JSON (figure_routing.py)
 input.logs           list of training logs (JSON lines)
 params.log_keys      list of key dicts (at least ``system``), one per ``input.logs`` entry
 output.tex           macros.tex
@@ -44,5 +46,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
         significance=optional_json("significance"),
         logs=list(zip(getattr(params, "log_keys", []), getattr(inputs, "logs", []), strict=True)),
         tsne=optional_json("tsne"),
+        routing=optional_table("routing"),
+        routing_figure=optional_json("routing_figure"),
     )
     write_macros(snakemake.output.tex, values)  # noqa: F821

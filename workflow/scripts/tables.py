@@ -3,7 +3,7 @@
 Snakemake contract
 ------------------
 params.table           which table: ``"in_domain"`` (Table I), ``"zero_shot"`` (Table II),
-                       ``"reproduction"`` or ``"experts"`` (Table III)
+                       ``"reproduction"``, ``"experts"`` (Table III) or ``"routing"``
 params.dataset_labels  optional {testset id: display name}
 params.encoder_labels  optional {encoder id: display name} (not used by ``reproduction``)
 output.tex             the tabular (``\\input`` by paper/main.tex)
@@ -32,18 +32,30 @@ input.queries          one entry per record: its query npz, or the pipeline's qu
 input.corpus           flat list, record after record: its corpus npz files, shard folders or a folder of shard folders
 params.corpus_shards   optional list: how many ``input.corpus`` entries each record has
                        (default 1 each)
+``routing`` reads the routing stage's evaluations:
+input.evals            one evaluation JSON per routed training set
+params.trainsets       the training set of each ``input.evals`` entry
+params.experts         the expert names, in row order
+params.pairs           list of [trainset, testset] columns
+input.bm25_reference   optional workflow/bm25_reference.yaml (BEIR's published BM25)
+params.significance    {test, correction, alpha, permutations, seed} of the tests against the best
+                       single expert; output.significance receives their report (JSON)
 log[0]                 the job's log
 """
 
 import json
 
+from sbmoe.atomic import write_json
 from sbmoe.joblog import log_to
 from sbmoe.results import corpus_files, group_by_counts, load_results, pooling_file
+from sbmoe.routing import significance_against_best_single
 from sbmoe.tables import (
     experts_table,
     in_domain_table,
+    load_bm25_reference,
     load_reference,
     reproduction_table,
+    routing_table,
     zero_shot_table,
 )
 
@@ -73,6 +85,17 @@ with log_to(snakemake.log[0]):  # noqa: F821
             for keys, queries, shards in zip(params.npz_keys, inputs.queries, corpus, strict=True)
         ]
         table = experts_table(records, **labels)
+    elif params.table == "routing":
+        evaluations = {}
+        for trainset, path in zip(params.trainsets, inputs.evals, strict=True):
+            with open(path, encoding="utf-8") as handle:
+                evaluations[trainset] = json.load(handle)
+        experts = list(params.experts)
+        report = significance_against_best_single(evaluations, {t: experts for t in evaluations}, **params.significance)
+        write_json(snakemake.output.significance, report)  # noqa: F821
+        reference = load_bm25_reference(inputs.bm25_reference) if getattr(inputs, "bm25_reference", None) else None
+        table = routing_table(evaluations, experts, params.pairs, report, reference,
+                              dataset_labels=labels["dataset_labels"])
     else:
         results = load_results(zip(params.eval_keys, inputs.evals, strict=True))
         systems = getattr(params, "systems", None)

@@ -387,7 +387,7 @@ def bm25_splits(wildcards):
 def split_search_inputs(wildcards):
     """A dense expert on a held-out split: its model, the queries of the split, and the corpus (the
     pooled shards of a frozen encoder, else the model's encoded test corpus)."""
-    inputs = {"model": model_folder(wildcards), "dataset": dataset_folder(wildcards.dataset)}
+    inputs = {"models": [model_folder(wildcards)], "dataset": dataset_folder(wildcards.dataset)}
     shards = range(num_shards(wildcards.dataset))
     if FROZEN:
         pooled = f"results/pooled/{wildcards.encoder}/{wildcards.dataset}"
@@ -403,8 +403,10 @@ def split_poolings(wildcards):
     return list(poolings(wildcards.system))
 
 
-def split_search_tag(wildcards):
-    return "{encoder}-{trainset}-{system}-seed{seed}-{split}".format(**wildcards)
+def split_search_params(wildcards):
+    """The search script's settings of the one model of a held-out split search: poolings and run tag."""
+    return [{"poolings": split_poolings(wildcards),
+             "tag": "{encoder}-{trainset}-{system}-seed{seed}-{split}".format(**wildcards)}]
 
 
 def expert_inputs(trainset, dataset, split):

@@ -26,19 +26,18 @@ rule search_split:
     input:
         unpack(split_search_inputs),
     output:
-        queries=temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/queries")),
-        runs=directory(f"results/routing/dense/{MODEL}/{{dataset}}/{{split}}"),
-        **({"corpus": temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/corpus"))} if FROZEN else {}),
+        queries=[temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/queries"))],
+        runs=[directory(f"results/routing/dense/{MODEL}/{{dataset}}/{{split}}")],
+        **({"corpus": [temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/corpus"))]} if FROZEN else {}),
     log:
         f"logs/routing/search/{MODEL}/{{dataset}}-{{split}}.log",
     benchmark:
         f"benchmarks/routing/search/{MODEL}/{{dataset}}-{{split}}.tsv"
     params:
         split="{split}",
-        poolings=split_poolings,
+        models=split_search_params,
         batch_size=config["encoding"].get("batch_size", 128),
         k=config["search"].get("k", 1000),
-        tag=split_search_tag,
     resources:
         gpu=1,
     conda:

@@ -581,11 +581,10 @@ _ROUTING_BLOCKS = (("fusion", ("rrf", "wsum")), ("router", ("router-hard", "rout
 
 def load_bm25_reference(path: str | Path) -> dict[str, float]:
     """BEIR's published BM25 nDCG@10 per dataset (``workflow/bm25_reference.yaml``)."""
-    with open(path, encoding="utf-8") as handle:
-        reference = yaml.safe_load(handle)
+    reference = read_yaml(path, "BEIR's published BM25 nDCG@10 per dataset")
     values = reference.get("ndcg@10") if isinstance(reference, dict) else None
     if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
-        raise ValueError(f"{path}: expected 'ndcg@10' mapping dataset names to published nDCG@10 values")
+        raise DataFormatError(path, None, "expected 'ndcg@10' mapping dataset names to published nDCG@10 values")
     return {str(name): float(value) for name, value in values.items()}
 
 

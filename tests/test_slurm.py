@@ -25,10 +25,11 @@ pytest.importorskip("snakemake_executor_plugin_slurm")
 REQUIRED = os.environ.get("SBMOE_REQUIRE_SLURM") == "1"
 CLUSTER_RUN_TIMEOUT = 1200  # seconds; the CI study takes a few minutes through a one-node cluster
 # rules that go through sbatch in the CI study (a frozen random encoder), and its local rules
-CLUSTER_RULES = {"init_model", "pool_queries", "pool_corpus", "train", "search", "evaluate"}
+CLUSTER_RULES = {"init_model", "pool_queries", "pool_corpus", "train", "search", "search_untrained", "evaluate",
+                 "bm25", "search_split", "train_router", "route"}
 LOCAL_RULES = {"export_dataset", "dataset_stats", "significance", "table_in_domain", "table_zero_shot",
                "table_reproduction", "table_experts", "figure_expert_count", "figure_tsne", "figure_training",
-               "paper_macros", "paper"}
+               "table_routing", "figure_routing", "paper_macros", "paper"}
 COMPARED = ("models", "pooled", "encoded", "runs", "eval", "analysis/tables", "analysis/significance.json",
             "analysis/macros.tex", "analysis/dataset_stats.json")
 
@@ -183,7 +184,7 @@ def test_ci_study_through_the_cpu_profile_equals_the_local_run(cluster_run, requ
             assert option(words, "--mem") == str(resources["mem_mb"]), words
             assert option(words, "-t") == str(resources["runtime"]), words
             assert option(words, "-A") is None, words
-    assert all(per_rule[rule]["gpu"] == 0 for rule in ("train", "pool_queries", "pool_corpus", "search"))
+    assert all(per_rule[rule]["gpu"] == 0 for rule in ("train", "pool_queries", "pool_corpus", "search", "search_split"))
 
     # the same numbers as the local run (tests/conftest.py), file for file; asked for here, after the
     # SLURM check, so that a missing cluster skips without running the study locally first
@@ -199,9 +200,11 @@ def test_gpu_profile_submissions(cluster_run, tmp_path, capsys):
     (the one-node test cluster has no GPUs): sbatch may refuse them, it is what they ask for that counts."""
     folder = tmp_path / "study"
     shutil.copytree(cluster_run[0], folder)
+    # one run per target: a frozen encoder's train, search and evaluate jobs of one seed depend on
+    # each other, and forcing them together would hold back what follows a refused job
     targets = ["results/models/tiny/scifact/sbmoe-paper-e3/seed2/model", "results/runs/tiny/scifact/finetune/seed2/scifact",
                "results/eval/tiny/scifact/finetune/seed1.json"]
-    output = run_profile(folder, "slurm", "--force", *targets, "--retries", "0", timeout=600)
+    output = "\n".join(run_profile(folder, "slurm", "--force", target, "--retries", "0", timeout=600) for target in targets)
     calls = sbatch_calls(output)
     show(calls, capsys)
     assert set(calls) == {"train", "search", "evaluate"}, output[-5000:]

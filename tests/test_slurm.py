@@ -200,10 +200,10 @@ def test_gpu_profile_submissions(cluster_run, tmp_path, capsys):
     (the one-node test cluster has no GPUs): sbatch may refuse them, it is what they ask for that counts."""
     folder = tmp_path / "study"
     shutil.copytree(cluster_run[0], folder)
-    # one run per target: a frozen encoder's train, search and evaluate jobs of one seed depend on
-    # each other, and forcing them together would hold back what follows a refused job
-    targets = ["results/models/tiny/scifact/sbmoe-paper-e3/seed2/model", "results/runs/tiny/scifact/finetune/seed2/scifact",
-               "results/eval/tiny/scifact/finetune/seed1.json"]
+    # one run per target: a frozen encoder's train, search and evaluate jobs of one seed depend on each
+    # other, and a refused job's outputs are removed, so each target comes before those it feeds
+    targets = ["results/eval/tiny/scifact/finetune/seed1.json", "results/runs/tiny/scifact/finetune/seed1/scifact",
+               "results/models/tiny/scifact/sbmoe-paper-e3/seed2/model"]
     output = "\n".join(run_profile(folder, "slurm", "--force", target, "--retries", "0", timeout=600) for target in targets)
     calls = sbatch_calls(output)
     show(calls, capsys)

@@ -6,7 +6,7 @@ import yaml
 from snakemake.utils import validate
 
 from sbmoe.datasets import load_table
-from sbmoe.systems import parse_system, poolings, system_name
+from sbmoe.systems import TRAINED_SYSTEM_PATTERN, parse_system, poolings, study_systems
 from sbmoe.study import StudyError, check_study
 
 
@@ -18,7 +18,8 @@ except StudyError as error:
     raise WorkflowError(f"invalid configuration: {error}")
 
 
-TRAINED_SYSTEM = "finetune|adapter-(paper|learned)|sbmoe-(paper|learned)-e[0-9]+|random-gate-e[0-9]+"
+TRAINED_SYSTEM = TRAINED_SYSTEM_PATTERN
+SYSTEMS = study_systems(config["systems"])  # name -> model settings and training overrides
 
 
 wildcard_constraints:
@@ -33,18 +34,17 @@ wildcard_constraints:
     split="[a-z0-9-]+",
 
 
-FROZEN = config["training"].get("freeze_encoder", False)
+TRAIN_LAYERS = config["training"].get("train_layers", "all")
+FROZEN = TRAIN_LAYERS == 0  # only blocks are trained, on the encoder's pooled embeddings
+# the top N layers are trained over the cached hidden states entering them, shared by every system
+PARTIAL = TRAIN_LAYERS not in (0, "all")
 MODEL = "{encoder}/{trainset}/{system}/seed{seed}"
 ENCODED = f"results/encoded/{MODEL}/{{testset}}"
 
 
 def systems():
     """The system names of the study, in the order of config['systems']."""
-    names = []
-    for entry in config["systems"]:
-        for experts in entry.get("experts", [None]):
-            names.append(system_name(entry["variant"], entry.get("combination", "paper"), experts))
-    return names
+    return list(SYSTEMS)
 
 
 def testsets(trainset):
@@ -101,7 +101,8 @@ def system_config(encoder_name, system, seed):
     if system == "zeroshot":
         model = {"variant": "finetune"}
     else:
-        model = {key: value for key, value in parse_system(system).items() if value is not None}
+        model = dict(SYSTEMS[system]["model"])
+        training.update(SYSTEMS[system]["training"])
     return {"encoder": encoder, "model": model, "training": training, "seed": seed}
 
 
@@ -143,14 +144,27 @@ def base_model(wildcards):
 
 def train_inputs(wildcards):
     inputs = {"dataset": dataset_folder(wildcards.trainset)}
+    corpus = "corpus.train" if DATASETS[wildcards.trainset].has_own_corpus("train") else "corpus"
+    shards = range(num_shards(wildcards.trainset))
     if FROZEN:
         inputs["pooled_queries"] = f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/queries-train.npz"
-        corpus = "corpus.train" if DATASETS[wildcards.trainset].has_own_corpus("train") else "corpus"
         inputs["pooled_corpus"] = [
-            f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/{corpus}-{shard}.npz"
-            for shard in range(num_shards(wildcards.trainset))
+            f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/{corpus}-{shard}.npz" for shard in shards
         ]
+    elif PARTIAL:
+        inputs["prefix_queries"] = prefix_folder(wildcards.encoder, wildcards.trainset, "queries-train")
+        inputs["prefix_corpus"] = [prefix_folder(wildcards.encoder, wildcards.trainset, f"{corpus}-{shard}") for shard in shards]
     return inputs
+
+
+def prefix_folder(encoder, dataset, part):
+    """The cached states entering the top ``train_layers`` layers of ``encoder``, for a dataset's
+    queries (``queries-<split>``) or corpus shard (``corpus-<shard>``)."""
+    return f"results/prefix/{encoder}/top{TRAIN_LAYERS}/{dataset}/{part}"
+
+
+def prefix_corpus_shard(wildcards):
+    return prefix_folder(wildcards.encoder, wildcards.testset, f"corpus-{wildcards.shard}")
 
 
 def search_inputs(wildcards):
@@ -164,6 +178,8 @@ def search_inputs(wildcards):
         inputs["pooled_corpus"] = [f"{pooled}/corpus-{shard}.npz" for shard in shards]
     else:
         inputs["corpus"] = [f"{ENCODED}/corpus/{shard}".format(**wildcards) for shard in shards]
+    if PARTIAL:
+        inputs["prefix"] = prefix_folder(wildcards.encoder, wildcards.testset, "queries-test")
     return inputs
 
 

@@ -144,7 +144,7 @@ class RoutingLog:
         for index, module in self.layers.items():
             loss = balance_loss(module.routing)
             losses.append(loss)
-            self.losses[index].append(float(loss))
+            self.losses[index].append(float(loss.detach()))
             self.load[index] += module.routing.load().cpu().float()
         return torch.stack(losses).mean()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .datasets import MIRROR_ENV, DatasetSpec
 from .encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL
-from .systems import system_name
+from .systems import study_systems
 
 
 class StudyError(ValueError):
@@ -65,14 +65,31 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
                     f"({mirror or 'none set'}); put corpus.jsonl, queries.jsonl and qrels/<split>.tsv there"
                 )
 
-    systems = []
+    train_layers = config["training"].get("train_layers", "all")
     for index, entry in enumerate(config["systems"]):
-        if entry["variant"] in ("sbmoe", "random-gate") and not entry.get("experts"):
+        if entry["variant"] in ("sbmoe", "random-gate", "regular-moe") and not entry.get("experts"):
             raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} needs a list of expert counts")
         if entry["variant"] in ("finetune", "adapter") and entry.get("experts"):
             raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} takes no expert counts")
-        for experts in entry.get("experts") or [None]:
-            systems.append(system_name(entry["variant"], entry.get("combination", "paper"), experts))
+        if entry["variant"] != "regular-moe":
+            extra = [key for key in ("top_k", "moe_layers") if key in entry]
+            if extra:
+                raise StudyError(f"systems[{index}].{extra[0]}: only variant 'regular-moe' takes it")
+            continue
+        if train_layers == 0:
+            raise StudyError(f"systems[{index}]: the Regular MoE is inside the encoder, so it needs "
+                             "training.train_layers >= 1 (a frozen encoder trains nothing inside it)")
+        for experts in entry["experts"]:
+            if not 1 <= entry.get("top_k", 2) <= experts:
+                raise StudyError(f"systems[{index}].top_k: must be between 1 and the number of experts ({experts})")
+        for layer in entry.get("moe_layers", [-1]):
+            if train_layers != "all" and not -train_layers <= layer < 0:
+                raise StudyError(f"systems[{index}].moe_layers: layer {layer} is not among the top {train_layers} "
+                                 f"trained layers (training.train_layers); name them -1 (the top layer) to -{train_layers}")
+    try:
+        systems = list(study_systems(config["systems"]))
+    except ValueError as error:
+        raise StudyError(str(error)) from None
     tsne = (config.get("analysis") or {}).get("tsne")
     if tsne:
         if tsne["encoder"] not in config["encoders"]:

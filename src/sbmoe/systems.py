@@ -12,7 +12,12 @@ import re
 VARIANTS = ("finetune", "sbmoe", "random-gate", "adapter", "regular-moe")
 COMBINATIONS = ("paper", "learned")
 OVERRIDES = {"encoder_lr": "elr", "moe_lr": "mlr"}  # training settings a system may override: their tag in names
-_OVERRIDE = re.compile(r"(?P<base>.+)-(?P<tag>elr|mlr)(?P<value>[0-9]+(?:\.[0-9]+)?e-?[0-9]+)")
+_RATE = r"[0-9]+(?:\.[0-9]+)?e-?[0-9]+"
+_OVERRIDE = re.compile(rf"(?P<base>.+)-(?P<tag>elr|mlr)(?P<value>{_RATE})")
+TRAINED_SYSTEM_PATTERN = (  # every name system_name makes, as a regular expression (Snakemake's wildcards)
+    "(?:finetune|adapter-(?:paper|learned)|sbmoe-(?:paper|learned)-e[0-9]+|random-gate-e[0-9]+|regular-moe-e[0-9]+-k[0-9]+)"
+    f"(?:-elr{_RATE})?(?:-mlr{_RATE})?"
+)
 
 
 def format_rate(value: float) -> str:
@@ -60,10 +65,15 @@ def system_settings(system: str) -> dict:
     while (match := _OVERRIDE.fullmatch(base)) and tags[match["tag"]] not in overrides:
         overrides[tags[match["tag"]]] = float(match["value"])
         base = match["base"]
-    settings = {**_parse_base(base, system), "overrides": dict(sorted(overrides.items(), key=lambda kv: list(OVERRIDES).index(kv[0])))}
+    settings = {**_parse_base(base, system), "overrides": {key: overrides[key] for key in OVERRIDES if key in overrides}}
+    if settings["variant"] == "zeroshot":
+        if overrides:
+            raise ValueError(f"not a system name: {system!r} (an untrained encoder has no training settings)")
+        return settings
     if system_name(settings["variant"], settings["combination"] or "paper", settings["num_experts"], settings["top_k"],
-                   settings["overrides"]) != system and settings["variant"] != "zeroshot":
-        raise ValueError(f"not a system name: {system!r} (overrides come in the order {list(OVERRIDES.values())})")
+                   settings["overrides"]) != system:
+        raise ValueError(f"not a system name: {system!r} (overrides come in the order {list(OVERRIDES.values())}, "
+                         "learning rates written as 2e-5)")
     return settings
 
 

@@ -222,7 +222,7 @@ def _batches(examples: list[Example], size: int) -> list[list[Example]]:
     return [b for b in batches if len(b) > 1]  # one example has no in-batch negative
 
 
-def _encoder_groups(model: Retriever, config: TrainConfig, depth: int | None) -> list[dict]:
+def encoder_groups(model: Retriever, config: TrainConfig, depth: int | None) -> list[dict]:
     """The optimizer's groups for the encoder: the trained layers (from the embeddings up when
     ``depth`` is None) and a Regular MoE's experts at ``encoder_lr``, its routers at ``moe_lr``.
     Everything else in the encoder is frozen (``requires_grad`` off)."""
@@ -283,7 +283,7 @@ def train(
 
     encoder = model.encoder
     depth = None if config.frozen else prefix_depth(config.train_layers, model._require_encoder().num_layers)
-    groups = _encoder_groups(model, config, depth)
+    groups = encoder_groups(model, config, depth)
     if model.moe is not None:
         block = [p for p in model.moe.parameters() if p.requires_grad]
         if model.config.combination == "paper" and isinstance(model.moe.gate, Gate):

@@ -206,9 +206,11 @@ def test_cpu_study_plans_prefix_caches_and_no_full_forward_training(tmp_path):
     assert "results/models/minilm/scifact/finetune-elr2e-5/seed1/model" in listing.stdout + listing.stderr
 
 
+@pytest.mark.slow
 def test_partially_trained_study_runs_end_to_end(tmp_path):
     """train_layers 1 on the tiny encoder: prefix caches, FT at two encoder learning rates and the
-    Regular MoE trained over them, corpus encoded from the caches, tables and curves."""
+    Regular MoE trained over them, corpus encoded from the caches, tables and curves (39 jobs: a
+    few minutes, so marked slow; the stages it runs are tested one by one in test_prefix.py)."""
     folder = workdir(tmp_path)
     config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
     config["training"]["train_layers"] = 1
@@ -220,7 +222,7 @@ def test_partially_trained_study_runs_end_to_end(tmp_path):
     config["analysis"]["tsne"]["system"] = "sbmoe-paper-e3"
     config["paper"]["build"] = False
     (folder / "partial.yaml").write_text(yaml.safe_dump(config))
-    completed = snakemake(folder, "--cores", "2", "--configfile", "partial.yaml")
+    completed = snakemake(folder, "--cores", "2", "--configfile", "partial.yaml", timeout=1800)
     assert completed.returncode == 0, completed.stderr[-4000:]
     results = folder / "results"
     assert sorted(p.name for p in (results / "prefix" / "tiny" / "top1" / "scifact").iterdir()) == [

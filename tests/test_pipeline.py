@@ -80,9 +80,11 @@ def test_full_study_plans_every_job(tmp_path):
         (lambda c: c["datasets"].update(mirror="no/such/folder"), "datasets.mirror"),
         (lambda c: c["training"].update(moe_lr=-1e-4), "moe_lr"),
         (lambda c: c["in_domain"].update(cranfield=["cranfield"]), "in_domain.cranfield"),
+        (lambda c: c["systems"].append({"variant": "regular-moe", "experts": [3]}), "training.train_layers"),
+        (lambda c: c["systems"].append({"variant": "finetune"}), "already systems[0]"),
     ],
     ids=["unknown-encoder", "unknown-variant", "missing-model-folder", "missing-dataset-folder", "missing-mirror",
-         "negative-learning-rate", "no-train-split"],
+         "negative-learning-rate", "no-train-split", "regular-moe-in-a-frozen-encoder", "duplicate-system"],
 )
 def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     folder = workdir(tmp_path)

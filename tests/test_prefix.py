@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.collection import Collection
+from sbmoe.collection import Collection, document_text
 from sbmoe.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
-from sbmoe.model import ModelConfig, Retriever
+from sbmoe.model import Encoded, ModelConfig, Retriever
 from sbmoe.prefix import FILES, PrefixCache, PrefixStates, compute_prefix, pad, prefix_depth
 from sbmoe.stages import encode_stage, init_stage, prefix_stage, train_stage
 from sbmoe.training import TrainConfig, train
@@ -175,8 +175,6 @@ def test_supplied_prefix_cache_must_enter_the_trained_layers(data):
     model = _tiny()
     qids = sorted(data.qrels)
     doc_ids = sorted({d for docs in data.qrels.values() for d in docs})
-    from sbmoe.collection import document_text
-
     def caches(depth):
         return {"query": PrefixCache([compute_prefix(model.encoder, qids, [data.queries[q] for q in qids], "query",
                                                      depth, progress=False)]),
@@ -214,8 +212,6 @@ def test_a_partially_trained_model_reloads_to_identical_embeddings(tmp_path, tin
         outputs[name] = [tmp_path / f"{name}-{p}.npz" for p in ("top1", "all")]
         encode_stage(tmp_path / "model", tiny_collection, "corpus", ["top1", "all"], outputs[name], prefix=prefix,
                      device="cpu")
-    from sbmoe.model import Encoded
-
     for cached, text in zip(outputs["cached"], outputs["text"]):
         a, b = Encoded.load(cached), Encoded.load(text)
         assert a.ids == b.ids and np.array_equal(a.experts, b.experts)

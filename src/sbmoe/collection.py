@@ -12,12 +12,11 @@ Malformed input raises :class:`~sbmoe.errors.DataFormatError`, which names the f
 from __future__ import annotations
 
 import json
-import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataFormatError, json_problem, text_lines, warn_input
+from .errors import DataFormatError, finite_number, json_problem, text_lines, warn_input
 
 Corpus = dict[str, dict[str, str]]
 Queries = dict[str, str]
@@ -85,12 +84,7 @@ def load_queries(path: str | Path) -> Queries:
 
 def _grade(path: Path, number: int, score: str) -> int:
     """A relevance grade: an integer (``2`` or ``2.0``)."""
-    try:
-        value = float(score)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise DataFormatError(path, number, f"score {score!r} is not a number (expected an integer relevance grade)")
+    value = finite_number(path, number, score, "score", "expected an integer relevance grade")
     if not value.is_integer():
         raise DataFormatError(path, number, f"score {score!r} is not an integer relevance grade")
     return int(value)

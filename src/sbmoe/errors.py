@@ -11,6 +11,7 @@ and :func:`read_yaml` are the reading primitives of the line-based, JSON and YAM
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import warnings
@@ -63,6 +64,18 @@ def decode_line(path: Path, number: int, raw: bytes) -> str:
             path, number, f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
         ) from None
     return text.removeprefix("\ufeff") if number == 1 else text
+
+
+def finite_number(path: str | os.PathLike, number: int, text: str, name: str, expected: str) -> float:
+    """The finite number ``text`` at line ``number`` of ``path``, else an error naming ``name``
+    (``score``) and, in parentheses, what was ``expected``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise DataFormatError(path, number, f"{name} {text!r} is not a number ({expected})")
+    return value
 
 
 def text_lines(path: str | os.PathLike, kind: str, expected: str):

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 from .atomic import write_text
 from .collection import Qrels
-from .errors import DataFormatError, text_lines, warn_input
+from .errors import DataFormatError, finite_number, text_lines, warn_input
 
 Run = dict[str, dict[str, float]]
 
@@ -42,12 +41,7 @@ def read_trec_run(path: str | os.PathLike) -> Run:
             int(rank)
         except ValueError:
             raise DataFormatError(path, number, f"rank {rank!r} is not an integer (fields: qid Q0 doc rank score tag)") from None
-        try:
-            value = float(score)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise DataFormatError(path, number, f"score {score!r} is not a number (fields: qid Q0 doc rank score tag)")
+        value = finite_number(path, number, score, "score", "fields: qid Q0 doc rank score tag")
         ranked = run.setdefault(qid, {})
         if doc in ranked:
             raise DataFormatError(path, number, f"document {doc!r} is ranked twice for query {qid!r}")

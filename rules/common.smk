@@ -12,7 +12,7 @@ from sbmoe.errors import InputError
 from sbmoe.hub import is_hub_id
 from sbmoe.resume import claim_workdir
 from sbmoe.routing import BM25, parse_expert
-from sbmoe.systems import parse_system, poolings, system_name
+from sbmoe.systems import TRAINED_SYSTEM_PATTERN, parse_system, poolings, study_systems
 from sbmoe.study import check_study, routing_split, routing_trainsets, study_table
 
 
@@ -31,7 +31,8 @@ except InputError as error:
     raise WorkflowError(f"invalid configuration: {error}")
 
 
-TRAINED_SYSTEM = "finetune|adapter-(paper|learned)|sbmoe-(paper|learned)-e[0-9]+|random-gate-e[0-9]+"
+TRAINED_SYSTEM = TRAINED_SYSTEM_PATTERN
+SYSTEMS = study_systems(config["systems"])  # name -> model settings and training overrides
 
 
 wildcard_constraints:
@@ -46,18 +47,17 @@ wildcard_constraints:
     split="[a-z0-9-]+",
 
 
-FROZEN = config["training"].get("freeze_encoder", False)
+TRAIN_LAYERS = config["training"].get("train_layers", "all")
+FROZEN = TRAIN_LAYERS == 0  # only blocks are trained, on the encoder's pooled embeddings
+# the top N layers are trained over the cached hidden states entering them, shared by every system
+PARTIAL = TRAIN_LAYERS not in (0, "all")
 MODEL = "{encoder}/{trainset}/{system}/seed{seed}"
 ENCODED = f"results/encoded/{MODEL}/{{testset}}"
 
 
 def systems():
     """The system names of the study, in the order of config['systems']."""
-    names = []
-    for entry in config["systems"]:
-        for experts in entry.get("experts", [None]):
-            names.append(system_name(entry["variant"], entry.get("combination", "paper"), experts))
-    return names
+    return list(SYSTEMS)
 
 
 def testsets(trainset):
@@ -115,7 +115,8 @@ def system_config(encoder_name, system, seed):
     if system == "zeroshot":
         model = {"variant": "finetune"}
     else:
-        model = {key: value for key, value in parse_system(system).items() if value is not None}
+        model = dict(SYSTEMS[system]["model"])
+        training.update(SYSTEMS[system]["training"])
     return {"encoder": encoder, "model": model, "training": training, "seed": seed}
 
 
@@ -162,13 +163,16 @@ def base_model(wildcards):
 def train_inputs(wildcards):
     # the untrained encoder first: for a hub encoder, init_model is what downloads it (rules/train.smk)
     inputs = {"dataset": dataset_folder(wildcards.trainset), "base_model": base_model(wildcards)}
+    corpus = "corpus.train" if DATASETS[wildcards.trainset].has_own_corpus("train") else "corpus"
+    shards = range(num_shards(wildcards.trainset))
     if FROZEN:
         inputs["pooled_queries"] = f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/queries-train.npz"
-        corpus = "corpus.train" if DATASETS[wildcards.trainset].has_own_corpus("train") else "corpus"
         inputs["pooled_corpus"] = [
-            f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/{corpus}-{shard}.npz"
-            for shard in range(num_shards(wildcards.trainset))
+            f"results/pooled/{wildcards.encoder}/{wildcards.trainset}/{corpus}-{shard}.npz" for shard in shards
         ]
+    elif PARTIAL:
+        inputs["prefix_queries"] = prefix_folder(wildcards.encoder, wildcards.trainset, "queries-train")
+        inputs["prefix_corpus"] = [prefix_folder(wildcards.encoder, wildcards.trainset, f"{corpus}-{shard}") for shard in shards]
     return inputs
 
 
@@ -186,6 +190,16 @@ def frozen_train_configs(wildcards):
     return [system_config(wildcards.encoder, system, int(wildcards.seed)) for system in systems()]
 
 
+def prefix_folder(encoder, dataset, part):
+    """The cached states entering the top ``train_layers`` layers of ``encoder``, for a dataset's
+    queries (``queries-<split>``) or corpus shard (``corpus-<shard>``)."""
+    return f"results/prefix/{encoder}/top{TRAIN_LAYERS}/{dataset}/{part}"
+
+
+def prefix_corpus_shard(wildcards):
+    return prefix_folder(wildcards.encoder, wildcards.testset, f"corpus-{wildcards.shard}")
+
+
 def search_inputs(wildcards):
     """The model(s), the test set, and its corpus: the encoded shards of a trained encoder, or (frozen
     encoder: one job for every system of an encoder, training set and seed) the pooled shards, which
@@ -197,8 +211,11 @@ def search_inputs(wildcards):
                 "dataset": dataset_folder(wildcards.testset),
                 "pooled": f"{pooled}/queries-test.npz",
                 "pooled_corpus": [f"{pooled}/corpus-{shard}.npz" for shard in shards]}
-    return {"models": [model_folder(wildcards)], "dataset": dataset_folder(wildcards.testset),
-            "corpus": [f"{ENCODED}/corpus/{shard}".format(**wildcards) for shard in shards]}
+    inputs = {"models": [model_folder(wildcards)], "dataset": dataset_folder(wildcards.testset),
+              "corpus": [f"{ENCODED}/corpus/{shard}".format(**wildcards) for shard in shards]}
+    if PARTIAL:  # the queries run through the trained top layers from their cached prefix states
+        inputs["prefix"] = prefix_folder(wildcards.encoder, wildcards.testset, "queries-test")
+    return inputs
 
 
 def search_params(wildcards):

@@ -1,7 +1,8 @@
 # Retrieval: encode (and route) a test set's corpus in shards; encode its queries and search them
 # exactly over the shards. With a frozen encoder the corpus is already pooled (rules/train.smk), and
 # the search job routes the pooled shards itself: one job per model and test set instead of one per
-# shard as well, where routing is a small matrix product and starting the job costs more.
+# shard as well, where routing is a small matrix product and starting the job costs more. With
+# training.train_layers N the trained top layers run over the cached prefix states of the texts.
 
 
 if not FROZEN:
@@ -10,6 +11,7 @@ if not FROZEN:
         input:
             model=model_folder,
             dataset=lambda wildcards: dataset_folder(wildcards.testset),
+            **({"prefix": prefix_corpus_shard} if PARTIAL else {}),
         output:
             folder=directory(f"{ENCODED}/corpus/{{shard}}"),
         log:

@@ -1,5 +1,6 @@
-# Models: the untrained encoder (zero-shot system, base of the pooled caches), the frozen encoder's
-# pooled embeddings, and the trained systems.
+# Models: the untrained encoder (zero-shot system, base of the caches), the frozen encoder's pooled
+# embeddings or (training.train_layers N) the hidden states entering its top N layers, and the trained
+# systems.
 
 
 # A hub encoder is downloaded where init_model runs: on the submitting node, since cluster compute nodes
@@ -72,6 +73,59 @@ rule pool_corpus:
         "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/pool.py"
+
+
+if PARTIAL:
+
+    rule prefix_queries:
+        input:
+            model=base_model,
+            dataset=dataset_input,
+        output:
+            prefix=directory(prefix_folder("{encoder}", "{dataset}", "queries-{split}")),
+        log:
+            f"logs/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/queries-{{split}}.log",
+        benchmark:
+            f"benchmarks/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/queries-{{split}}.tsv"
+        params:
+            kind="queries",
+            split="{split}",
+            shard=0,
+            num_shards=1,
+            train_layers=TRAIN_LAYERS,
+            batch_size=config["encoding"].get("batch_size", 128),
+        threads: 8  # Snakemake lowers it to --cores
+        resources:
+            gpu=1,
+        conda:
+            "../envs/sbmoe.yaml"
+        script:
+            "../workflow/scripts/prefix.py"
+
+    rule prefix_corpus:
+        input:
+            model=base_model,
+            dataset=dataset_input,
+        output:
+            prefix=directory(prefix_folder("{encoder}", "{dataset}", "{corpus}-{shard}")),
+        log:
+            f"logs/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/{{corpus}}-{{shard}}.log",
+        benchmark:
+            f"benchmarks/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/{{corpus}}-{{shard}}.tsv"
+        params:
+            kind="corpus",
+            split=corpus_split,
+            shard=shard_index,
+            num_shards=dataset_shards,
+            train_layers=TRAIN_LAYERS,
+            batch_size=config["encoding"].get("batch_size", 128),
+        threads: corpus_threads
+        resources:
+            gpu=1,
+        conda:
+            "../envs/sbmoe.yaml"
+        script:
+            "../workflow/scripts/prefix.py"
 
 
 if FROZEN:

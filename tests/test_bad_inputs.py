@@ -50,7 +50,7 @@ def good(tmp_path_factory, tiny_collection, tiny_encoder_dir) -> dict[str, Path]
     search_stage(root / "queries.npz", [root / "corpus-0.npz", root / "corpus-1.npz"], root / "run.trec", k=20,
                  device="cpu")
     config = {"encoder": encoder, "model": {"variant": "sbmoe", "num_experts": 3},
-              "training": {"epochs": 1, "batch_size": 8, "freeze_encoder": True}, "seed": 3}
+              "training": {"epochs": 1, "batch_size": 8, "train_layers": 0}, "seed": 3}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     return {"collection": tiny_collection, "encoder": tiny_encoder_dir, "base": root / "base",
             "block": root / "block", "queries": root / "queries.npz", "train_queries": root / "train-queries.npz",
@@ -499,7 +499,7 @@ def test_validation_split_of_one_query(tmp_path, good):
     folder = copy_of(good["collection"], tmp_path)
     (folder / "qrels" / "valid.tsv").unlink()
     model, _ = load_config(good["config"])
-    training = TrainConfig(epochs=1, batch_size=8, freeze_encoder=True, valid_fraction=0.01, seed=3)
+    training = TrainConfig(epochs=1, batch_size=8, train_layers=0, valid_fraction=0.01, seed=3)
     with pytest.raises(ValueError, match="validation split needs at least two queries .* training.valid_fraction"):
         train_stage(folder, model, training, tmp_path / "out" / "model", tmp_path / "out" / "log.jsonl",
                     device="cpu", progress=False, pooled_queries=good["train_queries"], pooled_corpus=good["corpus"])

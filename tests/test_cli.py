@@ -15,7 +15,7 @@ MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 CONFIG = {
     "encoder": {"name_or_path": "random:tiny-bert", "normalize": True, "query_max_length": 32, "doc_max_length": 64},
     "model": {"variant": "sbmoe", "num_experts": 3, "combination": "learned"},
-    "training": {"epochs": 2, "batch_size": 16, "temperature": 0.05, "freeze_encoder": True},
+    "training": {"epochs": 2, "batch_size": 16, "temperature": 0.05, "train_layers": 0},
     "seed": 3,
 }
 

@@ -27,7 +27,7 @@ training:
   encoder_lr: 1e-6
   moe_lr: 1.0e-4
   temperature: 1
-  freeze_encoder: true
+  train_layers: 2
   balance_coef: 0.01
   patience: 3
 seed: 7
@@ -53,7 +53,7 @@ def test_yaml_builds_the_dataclasses(tmp_path):
     assert training.encoder_lr == 1e-6 and isinstance(training.encoder_lr, float)  # YAML reads 1e-6 as a string
     assert training.moe_lr == 1e-4
     assert training.temperature == 1.0 and isinstance(training.temperature, float)
-    assert training.freeze_encoder is True and training.balance_coef == 0.01 and training.patience == 3
+    assert training.train_layers == 2 and training.balance_coef == 0.01 and training.patience == 3
     assert training.seed == 7  # the seed goes to both
     assert training.weight_decay == 0.01 and training.valid_fraction == 0.05  # defaults: the authors'
 
@@ -91,7 +91,7 @@ def test_negative_learning_rate_names_the_key(tmp_path):
     ("epochs: 20", "epochs: twenty", "training.epochs"),
     ("epochs: 20", "epochs: 2.5", "training.epochs"),
     ("moe_lr: 1.0e-4", "moe_lr: fast", "training.moe_lr"),
-    ("freeze_encoder: true", "freeze_encoder: 1", "training.freeze_encoder"),
+    ("train_layers: 2", "train_layers: [2]", "training.train_layers"),
     ("num_experts: 9", "num_experts: nine", "model.num_experts"),
     ("query_max_length: 64", "query_max_length: '64'", "encoder.query_max_length"),
     ("seed: 7", "seed: seven", "seed"),
@@ -106,6 +106,10 @@ def test_invalid_values_are_config_errors(tmp_path):
         load_config(_write(tmp_path, YAML.replace("variant: sbmoe", "variant: dense")))
     with pytest.raises(ConfigError, match="pooling"):
         load_config(_write(tmp_path, YAML.replace("pooling: cls", "pooling: max")))
+    for bad in ("some", "-1"):
+        with pytest.raises(ConfigError, match="train_layers must be 'all' or a number of layers"):
+            load_config(_write(tmp_path, YAML.replace("train_layers: 2", f"train_layers: {bad}")))
+    assert load_config(_write(tmp_path, YAML.replace("train_layers: 2", "train_layers: all")))[1].train_layers == "all"
     with pytest.raises(ConfigError, match="encoder.name_or_path"):
         build_configs({"encoder": {"pooling": "mean"}})
     with pytest.raises(ConfigError, match="not valid YAML"):

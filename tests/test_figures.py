@@ -11,10 +11,12 @@ from threadpoolctl import threadpool_limits
 from sbmoe.collection import write_qrels
 from sbmoe.figures import (
     TsnePanel,
+    moe_layer_series,
     choose_query,
     expert_count_figure,
     load_encoded,
     ranked_run,
+    read_training_log,
     training_curves_figure,
     tsne_figure,
 )
@@ -174,3 +176,21 @@ def test_training_curves_figure(tmp_path):
     _assert_written(tmp_path / "t.pdf", tmp_path / "t.png")
     assert [system["epochs"] for system in described["systems"]] == [6, 6, 6, 6]
     assert described["systems"][0]["best_epoch"] == 5
+
+
+def test_training_curves_show_each_regular_moe_layer(tmp_path):
+    log = tmp_path / "regular.jsonl"
+    entries = [
+        {"epoch": epoch, "loss": 2.0 / epoch, "val_loss": 2.1 / epoch, "gate_grad_norm": None, "routing_entropy": None,
+         "expert_load": None, "seconds": 1.0, "best": True,
+         "layer_routing": {"4": {"expert_load": [0.5, 0.3, 0.2], "routing_entropy": 1.0, "balance_loss": 1.1},
+                           "5": {"expert_load": [0.4, 0.4, 0.2], "routing_entropy": 1.05, "balance_loss": 1.02}}}
+        for epoch in (1, 2)
+    ]
+    log.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    series = moe_layer_series("Regular MoE E=3 k=2", read_training_log(log))
+    assert [label for label, _ in series] == ["Regular MoE E=3 k=2, layer 4", "Regular MoE E=3 k=2, layer 5"]
+    assert series[1][1]["routing_entropy"].tolist() == [1.05, 1.05]
+    described = training_curves_figure([("Regular MoE E=3 k=2", log)], tmp_path / "r.pdf", tmp_path / "r.png")
+    _assert_written(tmp_path / "r.pdf", tmp_path / "r.png")
+    assert [system["label"] for system in described["systems"]] == ["Regular MoE E=3 k=2"]

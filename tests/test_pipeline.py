@@ -40,7 +40,8 @@ def test_full_study_plans_every_job(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     systems = sum(len(entry.get("experts", [None])) for entry in config["systems"])
     models = len(config["encoders"]) * len(config["in_domain"]) * systems * len(config["seeds"])
-    assert models == 4 * 5 * 8
+    assert models == 4 * 5 * 9
+    assert config["training"]["train_layers"] == "all"
     assert counts["train"] == models
     assert counts["evaluate"] == len(config["encoders"]) * len(config["in_domain"]) * len(config["seeds"])
     # every model is searched on its in-domain test sets, the MS MARCO models also on the 13 BEIR sets
@@ -78,10 +79,12 @@ def test_full_study_plans_every_job(tmp_path):
         (lambda c: c.update(seeds=[1, 1]), "non-unique elements"),
         (lambda c: c["routing"].update(experts=["bm25", "colbert"]), "routing.experts"),
         (lambda c: c["routing"].update(splits={"scifact": "train"}), "routing.splits.scifact"),
+        (lambda c: c["systems"].append({"variant": "regular-moe", "experts": [3]}), "training.train_layers"),
     ],
     ids=["unknown-encoder", "unknown-variant", "missing-model-folder", "missing-dataset-folder", "missing-mirror",
          "negative-learning-rate", "no-train-split", "metric-without-cross-check",
-         "tsne-testset-outside-the-study", "duplicate-seeds", "unknown-routing-expert", "router-on-training-queries"],
+         "tsne-testset-outside-the-study", "duplicate-seeds", "unknown-routing-expert", "router-on-training-queries",
+         "regular-moe-in-a-frozen-encoder"],
 )
 def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     folder = workdir(tmp_path)
@@ -240,7 +243,7 @@ def test_trained_encoder_study_encodes_its_corpus_in_shards(tmp_path):
     its own corpus, shard by shard, in encode_corpus jobs that search reads."""
     folder = workdir(tmp_path)
     config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
-    config["training"]["freeze_encoder"] = False
+    config["training"]["train_layers"] = "all"
     config["encoders"]["tiny"]["epochs"] = 1
     config["systems"] = [{"variant": "finetune"}, {"variant": "sbmoe", "combination": "paper", "experts": [3]}]
     config["seeds"] = [1]
@@ -266,3 +269,56 @@ def test_trained_encoder_study_encodes_its_corpus_in_shards(tmp_path):
     evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "finetune" / "seed1.json").read_text())
     assert 0 <= evaluation["cranfield"]["none"]["metrics"]["ndcg@10"] <= 1
     assert "\\toprule" in (results / "analysis" / "tables" / "experts.tex").read_text()
+
+
+def test_cpu_study_plans_prefix_caches_and_no_full_forward_training(tmp_path):
+    """The CPU study trains the top layer over cached prefix states: one cache per dataset part, shared
+    by every system; every model encodes its corpus shards from the cache."""
+    folder = workdir(tmp_path)
+    config = yaml.safe_load((folder / "config" / "cpu-study.yaml").read_text())
+    config["datasets"]["mirror"] = str(ROOT / "tests" / "data" / "mini")  # the real data's layout, offline
+    (folder / "cpu.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(folder, "-n", "--configfile", "cpu.yaml", "--quiet", "rules")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    counts = job_counts(plan.stdout + plan.stderr)
+    models = sum(len(entry.get("experts", [None])) for entry in config["systems"]) * len(config["seeds"])
+    assert models == 7 and counts["train"] == models
+    shards = config["encoding"]["corpus_shards"]["default"]
+    assert counts["prefix_corpus"] == 2 * shards  # SciFact and Cranfield, computed once for all systems
+    assert counts["prefix_queries"] == 3  # SciFact train and test, Cranfield test
+    assert counts["encode_corpus"] == models * 2 * shards and counts["search"] == models * 2
+    assert "pool_corpus" not in counts and "pool_queries" not in counts
+    listing = snakemake(folder, "-n", "--configfile", "cpu.yaml")
+    assert "results/prefix/minilm/top1/scifact/corpus-0" in listing.stdout + listing.stderr
+    assert "results/models/minilm/scifact/finetune-elr2e-5/seed1/model" in listing.stdout + listing.stderr
+
+
+@pytest.mark.slow
+def test_partially_trained_study_runs_end_to_end(tmp_path):
+    """train_layers 1 on the tiny encoder: prefix caches, FT at two encoder learning rates and the
+    Regular MoE trained over them, corpus encoded from the caches, tables and curves (39 jobs: a
+    few minutes, so marked slow; the stages it runs are tested one by one in test_prefix.py)."""
+    folder = workdir(tmp_path)
+    config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
+    config["training"]["train_layers"] = 1
+    config["encoders"]["tiny"]["epochs"] = 1
+    config["systems"] = [{"variant": "finetune"}, {"variant": "finetune", "encoder_lr": 2e-5},
+                         {"variant": "sbmoe", "combination": "paper", "experts": [3]},
+                         {"variant": "regular-moe", "experts": [3], "top_k": 2}]
+    config["seeds"] = [1]
+    config["analysis"]["tsne"]["system"] = "sbmoe-paper-e3"
+    config["paper"]["build"] = False
+    (folder / "partial.yaml").write_text(yaml.safe_dump(config))
+    completed = snakemake(folder, "--cores", "2", "--configfile", "partial.yaml", timeout=1800)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    results = folder / "results"
+    assert sorted(p.name for p in (results / "prefix" / "tiny" / "top1" / "scifact").iterdir()) == [
+        "corpus-0", "queries-test", "queries-train"]
+    models = results / "models" / "tiny" / "scifact"
+    assert sorted(p.name for p in models.iterdir()) == ["finetune", "finetune-elr2e-5", "regular-moe-e3-k2", "sbmoe-paper-e3"]
+    log = yaml.safe_load((models / "regular-moe-e3-k2" / "seed1" / "train_log.jsonl").read_text().splitlines()[0])
+    assert sum(log["layer_routing"]["1"]["expert_load"]) == pytest.approx(1.0)
+    table = (results / "analysis" / "tables" / "in_domain.csv").read_text()
+    assert "Regular MoE E=3 k=2" in table and "FT (encoder lr 2e-5)" in table
+    evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "regular-moe-e3-k2" / "seed1.json").read_text())
+    assert set(evaluation) == {"scifact", "cranfield"} and set(evaluation["scifact"]) == {"none"}

@@ -62,3 +62,15 @@ def test_pyterrier_pipeline_matches_the_library(model, tmp_path):
 def test_pooling_must_fit_the_model(model):
     with pytest.raises(ValueError, match="pooling"):
         SBMoEBiEncoder.from_pretrained(model, pooling="none")
+
+
+def test_a_regular_moe_model_in_pyterrier(tmp_path):
+    config = ModelConfig(EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=32, doc_max_length=64),
+                         variant="regular-moe", num_experts=3, top_k=2, moe_layers=[-1], seed=7)
+    Retriever(config).save(tmp_path / "regular")
+    encoder = SBMoEBiEncoder.from_pretrained(tmp_path / "regular")
+    assert repr(encoder) == "SBMoEBiEncoder(regular-moe-e3-k2, pooling='top1')"
+    topics = pd.DataFrame({"qid": ["1", "2", "3"], "query": ["vitamin d", "bone density in women", "genes"]})
+    encoded = encoder.query_encoder()(topics)
+    expected = Retriever.load(tmp_path / "regular").encode(topics["query"].tolist(), "query", "none", progress=False)
+    np.testing.assert_allclose(np.stack(encoded["query_vec"]), expected.embeddings, atol=1e-6)

@@ -115,7 +115,7 @@ def test_train_stage_with_and_without_pooled_cache(tmp_path, tiny_collection, en
     init_stage(_model_config(encoder_config, "finetune"), tmp_path / "base")
     pool_stage(tmp_path / "base", tiny_collection, "queries", tmp_path / "queries-train.npz", split="train", device="cpu")
     pool_stage(tmp_path / "base", tiny_collection, "corpus", tmp_path / "corpus-0.npz", device="cpu")
-    config = _train_config(freeze_encoder=True)
+    config = _train_config(train_layers=0)
     logs = {}
     for name, caches in (("cached", True), ("uncached", False)):
         output, log = tmp_path / name / "model", tmp_path / name / "train_log.jsonl"
@@ -158,13 +158,13 @@ def test_train_stage_leaves_nothing_behind_on_failure(tmp_path, tiny_collection,
     pool_stage(tmp_path / "base", tiny_collection, "corpus", tmp_path / "base" / "c.npz", device="cpu")
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(ValueError, match="freeze_encoder"):  # a pooled cache for an encoder being trained
+    with pytest.raises(ValueError, match="train_layers"):  # a pooled cache for an encoder being trained
         train_stage(tiny_collection, _model_config(encoder_config), _train_config(), out / "model", out / "log.jsonl",
                     device="cpu", progress=False, pooled_queries=tmp_path / "base" / "q.npz",
                     pooled_corpus=[tmp_path / "base" / "c.npz"])
     assert _listing(out) == []
     with pytest.raises(ValueError, match="both"):
-        train_stage(tiny_collection, _model_config(encoder_config), _train_config(freeze_encoder=True), out / "model",
+        train_stage(tiny_collection, _model_config(encoder_config), _train_config(train_layers=0), out / "model",
                     out / "log.jsonl", device="cpu", progress=False, pooled_queries=tmp_path / "base" / "q.npz")
     assert _listing(out) == []
 

@@ -15,7 +15,8 @@ from sbmoe.collection import Collection
 from sbmoe.model import ModelConfig, Retriever
 from sbmoe.training import TrainConfig, info_nce, sample_positives, train
 
-LOG_FIELDS = {"epoch", "loss", "val_loss", "gate_grad_norm", "routing_entropy", "expert_load", "seconds", "best"}
+LOG_FIELDS = {"epoch", "loss", "val_loss", "gate_grad_norm", "routing_entropy", "expert_load", "layer_routing", "seconds",
+              "best"}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_train_config_validation():
 def test_learned_combination_trains_the_gate(encoder_config, data):
     model = _model(encoder_config, combination="learned", num_experts=3)
     gate_before = _state(model.moe.gate)
-    result = _train(model, data, _config(epochs=4, freeze_encoder=True, moe_lr=2e-2))
+    result = _train(model, data, _config(epochs=4, train_layers=0, moe_lr=2e-2))
     gate_after = _state(model.moe.gate)
     moved = [k for k in gate_before if not torch.equal(gate_before[k], gate_after[k])]
     assert set(moved) == set(gate_before)  # every gate weight moved, the noise layer too
@@ -126,7 +127,7 @@ def test_balance_loss_spreads_the_learned_routing(encoder_config, data):
     used, entropy = {}, {}
     for coef in (0.0, 0.5):
         model = _model(encoder_config, combination="learned", num_experts=3)
-        result = _train(model, data, _config(epochs=10, freeze_encoder=True, moe_lr=2e-2, balance_coef=coef))
+        result = _train(model, data, _config(epochs=10, train_layers=0, moe_lr=2e-2, balance_coef=coef))
         used[coef] = set(model.encode(texts, "query", "top1", progress=False).experts.tolist())
         entropy[coef] = result.log[-1]["routing_entropy"]
     assert len(used[0.5]) > 1
@@ -137,7 +138,7 @@ def test_paper_combination_leaves_the_gate_at_its_initialisation(encoder_config,
     model = _model(encoder_config, combination="paper", num_experts=3)
     gate_before = _state(model.moe.gate)
     experts_before = _state(model.moe.experts)
-    result = _train(model, data, _config(epochs=3, freeze_encoder=True, moe_lr=2e-2))
+    result = _train(model, data, _config(epochs=3, train_layers=0, moe_lr=2e-2))
     _assert_states_equal(_state(model.moe.gate), gate_before)
     # the experts did learn, and the gate's gradient was (numerically) zero
     assert any(not torch.equal(v, _state(model.moe.experts)[k]) for k, v in experts_before.items())
@@ -151,7 +152,7 @@ def test_balance_loss_does_not_apply_to_the_paper_combination(encoder_config, da
     for coef in (0.0, 0.1):
         model = _model(encoder_config, combination="paper", num_experts=3)
         gate_before = _state(model.moe.gate)
-        result = _train(model, data, _config(epochs=2, freeze_encoder=True, balance_coef=coef))
+        result = _train(model, data, _config(epochs=2, train_layers=0, balance_coef=coef))
         _assert_states_equal(_state(model.moe.gate), gate_before)
         assert all(entry["gate_grad_norm"] < 1e-5 for entry in result.log)
         runs[coef] = (_without_seconds(result.log), _state(model.moe))
@@ -163,7 +164,7 @@ def test_random_gate_and_adapter_train(encoder_config, data):
     for variant, experts in (("random-gate", 3), ("adapter", 1)):
         model = _model(encoder_config, variant=variant, num_experts=experts)
         before = _state(model.moe)
-        result = _train(model, data, _config(epochs=1, freeze_encoder=True))
+        result = _train(model, data, _config(epochs=1, train_layers=0))
         assert any(not torch.equal(v, model.moe.state_dict()[k]) for k, v in before.items())
         assert result.log[0]["gate_grad_norm"] is None
         if variant == "adapter":
@@ -175,7 +176,7 @@ def test_random_gate_and_adapter_train(encoder_config, data):
 def test_frozen_finetune_has_nothing_to_train(encoder_config, data, tmp_path):
     model = _model(encoder_config, variant="finetune")
     before = _state(model)
-    result = _train(model, data, _config(freeze_encoder=True), log_path=tmp_path / "log.jsonl")
+    result = _train(model, data, _config(train_layers=0), log_path=tmp_path / "log.jsonl")
     _assert_states_equal(_state(model), before)
     assert model.config.encoder_trained is False
     assert len(result.log) == 1 and result.log[0]["best"] is True
@@ -226,7 +227,7 @@ def test_best_flag_follows_the_real_validation_loss(monkeypatch, encoder_config,
 def test_early_stopping_with_patience(monkeypatch, encoder_config, data):
     states = _recording_validation(monkeypatch, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     model = _model(encoder_config, combination="learned")
-    result = _train(model, data, _config(epochs=6, patience=2, freeze_encoder=True))
+    result = _train(model, data, _config(epochs=6, patience=2, train_layers=0))
     assert [e["epoch"] for e in result.log] == [1, 2, 3]
     assert result.best_epoch == 1
     _assert_states_equal(_state(model.moe), {k[len("moe."):]: v for k, v in states[0].items() if k.startswith("moe.")})
@@ -234,7 +235,7 @@ def test_early_stopping_with_patience(monkeypatch, encoder_config, data):
 
 def test_no_patience_runs_every_epoch(monkeypatch, encoder_config, data):
     _recording_validation(monkeypatch, [1.0, 2.0, 3.0, 4.0])
-    result = _train(_model(encoder_config), data, _config(epochs=4, patience=0, freeze_encoder=True))
+    result = _train(_model(encoder_config), data, _config(epochs=4, patience=0, train_layers=0))
     assert len(result.log) == 4
 
 
@@ -298,7 +299,7 @@ def test_cached_frozen_encoder_equals_uncached(encoder_config, data):
     for cache in (True, False):
         model = _model(encoder_config, combination="learned")
         encoder_before = _state(model.encoder)
-        result = _train(model, data, _config(epochs=3, freeze_encoder=True, cache_pooled=cache))
+        result = _train(model, data, _config(epochs=3, train_layers=0, cache_frozen=cache))
         _assert_states_equal(_state(model.encoder), encoder_before)  # the encoder did not move
         assert model.config.encoder_trained is False
         results.append(result)
@@ -324,12 +325,12 @@ def test_supplied_pooled_cache(encoder_config, data):
         "query": (qids, model.encoder.pool([data.queries[q] for q in qids], "query", progress=False)),
         "doc": (doc_ids, model.encoder.pool([document_text(data.corpus[d]) for d in doc_ids], "doc", progress=False)),
     }
-    supplied = _train(model, data, _config(epochs=2, freeze_encoder=True), pooled=pooled)
-    own = _train(_model(encoder_config, combination="learned"), data, _config(epochs=2, freeze_encoder=True))
+    supplied = _train(model, data, _config(epochs=2, train_layers=0), pooled=pooled)
+    own = _train(_model(encoder_config, combination="learned"), data, _config(epochs=2, train_layers=0))
     for a, b in zip(supplied.log, own.log):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
-    with pytest.raises(ValueError, match="freeze_encoder"):
+    with pytest.raises(ValueError, match="train_layers"):
         _train(_model(encoder_config), data, _config(epochs=1), pooled=pooled)
     partial = {"query": (qids[:5], pooled["query"][1][:5]), "doc": pooled["doc"]}
     with pytest.raises(KeyError, match="cached pooled"):
-        _train(_model(encoder_config), data, _config(epochs=1, freeze_encoder=True), pooled=partial)
+        _train(_model(encoder_config), data, _config(epochs=1, train_layers=0), pooled=partial)

@@ -3,8 +3,8 @@
 The file has three sections and a seed::
 
     encoder:  {name_or_path, pooling, normalize, query_max_length, doc_max_length, lowercase}
-    model:    {variant, num_experts, combination}
-    training: {epochs, batch_size, encoder_lr, moe_lr, temperature, freeze_encoder, ...}
+    model:    {variant, num_experts, combination, top_k, moe_layers}
+    training: {epochs, batch_size, encoder_lr, moe_lr, temperature, train_layers, ...}
     seed: 42
 
 An unknown or ill-typed key is an error that names it.
@@ -42,7 +42,11 @@ def _typed(cls, values: dict | None, section: str, source: str) -> dict:
                 values[key] = value = float(value)
             except ValueError:
                 pass
-        if default not in (dataclasses.MISSING, None) and type(value) is not type(default):
+        union = [name.strip() for name in str(known[key].type).split("|")]  # e.g. train_layers: int | str
+        if len(union) > 1:
+            if isinstance(value, bool) or type(value).__name__ not in union:
+                raise ConfigError(f"{source}: '{section}.{key}' must be of type {' or '.join(union)}, got {value!r}")
+        elif default not in (dataclasses.MISSING, None) and type(value) is not type(default):
             raise ConfigError(f"{source}: '{section}.{key}' must be of type {type(default).__name__}, got {value!r}")
     return values
 
@@ -73,7 +77,7 @@ def build_configs(data: dict, source: str = "config") -> tuple[ModelConfig, Trai
         raise ConfigError(f"{source}: 'encoder.name_or_path': {encoder.name_or_path!r}: {problem}")
     model_values = {**_typed(ModelConfig, data.get("model"), "model", source), "seed": seed}
     model_values["encoder"] = encoder
-    known = {f.name for f in dataclasses.fields(ModelConfig)} - {"encoder", "seed", "encoder_trained"}
+    known = {f.name for f in dataclasses.fields(ModelConfig)} - {"encoder", "seed", "encoder_trained", "frozen_layers"}
     for key in data.get("model") or {}:
         if key not in known:
             raise ConfigError(f"{source}: unknown key 'model.{key}' (expected one of {sorted(known)})")

@@ -3,6 +3,11 @@
 An :class:`Encoder` maps texts to one pooled vector each: masked mean pooling over the last hidden
 state (CLS as an option), optionally L2-normalised, which is a property of the encoder (all-MiniLM-L6-v2
 is trained for cosine similarity; the paper's BERT encoders are used unnormalised).
+
+A BERT-style encoder can also be run layer by layer (:meth:`Encoder.prefix` up to a layer,
+:meth:`Encoder.top` from it), which partial fine-tuning over a cached prefix uses (:mod:`sbmoe.prefix`),
+and the feed-forward sub-layer of a layer can be replaced (:meth:`Encoder.replace_feed_forward`), which
+the Regular MoE uses (:mod:`sbmoe.regular_moe`).
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class Encoder(nn.Module):
         from transformers import AutoModel, AutoTokenizer  # imported here: slow, and unused by block-only models
 
         self.config = config
+        self.feed_forward = nn.ModuleDict()  # layer index -> the module replacing its feed-forward sub-layer
         if config.name_or_path == TINY_RANDOM_MODEL:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(resolve_model_path(EMBEDDED_MODEL))
             self.model = model or tiny_random_model(self.tokenizer)
@@ -101,6 +107,29 @@ class Encoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The Transformer layers, bottom first (a BERT-style model's ``encoder.layer``)."""
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if not isinstance(layers, nn.ModuleList) or not hasattr(self.model, "embeddings"):
+            raise ValueError(
+                f"encoder {self.config.name_or_path!r} ({type(self.model).__name__}) cannot be run layer by layer: "
+                "expected a BERT-style model with 'embeddings' and 'encoder.layer'"
+            )
+        return layers
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def replace_feed_forward(self, index: int, module: nn.Module) -> None:
+        """Run ``module`` instead of layer ``index``'s feed-forward sub-layer: it maps the attention
+        output of the real (unpadded) tokens, ``(tokens, h)``, to the sub-layer's output before the
+        residual connection and layer norm of the layer."""
+        if not 0 <= index < self.num_layers:
+            raise ValueError(f"layer {index} does not exist (the encoder has {self.num_layers} layers)")
+        self.feed_forward[str(index)] = module
+
     def max_length(self, kind: str) -> int:
         if kind == "query":
             return self.config.query_max_length
@@ -108,16 +137,61 @@ class Encoder(nn.Module):
             return self.config.doc_max_length
         raise ValueError(f"kind must be 'query' or 'doc', got {kind!r}")
 
+    def _prepare(self, texts: list[str]) -> list[str]:
+        return [text.lower() for text in texts] if self.config.lowercase else list(texts)
+
     def tokenize(self, texts: list[str], kind: str) -> dict[str, torch.Tensor]:
-        if self.config.lowercase:
-            texts = [text.lower() for text in texts]
         batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length(kind), return_tensors="pt"
+            self._prepare(texts), padding=True, truncation=True, max_length=self.max_length(kind), return_tensors="pt"
         )
         return {key: value.to(self.device) for key, value in batch.items()}
 
+    def token_counts(self, texts: list[str], kind: str) -> list[int]:
+        """The number of tokens of each text as :meth:`tokenize` cuts it (special tokens included)."""
+        ids = self.tokenizer(self._prepare(texts), truncation=True, max_length=self.max_length(kind))["input_ids"]
+        return [len(row) for row in ids]
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        if len(self.feed_forward):
+            hidden = self.top(self.prefix(input_ids, attention_mask, 0, **extra), attention_mask, 0, pool=False)
+        else:
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return self.pool_states(hidden, attention_mask)
+
+    def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, depth: int,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The hidden states entering layer ``depth`` (the embeddings for 0), ``(n, tokens, h)``."""
+        hidden = self.model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        return self._run_layers(hidden, attention_mask, 0, depth)
+
+    def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor, depth: int, pool: bool = True) -> torch.Tensor:
+        """Run layers ``depth`` and above over the hidden states entering layer ``depth``; pooled
+        embeddings (or the last hidden states with ``pool=False``)."""
+        hidden = self._run_layers(hidden, attention_mask, depth, self.num_layers)
+        return self.pool_states(hidden, attention_mask) if pool else hidden
+
+    def _run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        layers = self.layers
+        if not 0 <= start <= stop <= len(layers):
+            raise ValueError(f"layers {start}..{stop} do not exist (the encoder has {len(layers)} layers)")
+        mask = create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        real = attention_mask.bool()
+        for index in range(start, stop):
+            layer = layers[index]
+            if str(index) not in self.feed_forward:
+                hidden = layer(hidden, mask)
+                continue
+            # BERT's layer with its feed-forward sub-layer replaced: LayerNorm(dropout(FFN(a)) + a)
+            attention = layer.attention(hidden, mask)[0]
+            mixed = torch.zeros_like(attention)
+            mixed[real] = self.feed_forward[str(index)](attention[real])
+            hidden = layer.output.LayerNorm(layer.output.dropout(mixed) + attention)
+        return hidden
+
+    def pool_states(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pool last hidden states ``(n, tokens, h)`` into one vector per text (and normalise)."""
         if self.config.pooling == "cls":
             pooled = hidden[:, 0]
         else:

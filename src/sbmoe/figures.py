@@ -4,7 +4,7 @@
 - :func:`tsne_figure`: t-SNE of one query and its top retrieved documents, coloured by the
   expert that routed each document, relevant documents starred; one panel per model.
 - :func:`training_curves_figure`: loss, validation loss, gate gradient norm, routing entropy and
-  expert load per epoch, from the training logs.
+  expert load per epoch, from the training logs (and per MoE layer of a Regular MoE).
 - :func:`routing_figure`: how a router's choices split over the expert retrievers per test set,
   beside its mean soft weights and the oracle's split.
 
@@ -311,13 +311,31 @@ _CURVES_HEIGHT = 5.2
 _LOAD_ROW_HEIGHT = 2.4
 
 
+def moe_layer_series(label: str, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A Regular MoE's routing per MoE layer (``layer_routing`` in its log), as series of their own:
+    ``(<label>, layer <i>)`` with the layer's routing entropy and token load per epoch."""
+    if "layer_routing" not in frame or frame["layer_routing"].isna().all():
+        return []
+    layers = sorted({index for entry in frame["layer_routing"].dropna() for index in entry}, key=int)
+    return [
+        (f"{label}, layer {index}", pd.DataFrame({
+            "epoch": frame["epoch"],
+            "routing_entropy": [entry.get(index, {}).get("routing_entropy") if entry else None for entry in frame["layer_routing"]],
+            "expert_load": [entry.get(index, {}).get("expert_load") if entry else None for entry in frame["layer_routing"]],
+        }))
+        for index in layers
+    ]
+
+
 def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str | Path, png_path: str | Path) -> dict:
     """Training curves from ``(label, log path)`` pairs: one line per system for loss, validation
     loss, gate gradient norm (symmetric-log axis, so an exact zero shows) and routing entropy, and
-    one stacked-area panel of expert load per epoch for each system that logs it."""
-    frames = [(label, read_training_log(path)) for label, path in logs]
-    if not frames:
+    one stacked-area panel of expert load per epoch for each system that logs it; a Regular MoE's
+    layers add a routing entropy line and a (token) load panel each."""
+    systems = [(label, read_training_log(path)) for label, path in logs]
+    if not systems:
         raise ValueError("no training logs to plot")
+    frames = systems + [series for label, frame in systems for series in moe_layer_series(label, frame)]
     with_load = [(label, frame) for label, frame in frames if frame["expert_load"].notna().any()]
     load_rows = math.ceil(len(with_load) / _LOADS_PER_ROW)
     heights = [_CURVES_HEIGHT, _LOAD_ROW_HEIGHT * load_rows]
@@ -360,7 +378,7 @@ def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str
             axis.set_xlabel("Epoch")
         for axis in load_axes[len(with_load) :]:
             axis.set_visible(False)
-        load_axes[0].set_ylabel("Expert load (share of texts)")
+        load_axes[0].set_ylabel("Expert load (share of texts, or tokens in a layer)")
         most = max(len(f["expert_load"].dropna().iloc[0]) for _, f in with_load)
         bottom.legend(
             handles=[Line2D([], [], lw=6, color=c, label=f"Expert {i + 1}") for i, c in enumerate(_colours(most))],
@@ -378,7 +396,7 @@ def training_curves_figure(logs: Sequence[tuple[str, str | Path]], pdf_path: str
                 if frame["best"].any()
                 else None,
             }
-            for label, frame in frames
+            for label, frame in systems
         ]
     }
 

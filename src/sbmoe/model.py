@@ -5,7 +5,9 @@ Every variant is a :class:`ModelConfig` of one class, :class:`Retriever`:
 ``finetune``     the encoder alone (the paper's FT baseline);
 ``sbmoe``        the SB-MoE block with ``num_experts`` experts and a learned noisy top-1 gate;
 ``random-gate``  the block with a uniformly random expert per text (seeded), in training and inference;
-``adapter``      a single expert and no gate: the capacity of the block without routing.
+``adapter``      a single expert and no gate: the capacity of the block without routing;
+``regular-moe``  no block: the feed-forward sub-layers of ``moe_layers`` become ``num_experts`` upcycled
+                 experts with a token-level top-``top_k`` router (:mod:`sbmoe.regular_moe`).
 
 ``combination`` (``paper`` or ``learned``, see :mod:`sbmoe.moe`) applies to every variant with a block.
 At inference an ``sbmoe`` model is read with ``pooling="top1"`` or ``"all"``; one checkpoint serves both.
@@ -30,6 +32,8 @@ from .atomic import atomic_path
 from .encoder import Encoder, EncoderConfig
 from .errors import DataFormatError, first_line, read_json
 from .moe import COMBINATIONS, RandomGate, Routing, SBMoE
+from .prefix import PrefixStates, pool_prefix
+from .regular_moe import upcycle
 from .systems import VARIANTS, poolings, system_name
 
 ENCODED_ARRAYS = ("ids", "embeddings", "experts", "gate")
@@ -45,7 +49,10 @@ class ModelConfig:
     num_experts: int = 6
     combination: str = "paper"
     seed: int = 42
+    top_k: int = 2  # regular-moe: experts per token
+    moe_layers: list[int] = field(default_factory=lambda: [-1])  # regular-moe: layers (-1 is the top one)
     encoder_trained: bool = True  # False when training kept the encoder frozen (it is then not saved)
+    frozen_layers: int = 0  # with a trained encoder: the bottom layers training left at their pretrained weights
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):
@@ -60,6 +67,12 @@ class ModelConfig:
             self.num_experts = 0
         elif self.num_experts < 2:
             raise ValueError(f"variant {self.variant!r} needs num_experts >= 2, got {self.num_experts}")
+        if self.variant != "regular-moe":
+            self.top_k, self.moe_layers = 0, []
+        elif not 1 <= self.top_k <= self.num_experts:
+            raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
+        elif not self.moe_layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in self.moe_layers):
+            raise ValueError(f"moe_layers must be a non-empty list of layer indices, got {self.moe_layers!r}")
 
     @property
     def has_gate(self) -> bool:
@@ -68,7 +81,7 @@ class ModelConfig:
     @property
     def system(self) -> str:
         """The system's name in file paths and tables, e.g. ``sbmoe-paper-e6``."""
-        return system_name(self.variant, self.combination, self.num_experts)
+        return system_name(self.variant, self.combination, self.num_experts, self.top_k or None)
 
     @property
     def poolings(self) -> tuple[str, ...]:
@@ -173,8 +186,13 @@ class Retriever(nn.Module):
         self.config = config
         self.encoder = encoder if encoder is not None or hidden_size else Encoder(config.encoder)
         self.hidden_size = self.encoder.hidden_size if self.encoder is not None else hidden_size
-        if config.variant == "finetune":
+        if config.variant == "regular-moe":
             self.moe: SBMoE | None = None
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)  # the routers' initialisation depends on the seed only
+                upcycle(self._require_encoder(), config.moe_layers, config.num_experts, config.top_k)
+        elif config.variant == "finetune":
+            self.moe = None
         else:
             gate = {"sbmoe": "learned", "random-gate": "random", "adapter": None}[config.variant]
             with torch.random.fork_rng(devices=[]):
@@ -206,6 +224,20 @@ class Retriever(nn.Module):
         """Encode ``texts`` (``kind`` is ``query`` or ``doc``) and route them, in input order."""
         pooled = self._require_encoder().pool(texts, kind, batch_size=batch_size, progress=progress)
         return self.encode_pooled(pooled, pooling)
+
+    def pool_prefix(self, prefix: PrefixStates, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
+        """The encoder's pooled embeddings of cached texts (:mod:`sbmoe.prefix`), from the layers above
+        the cache's depth; :meth:`encode_pooled` then applies the block. The cache must come from this
+        model's encoder below that depth, so a trained model needs one no deeper than the layers its
+        training left frozen."""
+        encoder = self._require_encoder()
+        if self.config.encoder_trained and prefix.depth > self.config.frozen_layers:
+            raise ValueError(f"the cache holds the states entering layer {prefix.depth}, but this model trained its "
+                             f"layers from {self.config.frozen_layers} up: a cache of depth <= {self.config.frozen_layers} is needed")
+        below = [int(index) for index in encoder.feed_forward if int(index) < prefix.depth]
+        if below:
+            raise ValueError(f"the cache skips layer(s) {below}, whose feed-forward sub-layer this model replaced")
+        return pool_prefix(encoder, prefix, batch_size, progress)
 
     @torch.no_grad()
     def encode_pooled(self, pooled: torch.Tensor, pooling: str = "top1", batch_size: int = 4096) -> Encoded:
@@ -244,6 +276,8 @@ class Retriever(nn.Module):
             (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
             if self.moe is not None:
                 torch.save(self.moe.state_dict(), tmp / "moe.pt")
+            if self.encoder is not None and len(self.encoder.feed_forward):
+                torch.save(self.encoder.feed_forward.state_dict(), tmp / "regular_moe.pt")
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", with_encoder: bool = True) -> "Retriever":
@@ -278,25 +312,28 @@ class Retriever(nn.Module):
             fail(f"invalid model configuration: {first_line(error)}")
         model = cls(config, hidden_size=None if with_encoder else hidden_size)
         if model.moe is not None:
-            model.moe.load_state_dict(_block_weights(folder / "moe.pt", model))
+            model.moe.load_state_dict(_block_weights(folder / "moe.pt", model, model.moe, "block"))
+        if model.config.variant == "regular-moe":
+            feed_forward = model._require_encoder().feed_forward
+            feed_forward.load_state_dict(_block_weights(folder / "regular_moe.pt", model, feed_forward, "MoE layers"))
         return model.to(device)
 
 
-def _block_weights(path: Path, model: Retriever) -> dict[str, torch.Tensor]:
-    """The saved state of ``model``'s block, checked against it."""
+def _block_weights(path: Path, model: Retriever, block: nn.Module, what: str) -> dict[str, torch.Tensor]:
+    """The saved state of ``block`` (``model``'s SB-MoE block or a Regular MoE's MoE layers), checked against it."""
     if not path.is_file():
-        raise DataFormatError(path, None, f"missing the weights of the {model.config.system} block")
+        raise DataFormatError(path, None, f"missing the weights of the {model.config.system} {what}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file fails inside torch or pickle in many ways
         raise DataFormatError(path, None, f"not a readable PyTorch state dict (truncated or corrupt?): {first_line(error)}") from None
-    expected = model.moe.state_dict()
+    expected = block.state_dict()
     if not isinstance(state, dict):
-        raise DataFormatError(path, None, f"holds a {type(state).__name__}, not the {model.config.system} block's state dict")
+        raise DataFormatError(path, None, f"holds a {type(state).__name__}, not the state dict of the {model.config.system} {what}")
     for names, problem in ((sorted(set(expected) - set(state)), "lacks"), (sorted(set(state) - set(expected)), "has extra")):
         if names:
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-            raise DataFormatError(path, None, f"{problem} weights for the {model.config.system} block of config.json "
+            raise DataFormatError(path, None, f"{problem} weights for the {model.config.system} {what} of config.json "
                                               f"({shown}): is it another model's?")
     for name, tensor in expected.items():
         if not isinstance(state[name], torch.Tensor) or state[name].shape != tensor.shape:

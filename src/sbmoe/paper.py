@@ -83,7 +83,7 @@ MACROS = {
     "RoutingBMMaxDiff": "largest absolute difference from BEIR's published BM25 nDCG@10",
 }
 _NAME = re.compile(r"^[A-Za-z]+$")
-_NOT_MOE = ("zeroshot", "finetune")
+_NOT_MOE = ("zeroshot", "finetune")  # variants without MoE (FT at any learning rate)
 
 
 def format_text_score(value: float) -> str:
@@ -115,7 +115,7 @@ def render_macros(values: Mapping[str, str]) -> str:
 
 
 def _is_moe(systems: pd.Series) -> pd.Series:
-    return ~systems.isin(_NOT_MOE)
+    return ~systems.map(lambda system: parse_system(system)["variant"]).isin(_NOT_MOE)
 
 
 def _in_domain_macros(table: pd.DataFrame) -> dict:

@@ -6,8 +6,10 @@ test set and pooling. System ids follow the pipeline's vocabulary:
 - ``zeroshot``: the encoder without training; ``finetune``: FT, the encoder trained without MoE;
 - ``adapter-<combination>``: one expert and no gate;
 - ``sbmoe-<combination>-e<E>``: SB-MoE with E experts;
-- ``random-gate-e<E>``: SB-MoE whose gate is replaced by a random one (the RANDOM-GATE ablation)
-  (names made by :func:`sbmoe.model.system_name` and read by :func:`sbmoe.model.parse_system`).
+- ``random-gate-e<E>``: SB-MoE whose gate is replaced by a random one (the RANDOM-GATE ablation);
+- ``regular-moe-e<E>-k<k>``: MoE feed-forward sub-layers inside the encoder, top-k of E experts per token;
+- any of these followed by the training settings it overrides, e.g. ``finetune-elr2e-5``
+  (names made by :func:`sbmoe.systems.system_name` and read by :func:`sbmoe.systems.parse_system`).
 
 The combination is ``paper`` (the authors' formula, in which the gate gets no gradient) or
 ``learned`` (ours, in which the gate learns). Pooling is ``top1`` or ``all`` for SB-MoE,
@@ -23,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataFormatError, read_json
-from .systems import parse_system
+from .systems import OVERRIDES, format_rate, parse_system, system_settings
 
 KEYS = ("encoder", "trainset", "system", "seed", "testset", "pooling")
 GROUP_KEYS = ("encoder", "trainset", "system", "pooling", "testset")
@@ -36,19 +38,22 @@ METRIC_LABELS = {
     "precision@1": "P@1",
     "ndcg@3": "nDCG@3",
 }
-VARIANTS = ("zeroshot", "finetune", "adapter", "random-gate", "sbmoe")
+VARIANTS = ("zeroshot", "finetune", "adapter", "random-gate", "sbmoe", "regular-moe")
 POOLINGS = ("none", "top1", "all")
 
-_BASE_LABELS = {"zeroshot": "Zero-shot", "finetune": "FT", "adapter": "Adapter", "random-gate": "RANDOM-GATE"}
+_BASE_LABELS = {"zeroshot": "Zero-shot", "finetune": "FT", "adapter": "Adapter", "random-gate": "RANDOM-GATE",
+                "regular-moe": "Regular MoE"}
+_OVERRIDE_LABELS = {"encoder_lr": "encoder lr", "moe_lr": "MoE lr"}
 _POOLING_LABELS = {"top1": "TOP-1", "all": "ALL"}
 
 
 def display_label(system: str, pooling: str = "none", experts: bool = True) -> str:
-    """The label a table or figure shows, e.g. ``SB-MoE TOP-1 E=6 (learned gate)``.
+    """The label a table or figure shows, e.g. ``SB-MoE TOP-1 E=6 (learned gate)``, ``Regular MoE E=4 k=2``,
+    ``FT (encoder lr 2e-5)``.
 
-    ``experts=False`` leaves out the ``E=<experts>`` part.
+    ``experts=False`` leaves out the ``E=<experts>`` (and ``k=``) part.
     """
-    parsed = parse_system(system)
+    parsed = system_settings(system)
     variant = parsed["variant"]
     if variant == "sbmoe":
         if pooling not in _POOLING_LABELS:
@@ -56,22 +61,29 @@ def display_label(system: str, pooling: str = "none", experts: bool = True) -> s
         label = f"SB-MoE {_POOLING_LABELS[pooling]}"
     else:
         label = _BASE_LABELS[variant]
-    if experts and variant in ("sbmoe", "random-gate"):
+    if experts and variant in ("sbmoe", "random-gate", "regular-moe"):
         label += f" E={parsed['num_experts']}"
+    if experts and variant == "regular-moe":
+        label += f" k={parsed['top_k']}"
     if parsed["combination"] == "learned":
         label += " (learned gate)"
+    if parsed["overrides"]:
+        label += " (" + ", ".join(f"{_OVERRIDE_LABELS[k]} {format_rate(v)}" for k, v in parsed["overrides"].items()) + ")"
     return label
 
 
 def system_order(system: str, pooling: str = "none") -> tuple:
     """Sort key for rows: Zero-shot, FT, then the authors' combination before ours; within each,
-    Adapter, RANDOM-GATE, SB-MoE; then by number of experts, then TOP-1 before ALL."""
-    parsed = parse_system(system)
+    Adapter, RANDOM-GATE, SB-MoE, Regular MoE; then by number of experts (and k), a system before its
+    overridden settings, then TOP-1 before ALL."""
+    parsed = system_settings(system)
     combination = 1 if parsed["combination"] == "learned" else 0
     return (
         combination,
         VARIANTS.index(parsed["variant"]),
         parsed["num_experts"] or 0,
+        parsed["top_k"] or 0,
+        tuple(parsed["overrides"].get(key, 0.0) for key in OVERRIDES),
         POOLINGS.index(pooling) if pooling in POOLINGS else len(POOLINGS),
     )
 

@@ -26,6 +26,7 @@ from .collection import (
 from .errors import DataFormatError
 from .evaluation import METRICS, evaluate, metric_problem
 from .model import Encoded, ModelConfig, Retriever
+from .prefix import PrefixCache, PrefixStates, compute_prefix, prefix_depth
 from .runs import check_run_against_qrels, read_trec_run, write_trec_run
 from .search import search
 from .training import TrainConfig, set_seed, train
@@ -47,11 +48,14 @@ def train_stage(
     progress: bool = True,
     pooled_queries: str | os.PathLike | None = None,
     pooled_corpus: list[str | os.PathLike] | None = None,
+    prefix_queries: str | os.PathLike | None = None,
+    prefix_corpus: list[str | os.PathLike] | None = None,
 ) -> None:
     """Train a model on ``<dataset>/qrels/<split>.tsv`` and save it with its per-epoch log.
 
     The validation queries come from ``qrels/<valid_split>.tsv`` when that file exists.
-    ``pooled_queries`` and ``pooled_corpus`` are caches from :func:`pool_stage` of the frozen encoder.
+    ``pooled_queries`` and ``pooled_corpus`` are caches from :func:`pool_stage` of the frozen encoder;
+    ``prefix_queries`` and ``prefix_corpus`` caches from :func:`prefix_stage` (``train_layers`` N).
     """
     dataset = Path(dataset)
     collection = Collection.load(dataset, split, training=True)
@@ -79,12 +83,18 @@ def train_stage(
                       "judged documents")
         pooled = {"query": (queries.ids, torch.from_numpy(queries.embeddings)),
                   "doc": (corpus.ids, torch.from_numpy(corpus.embeddings))}
+    prefix = None
+    if prefix_queries or prefix_corpus:
+        if not (prefix_queries and prefix_corpus):
+            raise ValueError("a prefix cache needs both the queries and the corpus")
+        prefix = {"query": PrefixCache([PrefixStates.load(prefix_queries)]),
+                  "doc": PrefixCache([PrefixStates.load(p) for p in prefix_corpus])}
     # with a pooled cache the encoder is never run: build the block alone
     hidden = pooled["query"][1].shape[1] if pooled else None
     model = Retriever(model_config, hidden_size=hidden).to(device or default_device())
     with atomic_path(log) as log_tmp:
         train(model, collection.corpus, collection.queries, collection.qrels, train_config,
-              valid_qrels=valid, log_path=log_tmp, progress=progress, pooled=pooled)
+              valid_qrels=valid, log_path=log_tmp, progress=progress, pooled=pooled, prefix=prefix)
         model.save(output)
 
 
@@ -156,6 +166,28 @@ def pool_stage(
     Encoded(embeddings=pooled.numpy(), experts=np.full(len(ids), -1), gate=np.zeros((len(ids), 0)), ids=ids).save(output)
 
 
+def prefix_stage(
+    model_dir: str | os.PathLike,
+    dataset: str | os.PathLike,
+    kind: str,
+    output: str | os.PathLike,
+    train_layers: int,
+    split: str = "test",
+    shard: int = 0,
+    num_shards: int = 1,
+    batch_size: int = 128,
+    device: str | None = None,
+) -> None:
+    """Cache the hidden states that a model's encoder feeds its top ``train_layers`` layers, for
+    texts of a dataset (queries of ``split``, or a corpus shard): the cache for partial fine-tuning."""
+    encoder = Retriever.load(model_dir, device or default_device())._require_encoder()
+    depth = prefix_depth(train_layers, encoder.num_layers)
+    if depth is None or depth == encoder.num_layers:
+        raise ValueError(f"a prefix cache is for 1 to {encoder.num_layers} trained layers, got train_layers {train_layers!r}")
+    ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)
+    compute_prefix(encoder, ids, texts, "query" if kind == "queries" else "doc", depth, output, batch_size)
+
+
 def encode_stage(
     model_dir: str | os.PathLike,
     dataset: str | os.PathLike,
@@ -168,16 +200,20 @@ def encode_stage(
     pooled: str | os.PathLike | None = None,
     batch_size: int = 128,
     device: str | None = None,
+    prefix: str | os.PathLike | None = None,
 ) -> None:
     """Encode a collection's queries (of ``split``) or a shard of its corpus once, and write one
     routed encoding per inference pooling (``outputs[i]`` for ``poolings[i]``).
 
     ``pooled`` is a cache written by :func:`pool_stage` for the same texts; it may only be used
-    when the model's encoder was not trained.
+    when the model's encoder was not trained. ``prefix`` is a cache written by :func:`prefix_stage`,
+    over which the model's trained top layers run.
     """
     if len(poolings) != len(outputs):
         raise ValueError(f"{len(poolings)} poolings but {len(outputs)} outputs")
-    if pooled is None:
+    if pooled is not None and prefix is not None:
+        raise ValueError("encode from a pooled cache or from a prefix cache, not both")
+    if pooled is None and prefix is None:
         ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)  # bad input fails before the model loads
     model = Retriever.load(model_dir, device or default_device(), with_encoder=pooled is None)
     if pooled is not None:
@@ -188,6 +224,12 @@ def encode_stage(
             raise DataFormatError(pooled, None, f"embeddings have {cache.embeddings.shape[1]} dimensions, the model "
                                                 f"{model_dir} takes {model.hidden_size}")
         ids, vectors = cache.ids, torch.from_numpy(cache.embeddings)
+    elif prefix is not None:
+        states = PrefixStates.load(prefix)
+        try:
+            ids, vectors = states.ids, model.pool_prefix(states, batch_size=batch_size)
+        except ValueError as error:
+            raise ValueError(f"{model_dir} with {prefix}: {error}") from None
     else:
         vectors = model.encoder.pool(texts, "query" if kind == "queries" else "doc", batch_size=batch_size)
     for pooling, output in zip(poolings, outputs):

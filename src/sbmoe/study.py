@@ -16,7 +16,7 @@ from .errors import InputError
 from .evaluation import metric_problem
 from .hub import model_path_problem
 from .routing import BM25, parse_expert
-from .systems import poolings, system_name
+from .systems import poolings, study_systems
 
 
 class StudyError(InputError):
@@ -78,17 +78,31 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
                     f"({mirror or 'none set'}); put corpus.jsonl, queries.jsonl and qrels/<split>.tsv there"
                 )
 
-    systems: dict[str, int] = {}
+    train_layers = config["training"].get("train_layers", "all")
     for index, entry in enumerate(config["systems"]):
-        if entry["variant"] in ("sbmoe", "random-gate") and not entry.get("experts"):
+        if entry["variant"] in ("sbmoe", "random-gate", "regular-moe") and not entry.get("experts"):
             raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} needs a list of expert counts")
         if entry["variant"] in ("finetune", "adapter") and entry.get("experts"):
             raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} takes no expert counts")
-        for experts in entry.get("experts") or [None]:
-            system = system_name(entry["variant"], entry.get("combination", "paper"), experts)
-            if system in systems:
-                raise StudyError(f"systems[{index}]: system {system!r} is already listed (systems[{systems[system]}])")
-            systems[system] = index
+        if entry["variant"] != "regular-moe":
+            extra = [key for key in ("top_k", "moe_layers") if key in entry]
+            if extra:
+                raise StudyError(f"systems[{index}].{extra[0]}: only variant 'regular-moe' takes it")
+            continue
+        if train_layers == 0:
+            raise StudyError(f"systems[{index}]: the Regular MoE is inside the encoder, so it needs "
+                             "training.train_layers >= 1 (a frozen encoder trains nothing inside it)")
+        for experts in entry["experts"]:
+            if not 1 <= entry.get("top_k", 2) <= experts:
+                raise StudyError(f"systems[{index}].top_k: must be between 1 and the number of experts ({experts})")
+        for layer in entry.get("moe_layers", [-1]):
+            if train_layers != "all" and not -train_layers <= layer < 0:
+                raise StudyError(f"systems[{index}].moe_layers: layer {layer} is not among the top {train_layers} "
+                                 f"trained layers (training.train_layers); name them -1 (the top layer) to -{train_layers}")
+    try:
+        systems = list(study_systems(config["systems"]))
+    except ValueError as error:
+        raise StudyError(str(error)) from None
     if "finetune" not in systems:
         raise StudyError("systems: every system is compared with FT, but no {variant: finetune} is listed")
     for index, metric in enumerate((config.get("evaluation") or {}).get("metrics") or []):

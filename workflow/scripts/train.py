@@ -1,6 +1,7 @@
 """Snakemake script: train systems (encoder x training set x variant x seed), one after another.
 
-input.dataset, input.pooled_queries / input.pooled_corpus (empty unless the encoder is frozen);
+input.dataset, input.pooled_queries / input.pooled_corpus (empty unless the encoder is frozen),
+input.prefix_queries / input.prefix_corpus (empty unless the top N layers are trained over a cache);
 params.configs (per system: encoder, model, training, seed); output.model[i] (folder) and
 output.log[i] (JSONL) for configs[i].
 """
@@ -15,4 +16,6 @@ with log_to(smk.log[0]):
         model, training = build_configs(config, source="config.yaml")
         train_stage(smk.input.dataset, model, training, model_dir, log,
                     pooled_queries=smk.input.get("pooled_queries") or None,
-                    pooled_corpus=list(smk.input.get("pooled_corpus", [])) or None)
+                    pooled_corpus=list(smk.input.get("pooled_corpus", [])) or None,
+                    prefix_queries=smk.input.get("prefix_queries") or None,
+                    prefix_corpus=list(smk.input.get("prefix_corpus", [])) or None)

@@ -57,6 +57,7 @@ rule train_router:
         experts=ROUTING_EXPERTS,
         split=router_params,
         router=ROUTING_CONFIG.get("router", {}),
+        wsum_step=ROUTING_CONFIG.get("wsum_step", 0.1),
     conda:
         "../envs/sbmoe.yaml"
     script:

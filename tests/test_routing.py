@@ -241,6 +241,8 @@ def test_tune_wsum_prefers_the_run_that_finds_the_relevant_documents():
     weights = tune_wsum([runs[0], perfect], qrels)
     assert len(weights) == 2 and weights[1] > weights[0] and sum(weights) == pytest.approx(1.0)
     assert tune_wsum([runs[0], perfect], qrels) == weights
+    coarse = tune_wsum([runs[0], perfect], qrels, step=0.5)  # routing.wsum_step: the grid 0, 0.5, 1
+    assert coarse[1] > coarse[0] and set(coarse) <= {0.0, 0.5, 1.0}
     with pytest.raises(ValueError, match="same queries"):
         fuse([runs[0], {"q0": {}}], "rrf")
     aligned = align([{"q1": {"d": 1.0}}], ["q0", "q1"])
@@ -289,8 +291,9 @@ def test_route_stages_end_to_end(tiny_collection, tmp_path):
     paths, pooled = write_split(tmp_path / "train", qids, runs, EXPERTS, seed=0)
     config = RouterConfig(features=["length", "bm25"], epochs=300, seed=3)
     description = train_router_stage(EXPERTS, ExpertInputs(paths, pooled, tiny_collection, "train"),
-                                     tmp_path / "router", config)
+                                     tmp_path / "router", config, fusion_step=0.25)
     assert description["split"] == "train" and description["queries"] == len(qids) == 30
+    assert description["wsum_step"] == 0.25 and all(w in (0.0, 0.25, 0.5, 0.75, 1.0) for w in description["wsum_weights"])
     assert description["informative_queries"] == 30
     assert description["wsum_weights"][1] == max(description["wsum_weights"])
     assert description["training"]["epochs"][-1]["accuracy"] == 1.0

@@ -116,8 +116,11 @@ def evaluate(
     run = rank_order(run)
     graded = {q: {d: g for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
     binary = {q: {d: 1 for d, g in docs.items() if g >= relevance_threshold} for q, docs in qrels.items()}
+    by_judgements = [(graded, [m for m in metrics if _is_graded(m)]), (binary, [m for m in metrics if not _is_graded(m)])]
+    if graded == binary:  # binary qrels (every positive grade 1, threshold 1): one pass scores every metric
+        by_judgements = [(graded, list(metrics))]
     groups = []
-    for judgements, chosen in ((graded, [m for m in metrics if _is_graded(m)]), (binary, [m for m in metrics if not _is_graded(m)])):
+    for judgements, chosen in by_judgements:
         judgements = {q: docs for q, docs in judgements.items() if docs}
         if chosen and judgements:
             groups.append((judgements, chosen, {q: run[q] for q in judgements if run.get(q)}))

@@ -222,10 +222,11 @@ def train_router_stage(
     output: str | os.PathLike,
     config: RouterConfig | None = None,
     fusion_metric: str = UTILITY,
+    fusion_step: float = 0.1,
 ) -> dict:
-    """Train the gate on one held-out split and tune the WSUM fusion weights on the same queries;
-    save both in the folder ``output`` (:meth:`sbmoe.router.Router.save`). Returns the saved
-    description."""
+    """Train the gate on one held-out split and tune the WSUM fusion weights (a grid of
+    ``fusion_step``) on the same queries; save both in the folder ``output``
+    (:meth:`sbmoe.router.Router.save`). Returns the saved description."""
     from .router import RouterConfig, read_description, train_router
 
     config = config or RouterConfig()
@@ -238,8 +239,9 @@ def train_router_stage(
         "queries": len(qids),
         "informative_queries": int((utility.max(axis=1) > utility.min(axis=1)).sum()),
         "expert_utility": dict(zip(experts, utility.mean(axis=0).tolist())),
-        "wsum_weights": tune_wsum(runs, qrels, fusion_metric),
+        "wsum_weights": tune_wsum(runs, qrels, fusion_metric, fusion_step),
         "wsum_metric": fusion_metric,
+        "wsum_step": fusion_step,
         "training": log,
     }
     router.save(output, extra)

@@ -2,7 +2,8 @@
 
 params.experts (expert names, in the order of the runs), params.split (the split as
 sbmoe.routing.ExpertInputs: runs, queries, dataset, split, relevance_threshold, drop_self_hits),
-params.router (sbmoe.router.RouterConfig settings); output.router (the router folder).
+params.router (sbmoe.router.RouterConfig settings), params.wsum_step (grid step of the WSUM weights);
+output.router (the router folder).
 """
 
 from sbmoe.joblog import log_to
@@ -12,7 +13,7 @@ from sbmoe.routing import ExpertInputs, train_router_stage
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]) as log:
     description = train_router_stage(list(smk.params.experts), ExpertInputs(**smk.params.split), smk.output.router,
-                                     RouterConfig(**smk.params.router))
+                                     RouterConfig(**smk.params.router), fusion_step=smk.params.wsum_step)
     training = description["training"]
     log.info("router trained on %d %s queries (%d tell the experts apart); cross-validated utility per l2 %s, "
              "l2 %s kept; last epoch %s; WSUM weights %s", description["queries"], description["split"],

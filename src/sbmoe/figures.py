@@ -432,7 +432,7 @@ def routing_figure(
         if several or pair[0] != pair[1]:
             label += f" (router: {(dataset_labels or {}).get(pair[0], pair[0])})"
         top = group * (len(_ROUTING_BARS) + 1)
-        axis.text(0, top + 0.35, label, fontsize=9, fontweight="bold", va="center")
+        axis.text(0.005, top + 0.35, label, fontsize=9, fontweight="bold", va="center")  # clear of the spine
         for offset, (key, bar) in enumerate(_ROUTING_BARS, start=1):
             y = top + offset
             left = 0.0

@@ -180,11 +180,11 @@ def prefix_stage(
 ) -> None:
     """Cache the hidden states that a model's encoder feeds its top ``train_layers`` layers, for
     texts of a dataset (queries of ``split``, or a corpus shard): the cache for partial fine-tuning."""
+    ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)  # bad input fails before the model loads
     encoder = Retriever.load(model_dir, device or default_device())._require_encoder()
     depth = prefix_depth(train_layers, encoder.num_layers)
     if depth is None or depth == encoder.num_layers:
         raise ValueError(f"a prefix cache is for 1 to {encoder.num_layers} trained layers, got train_layers {train_layers!r}")
-    ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)
     compute_prefix(encoder, ids, texts, "query" if kind == "queries" else "doc", depth, output, batch_size)
 
 

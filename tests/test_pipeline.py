@@ -282,7 +282,7 @@ def test_cpu_study_plans_prefix_caches_and_no_full_forward_training(tmp_path):
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = job_counts(plan.stdout + plan.stderr)
     models = sum(len(entry.get("experts", [None])) for entry in config["systems"]) * len(config["seeds"])
-    assert models == 7 and counts["train"] == models
+    assert models == 8 and counts["train"] == models
     shards = config["encoding"]["corpus_shards"]["default"]
     assert counts["prefix_corpus"] == 2 * shards  # SciFact and Cranfield, computed once for all systems
     assert counts["prefix_queries"] == 3  # SciFact train and test, Cranfield test

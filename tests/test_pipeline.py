@@ -117,9 +117,12 @@ def test_malformed_mirror_data_fails_its_job_with_the_file_and_line(tmp_path):
 
 
 def start(folder: Path) -> subprocess.Popen:
-    """The README's command in its own process group, as a terminal runs it."""
+    """The README's command in its own process group, as a terminal runs it: with Ctrl-C's default
+    action, which a test run started in the background (``pytest &``) would otherwise pass on as
+    ignored, so that Snakemake never hears the Ctrl-C."""
     return subprocess.Popen(RUN_CI, cwd=folder, env=run_env(folder), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_until(condition, process: subprocess.Popen, what: str) -> None:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from sbmoe.collection import Collection, document_text
-from sbmoe.encoder import EMBEDDED_MODEL, EncoderConfig
-from sbmoe.model import ModelConfig, Retriever
-from sbmoe.prefix import compute_prefix, pad
-from sbmoe.regular_moe import RoutingLog
-from sbmoe.training import TrainConfig, encoder_groups, info_nce
+from sbmoe.io.collection import Collection, document_text
+from sbmoe.models.encoder import EMBEDDED_MODEL, EncoderConfig
+from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.models.prefix import compute_prefix, pad
+from sbmoe.models.regular_moe import RoutingLog
+from sbmoe.training.trainer import TrainConfig, encoder_groups, info_nce
 
 
 def _batch(collection: Collection, size: int, seed: int) -> tuple[list[str], list[str]]:

@@ -8,16 +8,16 @@ import yaml
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from sbmoe.errors import InputError
-from sbmoe.hub import is_hub_id
-from sbmoe.resume import claim_workdir
-from sbmoe.routing import BM25, parse_expert
-from sbmoe.systems import TRAINED_SYSTEM_PATTERN, parse_system, poolings, study_systems
-from sbmoe.study import check_study, routing_split, routing_trainsets, study_table
+from sbmoe.io.errors import InputError
+from sbmoe.models.hub import is_hub_id
+from sbmoe.pipeline.resume import claim_workdir
+from sbmoe.selection.experts import BM25, parse_expert
+from sbmoe.systems.names import TRAINED_SYSTEM_PATTERN, parse_system, poolings, study_systems
+from sbmoe.pipeline.study import check_study, routing_split, routing_trainsets, study_table
 
 
 # After kill -9 or a power loss, Snakemake's lock and the killed jobs' scratch folders are left
-# behind: removed here when no other run of this workflow is alive in the folder (sbmoe.resume).
+# behind: removed here when no other run of this workflow is alive in the folder (sbmoe.pipeline.resume).
 if workflow.is_main_process:
     for done in claim_workdir():
         logger.info(done)
@@ -437,7 +437,7 @@ def expert_inputs(trainset, dataset, split):
 
 
 def expert_params(trainset, dataset, split):
-    """The router's description of one split (sbmoe.routing.ExpertInputs)."""
+    """The router's description of one split (sbmoe.selection.routing.ExpertInputs)."""
     return {
         "runs": [f"{folder}/{name}" for folder, name in expert_runs(trainset, dataset, split)],
         "queries": f"results/pooled/{ROUTING_ENCODER}/{dataset}/queries-{split}.npz",

@@ -58,7 +58,7 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def encoder_config(tiny_encoder_dir):
     """A factory of :class:`EncoderConfig` for the tiny encoder, with keyword overrides."""
-    from sbmoe.encoder import EncoderConfig
+    from sbmoe.models.encoder import EncoderConfig
 
     def make(**overrides) -> EncoderConfig:
         values = {"name_or_path": str(tiny_encoder_dir), "query_max_length": 32, "doc_max_length": 64}

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sbmoe.atomic import atomic_path, remove_stale, scratch_folder, write_json, write_text
+from sbmoe.io.atomic import atomic_path, remove_stale, scratch_folder, write_json, write_text
 
 # A process that starts writing ``sys.argv[1]``, says so, and waits for ``sys.argv[2]`` to appear.
 WRITER = """
 import sys, time
 from pathlib import Path
-from sbmoe.atomic import atomic_path
+from sbmoe.io.atomic import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     tmp.write_text("partial")
     print(tmp.parent, flush=True)

@@ -19,15 +19,16 @@ import numpy as np
 import pytest
 import yaml
 
-from sbmoe.cli import main
-from sbmoe.collection import Collection
-from sbmoe.config import ConfigError, load_config
-from sbmoe.encoder import EncoderConfig
-from sbmoe.errors import InputError, InputWarning
-from sbmoe.model import Encoded, ModelConfig, Retriever
-from sbmoe.stages import init_stage, pool_stage, search_stage, train_stage
-from sbmoe.study import StudyError, check_study, study_table
-from sbmoe.training import TrainConfig
+from sbmoe.pipeline.cli import main
+from sbmoe.io.collection import Collection
+from sbmoe.pipeline.config import ConfigError, load_config
+from sbmoe.models.encoder import EncoderConfig
+from sbmoe.io.errors import InputError, InputWarning
+from sbmoe.io.encoded import Encoded
+from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.pipeline.stages import init_stage, pool_stage, search_stage, train_stage
+from sbmoe.pipeline.study import StudyError, check_study, study_table
+from sbmoe.training.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -606,7 +607,7 @@ def test_command_line_prints_one_error_line_without_traceback(tmp_path, good, ca
                 str(tmp_path / "out" / "run.trec")]
         expected = f"sbmoe search: error: {bad}: not an .npz archive (truncated, or another format?)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    completed = subprocess.run([sys.executable, "-m", "sbmoe.cli", *argv], capture_output=True, text=True, env=env)
+    completed = subprocess.run([sys.executable, "-m", "sbmoe.pipeline.cli", *argv], capture_output=True, text=True, env=env)
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr, completed.stderr
     assert completed.stderr.strip().splitlines()[-1].startswith(expected.strip()), completed.stderr  # after progress bars
@@ -614,7 +615,7 @@ def test_command_line_prints_one_error_line_without_traceback(tmp_path, good, ca
 
 
 def test_a_pipeline_job_ends_on_bad_input_without_traceback(tmp_path, capsys):
-    from sbmoe.joblog import log_to
+    from sbmoe.pipeline.joblog import log_to
 
     log = tmp_path / "job.log"
     with pytest.raises(SystemExit) as caught, log_to(log):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sbmoe.cli import main
-from sbmoe.runs import read_trec_run
+from sbmoe.pipeline.cli import main
+from sbmoe.io.runs import read_trec_run
 
 MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 CONFIG = {
@@ -22,7 +22,7 @@ CONFIG = {
 
 @pytest.mark.parametrize("command", ["train", "init", "pool", "encode", "search", "evaluate"])
 def test_help(command):
-    completed = subprocess.run([sys.executable, "-m", "sbmoe.cli", command, "--help"], capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-m", "sbmoe.pipeline.cli", command, "--help"], capture_output=True, text=True)
     assert completed.returncode == 0 and "--output" in completed.stdout
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from sbmoe.collection import (
+from sbmoe.io.collection import (
     Collection,
     DataFormatError,
     corpus_path,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sbmoe.config import ConfigError, build_configs, load_config
-from sbmoe.encoder import EncoderConfig
-from sbmoe.model import ModelConfig
-from sbmoe.training import TrainConfig
+from sbmoe.pipeline.config import ConfigError, build_configs, load_config
+from sbmoe.models.encoder import EncoderConfig
+from sbmoe.models.retriever import ModelConfig
+from sbmoe.training.trainer import TrainConfig
 
 YAML = """\
 encoder:

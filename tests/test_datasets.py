@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import pytest
 
-from sbmoe.collection import Collection, load_corpus, load_qrels, load_queries, write_qrels
-from sbmoe.datasets import (
+from sbmoe.io.collection import Collection, load_corpus, load_qrels, load_queries, write_qrels
+from sbmoe.data.datasets import (
     MIRROR_ENV,
     DatasetUnavailableError,
     TableError,
@@ -290,7 +290,7 @@ def test_multi_domain_archive_becomes_beir_with_rel_doc_ids_as_qrels(archive_ser
     })
     source = {"url": f"{base}/political_science.zip", "sha256": None, "format": "multi-domain"}
     table = parse_table({"datasets": {"ps": _entry(splits={"train": source, "test": source})}})
-    with caplog.at_level(logging.WARNING, logger="sbmoe.datasets"):
+    with caplog.at_level(logging.WARNING, logger="sbmoe.data.datasets"):
         dest = export_dataset("ps", table, tmp_path / "datasets" / "ps")
 
     assert load_corpus(dest / "corpus.jsonl") == {"11": {"title": "Voting", "text": "On elections."},

@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from sbmoe.download import ArchiveError, ChecksumError, DownloadError, download, extract_zip, sha256_file
+from sbmoe.data.download import ArchiveError, ChecksumError, DownloadError, download, extract_zip, sha256_file
 
 
 def _tiny_zip() -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.encoder import EMBEDDED_MODEL, Encoder, EncoderConfig, resolve_model_path
+from sbmoe.models.encoder import EMBEDDED_MODEL, Encoder, EncoderConfig, resolve_model_path
 
 TEXTS = [
     "w1 w2 w3",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sbmoe.collection import load_corpus, load_qrels
-from sbmoe.evaluation import METRICS, TOLERANCE, EvaluationMismatchError, evaluate, rank_order
-from sbmoe.runs import read_trec_run, write_trec_run
-from sbmoe.trec_eval import trec_eval_scores
+from sbmoe.io.collection import load_corpus, load_qrels
+from sbmoe.evaluation.metrics import METRICS, TOLERANCE, EvaluationMismatchError, evaluate, rank_order
+from sbmoe.io.runs import read_trec_run, write_trec_run
+from sbmoe.evaluation.trec_eval import trec_eval_scores
 
 QRELS = {
     "q1": {"d1": 1, "d3": 1},  # binary

@@ -8,8 +8,8 @@ import pytest
 from test_tables import IN_DOMAIN, synthetic_records, write_routing
 from threadpoolctl import threadpool_limits
 
-from sbmoe.collection import write_qrels
-from sbmoe.figures import (
+from sbmoe.io.collection import write_qrels
+from sbmoe.analysis.figures import (
     TsnePanel,
     moe_layer_series,
     choose_query,
@@ -20,7 +20,7 @@ from sbmoe.figures import (
     training_curves_figure,
     tsne_figure,
 )
-from sbmoe.results import load_results
+from sbmoe.evaluation.results import load_results
 
 DOCUMENTS = 300
 QUERY_IDS = [f"q{i}" for i in range(6)]

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.encoder import Encoder
-from sbmoe.errors import DataFormatError
-from sbmoe.model import Encoded, ModelConfig, Retriever
-from sbmoe.systems import parse_system
-from sbmoe.moe import Gate, RandomGate
+from sbmoe.models.encoder import Encoder
+from sbmoe.io.errors import DataFormatError
+from sbmoe.io.encoded import Encoded
+from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.systems.names import parse_system
+from sbmoe.models.moe import Gate, RandomGate
 
 TEXTS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9 w10", "w11 w12", "w13 w14 w15 w16", "w17 w18 w19 w20 w21 w22 w23 w24", "w25"]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from sbmoe.moe import Expert, Gate, RandomGate, Routing, SBMoE, load_balancing_loss, routing_entropy, top1_mask
+from sbmoe.models.moe import Expert, Gate, RandomGate, Routing, SBMoE, load_balancing_loss, routing_entropy, top1_mask
 
 H, E, N = 32, 4, 24
 

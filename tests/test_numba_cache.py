@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from sbmoe import numba_cache
-from sbmoe.evaluation import evaluate
-from sbmoe.numba_cache import LOCK_NAME, CacheLockError, cache_folder, cache_lock
+from sbmoe.evaluation import numba_cache
+from sbmoe.evaluation.metrics import evaluate
+from sbmoe.evaluation.numba_cache import LOCK_NAME, CacheLockError, cache_folder, cache_lock
 
 HOLD = """
 import logging, sys, time
 from pathlib import Path
-from sbmoe.numba_cache import cache_lock
+from sbmoe.evaluation.numba_cache import cache_lock
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
 folder = Path(sys.argv[1])
 with cache_lock() as path:
@@ -45,7 +45,7 @@ def _wait_for(path: Path, process: subprocess.Popen) -> None:
 
 def test_cache_folder_is_numba_cache_dir(tmp_path):
     printed = subprocess.run(
-        [sys.executable, "-c", "from sbmoe.numba_cache import cache_folder; print(cache_folder())"],
+        [sys.executable, "-c", "from sbmoe.evaluation.numba_cache import cache_folder; print(cache_folder())"],
         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True, check=True,
     )
     assert printed.stdout.strip() == str(tmp_path / "cache")

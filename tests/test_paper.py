@@ -21,13 +21,13 @@ from test_tables import (
 )
 from threadpoolctl import threadpool_limits
 
-from sbmoe.atomic import write_text
-from sbmoe.figures import expert_count_figure, routing_figure, training_curves_figure, tsne_figure
-from sbmoe.paper import MACROS, load_table, paper_macros, render_macros, write_macros
-from sbmoe.results import display_label, load_results
-from sbmoe.routing import significance_against_best_single
-from sbmoe.significance import significance_report
-from sbmoe.tables import (
+from sbmoe.io.atomic import write_text
+from sbmoe.analysis.figures import expert_count_figure, routing_figure, training_curves_figure, tsne_figure
+from sbmoe.analysis.paper import MACROS, load_table, paper_macros, render_macros, write_macros
+from sbmoe.evaluation.results import display_label, load_results
+from sbmoe.selection.comparison import significance_against_best_single
+from sbmoe.evaluation.significance import significance_report
+from sbmoe.analysis.tables import (
     experts_table,
     in_domain_table,
     load_reference,

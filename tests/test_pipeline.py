@@ -134,7 +134,7 @@ def wait_until(condition, process: subprocess.Popen, what: str) -> None:
 
 
 def scratch(folder: Path) -> list[Path]:
-    """Scratch folders of atomic writes (sbmoe.atomic) under the output folders."""
+    """Scratch folders of atomic writes (sbmoe.io.atomic) under the output folders."""
     return [p for name in ("results", "resources") for p in (folder / name).rglob("*") if p.suffix in (".tmp", ".new")]
 
 

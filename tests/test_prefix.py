@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.collection import Collection, document_text
-from sbmoe.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
-from sbmoe.model import Encoded, ModelConfig, Retriever
-from sbmoe.prefix import FILES, PrefixCache, PrefixStates, compute_prefix, pad, prefix_depth
-from sbmoe.stages import encode_stage, init_stage, prefix_stage, train_stage
-from sbmoe.training import TrainConfig, train
+from sbmoe.io.collection import Collection, document_text
+from sbmoe.models.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
+from sbmoe.io.encoded import Encoded
+from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.models.prefix import FILES, PrefixCache, PrefixStates, compute_prefix, pad, prefix_depth
+from sbmoe.pipeline.stages import encode_stage, init_stage, prefix_stage, train_stage
+from sbmoe.training.trainer import TrainConfig, train
 
 TEXTS = [
     "vitamin d and bone density in elderly women",

@@ -10,12 +10,12 @@ pt = pytest.importorskip("pyterrier")
 pyterrier_dr = pytest.importorskip("pyterrier_dr")
 ir_measures = pytest.importorskip("ir_measures")
 
-from sbmoe.collection import Collection, document_text  # noqa: E402
-from sbmoe.encoder import TINY_RANDOM_MODEL, EncoderConfig  # noqa: E402
-from sbmoe.evaluation import evaluate  # noqa: E402
-from sbmoe.model import ModelConfig, Retriever  # noqa: E402
-from sbmoe.pyterrier import SBMoEBiEncoder  # noqa: E402
-from sbmoe.search import chunks, search  # noqa: E402
+from sbmoe.io.collection import Collection, document_text  # noqa: E402
+from sbmoe.models.encoder import TINY_RANDOM_MODEL, EncoderConfig  # noqa: E402
+from sbmoe.evaluation.metrics import evaluate  # noqa: E402
+from sbmoe.models.retriever import ModelConfig, Retriever  # noqa: E402
+from sbmoe.retrieval.pyterrier import SBMoEBiEncoder  # noqa: E402
+from sbmoe.retrieval.search import chunks, search  # noqa: E402
 
 MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 

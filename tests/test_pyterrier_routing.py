@@ -11,15 +11,15 @@ pyterrier_dr = pytest.importorskip("pyterrier_dr")
 pytest.importorskip("pyterrier_pisa")
 ir_measures = pytest.importorskip("ir_measures")
 
-from sbmoe.bm25 import bm25_retriever, build_index  # noqa: E402
-from sbmoe.collection import Collection, document_text  # noqa: E402
-from sbmoe.encoder import TINY_RANDOM_MODEL, EncoderConfig  # noqa: E402
-from sbmoe.evaluation import evaluate  # noqa: E402
-from sbmoe.model import ModelConfig, Retriever  # noqa: E402
-from sbmoe.pyterrier import SBMoEBiEncoder  # noqa: E402
-from sbmoe.pyterrier_routing import RoutedRetriever, base_encoder, results_to_run  # noqa: E402
-from sbmoe.router import RouterConfig, train_router  # noqa: E402
-from sbmoe.routing import hard_routing, query_features, soft_routing, utilities  # noqa: E402
+from sbmoe.retrieval.bm25 import bm25_retriever, build_index  # noqa: E402
+from sbmoe.io.collection import Collection, document_text  # noqa: E402
+from sbmoe.models.encoder import TINY_RANDOM_MODEL, EncoderConfig  # noqa: E402
+from sbmoe.evaluation.metrics import evaluate  # noqa: E402
+from sbmoe.models.retriever import ModelConfig, Retriever  # noqa: E402
+from sbmoe.retrieval.pyterrier import SBMoEBiEncoder  # noqa: E402
+from sbmoe.selection.pyterrier import RoutedRetriever, base_encoder, results_to_run  # noqa: E402
+from sbmoe.selection.router import RouterConfig, train_router  # noqa: E402
+from sbmoe.selection.experts import hard_routing, query_features, soft_routing, utilities  # noqa: E402
 
 MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 EXPERTS = ["bm25", "zeroshot"]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.collection import Collection
-from sbmoe.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
-from sbmoe.model import ModelConfig, Retriever
-from sbmoe.prefix import compute_prefix
-from sbmoe.regular_moe import MoEFeedForward, TokenRouting, balance_loss, layer_indices
-from sbmoe.training import TrainConfig, train
+from sbmoe.io.collection import Collection
+from sbmoe.models.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
+from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.models.prefix import compute_prefix
+from sbmoe.models.regular_moe import MoEFeedForward, TokenRouting, balance_loss, layer_indices
+from sbmoe.training.trainer import TrainConfig, train
 
 TEXTS = ["vitamin d and bone density", "x", "exercise lowers blood pressure in adults over twelve weeks", "genes"]
 

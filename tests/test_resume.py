@@ -14,14 +14,14 @@ from pathlib import Path
 CLAIM = """
 import json, sys, time
 from pathlib import Path
-from sbmoe.resume import claim_workdir
+from sbmoe.pipeline.resume import claim_workdir
 print(json.dumps(claim_workdir(sys.argv[1])), flush=True)
 while not Path(sys.argv[2]).exists():
     time.sleep(0.05)
 """
 WRITER = """
 import sys
-from sbmoe.atomic import atomic_path
+from sbmoe.io.atomic import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     print(tmp.parent, flush=True)
     sys.stdin.read()

@@ -6,29 +6,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sbmoe.evaluation import evaluate
-from sbmoe.fusion import align, fuse, min_max, per_query_fusion, tune_wsum, weighted_sum
-from sbmoe.model import Encoded
-from sbmoe.router import Router, RouterConfig, train_router
-from sbmoe.routing import (
+from sbmoe.evaluation.metrics import evaluate
+from sbmoe.retrieval.fusion import align, fuse, min_max, per_query_fusion, tune_wsum, weighted_sum
+from sbmoe.io.encoded import Encoded
+from sbmoe.selection.router import Router, RouterConfig, train_router
+from sbmoe.selection.comparison import best_single, choice_shares, significance_against_best_single
+from sbmoe.selection.experts import (
     ROUTED,
-    ExpertInputs,
     best_experts,
-    best_single,
-    choice_shares,
     expert_label,
     hard_routing,
     oracle_choices,
     parse_expert,
     query_features,
-    route_stage,
     routed_runs,
-    significance_against_best_single,
     soft_routing,
-    train_router_stage,
     utilities,
 )
-from sbmoe.runs import write_trec_run
+from sbmoe.selection.routing import ExpertInputs, route_stage, train_router_stage
+from sbmoe.io.runs import write_trec_run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERTS = ["bm25", "zeroshot", "sbmoe-learned-e3/top1"]
@@ -270,7 +266,7 @@ def write_split(folder, qids, runs, names, seed):
 def tiny_runs(collection, split, good):
     """Three experts on a split of the tiny collection: expert ``good`` ranks each query's document
     first, the others rank it 5th (deterministic, so the best expert is known)."""
-    from sbmoe.collection import load_qrels
+    from sbmoe.io.collection import load_qrels
 
     qrels = load_qrels(collection / "qrels" / f"{split}.tsv")
     qids = list(qrels)
@@ -357,7 +353,7 @@ LABELS = {"scifact": "SciFact", "cranfield": "Cranfield"}
 
 
 def test_routing_table_marks_the_best_single_retriever(tmp_path):
-    from sbmoe.tables import load_bm25_reference, routing_table
+    from sbmoe.analysis.tables import load_bm25_reference, routing_table
 
     evaluations, _ = synthetic_routing()
     report = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
@@ -381,9 +377,9 @@ def test_routing_table_marks_the_best_single_retriever(tmp_path):
 
 
 def test_routing_figure_and_macros(tmp_path):
-    from sbmoe.figures import routing_figure
-    from sbmoe.paper import paper_macros
-    from sbmoe.tables import routing_table
+    from sbmoe.analysis.figures import routing_figure
+    from sbmoe.analysis.paper import paper_macros
+    from sbmoe.analysis.tables import routing_table
 
     evaluations, choices = synthetic_routing()
     plotted = routing_figure(choices, PAIRS, tmp_path / "routing.pdf", tmp_path / "routing.png", LABELS)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbmoe.collection import DataFormatError
-from sbmoe.runs import read_trec_run, write_trec_run
-from sbmoe.search import chunks, search
+from sbmoe.io.collection import DataFormatError
+from sbmoe.io.runs import read_trec_run, write_trec_run
+from sbmoe.retrieval.search import chunks, search
 
 
 def _brute_force(queries, docs, ids, k):

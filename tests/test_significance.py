@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from sbmoe.results import load_results
-from sbmoe.significance import (
+from sbmoe.evaluation.results import load_results
+from sbmoe.evaluation.significance import (
     average_over_seeds,
     bonferroni,
     compare_to_baseline,

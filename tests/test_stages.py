@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.collection import DataFormatError
-from sbmoe.encoder import EMBEDDED_MODEL, EncoderConfig
-from sbmoe.errors import InputWarning
-from sbmoe.model import Encoded, ModelConfig, Retriever
-from sbmoe.runs import read_trec_run
-from sbmoe.stages import encode_stage, evaluate_stage, init_stage, pool_stage, search_stage, train_stage
-from sbmoe.training import TrainConfig
+from sbmoe.io.collection import DataFormatError
+from sbmoe.models.encoder import EMBEDDED_MODEL, EncoderConfig
+from sbmoe.io.errors import InputWarning
+from sbmoe.io.encoded import Encoded
+from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.io.runs import read_trec_run
+from sbmoe.pipeline.stages import encode_stage, evaluate_stage, init_stage, pool_stage, search_stage, train_stage
+from sbmoe.training.trainer import TrainConfig
 
 def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
@@ -77,7 +78,7 @@ def test_init_pool_encode_search_evaluate(tmp_path, tiny_collection, encoder_con
     run = read_trec_run(out / "run.trec")
     assert set(run) == {f"q{i}" for i in range(30, 40)} and all(len(docs) == 5 for docs in run.values())
     model = Retriever.load(out / "model")
-    from sbmoe.collection import Collection, document_text
+    from sbmoe.io.collection import Collection, document_text
 
     test = Collection.load(tiny_collection, "test")
     doc_ids = list(test.corpus)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from sbmoe.results import display_label, system_order
-from sbmoe.systems import (TRAINED_SYSTEM_PATTERN, format_rate, parse_system, poolings, study_systems, system_name,
+from sbmoe.evaluation.results import display_label, system_order
+from sbmoe.systems.names import (TRAINED_SYSTEM_PATTERN, format_rate, parse_system, poolings, study_systems, system_name,
                            system_settings)
 
 

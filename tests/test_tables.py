@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sbmoe.systems import parse_system
-from sbmoe.results import (
+from sbmoe.systems.names import parse_system
+from sbmoe.evaluation.results import (
     aggregate_seeds,
     corpus_files,
     display_label,
@@ -18,8 +18,8 @@ from sbmoe.results import (
     read_evaluation,
     system_order,
 )
-from sbmoe.significance import significance_report
-from sbmoe.tables import (
+from sbmoe.evaluation.significance import significance_report
+from sbmoe.analysis.tables import (
     experts_table,
     format_score,
     in_domain_table,

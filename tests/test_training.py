@@ -10,10 +10,10 @@ import random
 import pytest
 import torch
 
-from sbmoe import training
-from sbmoe.collection import Collection
-from sbmoe.model import ModelConfig, Retriever
-from sbmoe.training import TrainConfig, info_nce, sample_positives, train
+from sbmoe.training import trainer as training
+from sbmoe.io.collection import Collection
+from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.training.trainer import TrainConfig, info_nce, sample_positives, train
 
 LOG_FIELDS = {"epoch", "loss", "val_loss", "gate_grad_norm", "routing_entropy", "expert_load", "layer_routing", "seconds",
               "best"}
@@ -319,7 +319,7 @@ def test_supplied_pooled_cache(encoder_config, data):
     model = _model(encoder_config, combination="learned")
     qids = sorted(data.qrels)
     doc_ids = sorted({d for docs in data.qrels.values() for d in docs})
-    from sbmoe.collection import document_text
+    from sbmoe.io.collection import document_text
 
     pooled = {
         "query": (qids, model.encoder.pool([data.queries[q] for q in qids], "query", progress=False)),

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from sbmoe.trec_eval import parse_metric, trec_eval_scores
+from sbmoe.evaluation.trec_eval import parse_metric, trec_eval_scores
 
 QRELS = {"q1": {"d1": 1, "d3": 2}, "q2": {"d5": 1}, "q3": {"d9": 1}}
 RUN = {

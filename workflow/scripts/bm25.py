@@ -4,8 +4,8 @@ input.dataset; params.splits (qrels splits to run), params.bm25 ({k1, b, stemmer
 otherwise), params.k; output.index (the PISA index folder), output.runs (a folder of <split>.trec).
 """
 
-from sbmoe.bm25 import BM25Config, bm25_stage
-from sbmoe.joblog import log_to
+from sbmoe.retrieval.bm25 import BM25Config, bm25_stage
+from sbmoe.pipeline.joblog import log_to
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):

@@ -1,12 +1,12 @@
-"""Snakemake script: compile the paper (``sbmoe.paper.build_paper``).
+"""Snakemake script: compile the paper (``sbmoe.analysis.paper.build_paper``).
 
 input.main (paper/main.tex), input.macros, input.tables and input.figures (in the order of
 params.tables and params.figures, which name them under generated/ and generated/figures/);
 output.pdf.
 """
 
-from sbmoe.joblog import log_to
-from sbmoe.paper import build_paper
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.analysis.paper import build_paper
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):

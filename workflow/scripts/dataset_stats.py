@@ -4,8 +4,8 @@ Reads ``snakemake.input.folders`` (BEIR folders) and ``snakemake.params.names`` 
 writes ``snakemake.output.json``, ``snakemake.output.tex`` and ``snakemake.output.csv``.
 """
 
-from sbmoe.atomic import write_json, write_text
-from sbmoe.datasets import dataset_statistics, statistics_table, write_statistics_csv
+from sbmoe.io.atomic import write_json, write_text
+from sbmoe.data.datasets import dataset_statistics, statistics_table, write_statistics_csv
 
 folders = list(snakemake.input.folders)  # noqa: F821 (set by Snakemake)
 names = list(snakemake.params.names)  # noqa: F821

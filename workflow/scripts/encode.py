@@ -7,8 +7,8 @@ params.split, params.shard, params.num_shards, params.poolings, params.batch_siz
 
 from pathlib import Path
 
-from sbmoe.joblog import log_to
-from sbmoe.stages import encode_stage
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.pipeline.stages import encode_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):

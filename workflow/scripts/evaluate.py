@@ -7,11 +7,11 @@ params.metrics. Each output is {testset: {pooling: evaluation}}.
 
 from pathlib import Path
 
-from sbmoe.atomic import write_json
-from sbmoe.collection import load_qrels
-from sbmoe.evaluation import evaluate
-from sbmoe.joblog import log_to
-from sbmoe.runs import read_trec_run
+from sbmoe.io.atomic import write_json
+from sbmoe.io.collection import load_qrels
+from sbmoe.evaluation.metrics import evaluate
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.io.runs import read_trec_run
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):

@@ -1,4 +1,4 @@
-"""Training curves from the training logs (``sbmoe.figures.training_curves_figure``).
+"""Training curves from the training logs (``sbmoe.analysis.figures.training_curves_figure``).
 
 Snakemake contract
 ------------------
@@ -9,9 +9,9 @@ output.json        epochs and best epoch per log
 log[0]             the job's log
 """
 
-from sbmoe.atomic import write_json
-from sbmoe.figures import training_curves_figure
-from sbmoe.joblog import log_to
+from sbmoe.io.atomic import write_json
+from sbmoe.analysis.figures import training_curves_figure
+from sbmoe.pipeline.joblog import log_to
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
 with log_to(snakemake.log[0]):  # noqa: F821

@@ -1,4 +1,4 @@
-"""t-SNE of one query and its top documents, coloured by expert (``sbmoe.figures.tsne_figure``).
+"""t-SNE of one query and its top documents, coloured by expert (``sbmoe.analysis.figures.tsne_figure``).
 
 Snakemake contract (one panel per model, e.g. FT, then SB-MoE systems)
 ------------------
@@ -21,11 +21,11 @@ log[0]                the job's log
 
 from pathlib import Path
 
-from sbmoe.atomic import write_json
-from sbmoe.collection import load_qrels
-from sbmoe.figures import TsnePanel, tsne_figure
-from sbmoe.joblog import log_to
-from sbmoe.results import corpus_files, group_by_counts, pooling_file
+from sbmoe.io.atomic import write_json
+from sbmoe.io.collection import load_qrels
+from sbmoe.analysis.figures import TsnePanel, tsne_figure
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.evaluation.results import corpus_files, group_by_counts, pooling_file
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
 with log_to(snakemake.log[0]):  # noqa: F821

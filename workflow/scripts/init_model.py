@@ -1,9 +1,9 @@
 """Snakemake script: save an encoder as an untrained model (the zero-shot system and the base of
 the pooled caches). params.model: the configuration dict (encoder, model, seed)."""
 
-from sbmoe.config import build_configs
-from sbmoe.joblog import log_to
-from sbmoe.stages import init_stage
+from sbmoe.pipeline.config import build_configs
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.pipeline.stages import init_stage
 
 with log_to(snakemake.log[0]):  # noqa: F821 (set by Snakemake)
     model, _ = build_configs(snakemake.params.config, source="config.yaml")  # noqa: F821

@@ -1,4 +1,4 @@
-"""``macros.tex`` for paper/main.tex (``sbmoe.paper.paper_macros``).
+"""``macros.tex`` for paper/main.tex (``sbmoe.analysis.paper.paper_macros``).
 
 Snakemake contract (every input optional; a macro whose input is missing reads ``--``)
 ------------------
@@ -18,8 +18,8 @@ log[0]               the job's log
 
 import json
 
-from sbmoe.joblog import log_to
-from sbmoe.paper import load_table, paper_macros, write_macros
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.analysis.paper import load_table, paper_macros, write_macros
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
 

@@ -4,8 +4,8 @@ input.model, input.dataset; params.kind ("queries"/"corpus"), params.split, para
 params.num_shards, params.batch_size; output.pooled (.npz).
 """
 
-from sbmoe.joblog import log_to
-from sbmoe.stages import pool_stage
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.pipeline.stages import pool_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):

@@ -5,8 +5,8 @@ input.model, input.dataset; params.kind ("queries"/"corpus"), params.split, para
 params.num_shards, params.train_layers, params.batch_size; output.prefix (folder).
 """
 
-from sbmoe.joblog import log_to
-from sbmoe.stages import prefix_stage
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.pipeline.stages import prefix_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):

@@ -10,8 +10,8 @@ poolings, tag), params.split, params.batch_size, params.k; output.queries[i] (fo
 
 from pathlib import Path
 
-from sbmoe.joblog import log_to
-from sbmoe.stages import encode_stage, search_stage
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.pipeline.stages import encode_stage, search_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 

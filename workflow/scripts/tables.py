@@ -1,4 +1,4 @@
-"""One of the paper's tables (``sbmoe.tables``), as a booktabs tabular and a CSV.
+"""One of the paper's tables (``sbmoe.analysis.tables``), as a booktabs tabular and a CSV.
 
 Snakemake contract
 ------------------
@@ -45,11 +45,11 @@ log[0]                 the job's log
 
 import json
 
-from sbmoe.atomic import write_json
-from sbmoe.joblog import log_to
-from sbmoe.results import corpus_files, group_by_counts, load_results, pooling_file
-from sbmoe.routing import significance_against_best_single
-from sbmoe.tables import (
+from sbmoe.io.atomic import write_json
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.evaluation.results import corpus_files, group_by_counts, load_results, pooling_file
+from sbmoe.selection.comparison import significance_against_best_single
+from sbmoe.analysis.tables import (
     experts_table,
     in_domain_table,
     load_bm25_reference,

@@ -6,9 +6,9 @@ params.configs (per system: encoder, model, training, seed); output.model[i] (fo
 output.log[i] (JSONL) for configs[i].
 """
 
-from sbmoe.config import build_configs
-from sbmoe.joblog import log_to
-from sbmoe.stages import train_stage
+from sbmoe.pipeline.config import build_configs
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.pipeline.stages import train_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):

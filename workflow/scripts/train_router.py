@@ -1,14 +1,14 @@
 """Snakemake script: train a router on a held-out split, and tune the WSUM fusion weights there.
 
 params.experts (expert names, in the order of the runs), params.split (the split as
-sbmoe.routing.ExpertInputs: runs, queries, dataset, split, relevance_threshold, drop_self_hits),
-params.router (sbmoe.router.RouterConfig settings), params.wsum_step (grid step of the WSUM weights);
+sbmoe.selection.routing.ExpertInputs: runs, queries, dataset, split, relevance_threshold, drop_self_hits),
+params.router (sbmoe.selection.router.RouterConfig settings), params.wsum_step (grid step of the WSUM weights);
 output.router (the router folder).
 """
 
-from sbmoe.joblog import log_to
-from sbmoe.router import RouterConfig
-from sbmoe.routing import ExpertInputs, train_router_stage
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.selection.router import RouterConfig
+from sbmoe.selection.routing import ExpertInputs, train_router_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]) as log:

@@ -1,0 +1,376 @@
+"""``macros.tex``: one LaTeX macro for every number the paper's text states.
+
+The numbers come from the generated artefacts (the tables' CSVs, the significance report, the
+training logs and the t-SNE description), so the text always agrees with the tables. Every macro
+of :data:`MACROS` is always defined; a number the results cannot give (e.g. no learned-gate system
+was run) reads ``--``. Macro names are letters only, as LaTeX requires.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sbmoe.io.atomic import write_text
+from sbmoe.analysis.figures import read_training_log
+from sbmoe.systems.names import parse_system
+from sbmoe.analysis.tables import MISSING, latex_escape
+from sbmoe.io.atomic import atomic_path
+
+MACROS = {
+    "NumEncoders": "encoders in Table I",
+    "NumSystems": "systems (system id and pooling) in Table I",
+    "NumSeeds": "largest number of seeds behind a Table I cell",
+    "NumInDomain": "in-domain test sets in Table I",
+    "NumZeroShot": "zero-shot test sets in Table II",
+    "HeadDataset": "first test set of Table I",
+    "HeadEncoder": "first encoder of Table I",
+    "HeadFTNdcg": "FT nDCG@10 on the first test set",
+    "HeadBestNdcg": "best nDCG@10 of a trained MoE or adapter system on the first test set",
+    "HeadBestSystem": "that system's label",
+    "InDomainWins": "encoder-test set pairs where a MoE or adapter system beats FT in nDCG@10",
+    "InDomainPairs": "encoder-test set pairs with FT and at least one MoE or adapter system",
+    "NumSignificant": "comparisons significant after correction",
+    "NumComparisons": "comparisons tested",
+    "SigTest": "name of the paired test",
+    "SigCorrection": "name of the multiple-comparison correction",
+    "SigAlpha": "significance level",
+    "SigPermutations": "permutations of the randomization test",
+    "SigFamilySize": "largest correction family",
+    "ZeroShotTrainset": "the training set of the zero-shot models",
+    "ZeroShotFTAverage": "FT average nDCG@10 over the zero-shot test sets (first encoder)",
+    "ZeroShotBestAverage": "best average nDCG@10 of a MoE or adapter system (first encoder)",
+    "ZeroShotBestSystem": "that system's label",
+    "ReproCompared": "published numbers with a result of ours beside them",
+    "ReproMeanAbsDiffNdcg": "mean absolute difference from the published nDCG@10",
+    "ReproMeanAbsDiffRecall": "mean absolute difference from the published R@100",
+    "GateGradPaper": "largest gate gradient norm of an SB-MoE system with the paper's combination",
+    "GateGradLearned": "mean gate gradient norm of SB-MoE systems with the learned combination",
+    "EntropyPaper": "mean last-epoch routing entropy, paper's combination",
+    "EntropyLearned": "mean last-epoch routing entropy, learned combination",
+    "MaxEpochs": "most epochs in a training log",
+    "ExpertRows": "rows of Table III",
+    "AllActivatedDocs": "Table III rows in which every employed expert received a document",
+    "AllActivatedQueries": "Table III rows in which every employed expert received a query",
+    "TsneQuery": "id of the t-SNE query",
+    "TsneSeed": "seed that chose it",
+    "TsneCandidates": "queries it was chosen among",
+    "TsneDepth": "documents per query in the t-SNE",
+    "RoutingExperts": "expert retrievers the router chooses among",
+    "RoutingExpertList": "their labels",
+    "RoutingSets": "test sets (with the training set of their router) in the routing table",
+    "RoutingHeadDataset": "first test set of the routing table",
+    "RoutingHeadBestSingle": "its best single retriever (by nDCG@10)",
+    "RoutingHeadBestSingleNdcg": "that retriever's nDCG@10",
+    "RoutingHeadHardNdcg": "nDCG@10 of hard routing on the first test set",
+    "RoutingHeadSoftNdcg": "nDCG@10 of soft routing on the first test set",
+    "RoutingHeadRrfNdcg": "nDCG@10 of RRF on the first test set",
+    "RoutingHeadWsumNdcg": "nDCG@10 of the tuned WSUM fusion on the first test set",
+    "RoutingHeadOracleNdcg": "nDCG@10 of the oracle on the first test set",
+    "RoutingHeadGain": "best router nDCG@10 minus the best single retriever's, first test set",
+    "RoutingHeadTopExpert": "the retriever the router sends most first-test-set queries to",
+    "RoutingHeadTopShare": "the percentage of queries it receives",
+    "RoutingRouterWins": "test sets where a router beats the best single retriever in nDCG@10",
+    "RoutingFusionWins": "test sets where a fusion beats the best single retriever in nDCG@10",
+    "RoutingSignificant": "router and fusion comparisons significant against the best single retriever",
+    "RoutingComparisons": "router and fusion comparisons tested",
+    "RoutingBMComparison": "our BM25 nDCG@10 beside BEIR's published one, per test set",
+    "RoutingBMMaxDiff": "largest absolute difference from BEIR's published BM25 nDCG@10",
+}
+_NAME = re.compile(r"^[A-Za-z]+$")
+_NOT_MOE = ("zeroshot", "finetune")  # variants without MoE (FT at any learning rate)
+
+
+def format_text_score(value: float) -> str:
+    """A score in the text: three decimals (``0.244``); ``--`` when missing."""
+    return MISSING if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def format_quantity(value: float) -> str:
+    """A non-negative quantity such as a gradient norm: ``0`` when exactly zero, scientific
+    notation below 0.01, three significant digits otherwise; ``--`` when missing."""
+    if value is None or math.isnan(value):
+        return MISSING
+    if value == 0:
+        return "0"
+    if abs(value) < 0.01:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return rf"${mantissa}\times10^{{{int(exponent)}}}$"
+    return f"{value:.3g}"
+
+
+def render_macros(values: Mapping[str, str]) -> str:
+    """``\\newcommand`` lines for ``values`` (already LaTeX text), names checked to be letters only."""
+    lines = ["% Generated by sbmoe.analysis.paper; numbers from the pipeline's results. Do not edit."]
+    for name, value in values.items():
+        if not _NAME.match(name):
+            raise ValueError(f"macro name {name!r} must be letters only")
+        lines.append(rf"\newcommand{{\{name}}}{{{value}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _is_moe(systems: pd.Series) -> pd.Series:
+    return ~systems.map(lambda system: parse_system(system)["variant"]).isin(_NOT_MOE)
+
+
+def _in_domain_macros(table: pd.DataFrame) -> dict:
+    if table.empty:
+        return {}
+    ndcg = table[table["metric"] == "ndcg@10"]
+    values = {
+        "NumEncoders": str(table["encoder"].nunique()),
+        "NumSystems": str(len(table[["system", "pooling"]].drop_duplicates())),
+        "NumSeeds": str(int(table["seeds"].max())),
+        "NumInDomain": str(len(table[["trainset", "testset"]].drop_duplicates())),
+    }
+    wins = pairs = 0
+    for _, cell in ndcg.groupby(["encoder", "trainset", "testset"], sort=False):
+        ft, moe = cell[cell["system"] == "finetune"], cell[_is_moe(cell["system"])]
+        if len(ft) and len(moe):
+            pairs += 1
+            wins += int(moe["mean"].max() > ft["mean"].iloc[0])
+    values.update(InDomainWins=str(wins), InDomainPairs=str(pairs))
+    if ndcg.empty:
+        return values
+    first = ndcg.iloc[0]
+    head = ndcg[(ndcg["encoder"] == first["encoder"]) & (ndcg["testset"] == first["testset"])]
+    head = head[head["trainset"] == first["trainset"]]
+    values.update(HeadDataset=latex_escape(first["dataset"]), HeadEncoder=latex_escape(first["encoder"]))
+    values.update(_ft_and_best(head, "HeadFTNdcg", "HeadBestNdcg", "HeadBestSystem"))
+    return values
+
+
+def _ft_and_best(rows: pd.DataFrame, ft_name: str, best_name: str, system_name: str) -> dict:
+    """FT's mean, and the best MoE (or adapter) system's mean and label, among ``rows``."""
+    values = {}
+    ft = rows[rows["system"] == "finetune"]
+    if len(ft):
+        values[ft_name] = format_text_score(ft["mean"].iloc[0])
+    moe = rows[_is_moe(rows["system"])]
+    if len(moe):
+        best = moe.loc[moe["mean"].idxmax()]
+        values.update({best_name: format_text_score(best["mean"]), system_name: latex_escape(best["label"])})
+    return values
+
+
+def _zero_shot_macros(table: pd.DataFrame) -> dict:
+    if table.empty:
+        return {}
+    averages = table[(table["testset"] == "average") & (table["metric"] == "ndcg@10")]
+    averages = averages[(averages["encoder"] == table["encoder"].iloc[0]) & averages["mean"].notna()]
+    values = {
+        "NumZeroShot": str(table.loc[table["testset"] != "average", "testset"].nunique()),
+        "ZeroShotTrainset": latex_escape(str(table["trainset"].iloc[0])),
+    }
+    values.update(_ft_and_best(averages, "ZeroShotFTAverage", "ZeroShotBestAverage", "ZeroShotBestSystem"))
+    return values
+
+
+def _reproduction_macros(table: pd.DataFrame) -> dict:
+    if table.empty:
+        return {}
+    compared = table[table["difference"].notna()]
+    values = {"ReproCompared": str(len(compared))}
+    for metric, name in (("ndcg@10", "ReproMeanAbsDiffNdcg"), ("recall@100", "ReproMeanAbsDiffRecall")):
+        differences = compared.loc[compared["metric"] == metric, "difference"]
+        if len(differences):
+            values[name] = format_text_score(float(differences.abs().mean()))
+    return values
+
+
+def _significance_macros(report: Mapping) -> dict:
+    if not report:
+        return {}
+    comparisons = report["comparisons"]
+    values = {
+        "NumComparisons": str(len(comparisons)),
+        "NumSignificant": str(sum(bool(c["significant"]) for c in comparisons)),
+        "SigTest": "Fisher's randomization test" if report["test"] == "randomization" else "the paired t-test",
+        "SigCorrection": "Holm" if report["correction"] == "holm" else "Bonferroni",
+        "SigAlpha": str(report["alpha"]),
+        "SigFamilySize": str(max((c["family_size"] for c in comparisons), default=0)),
+    }
+    if report.get("permutations"):
+        values["SigPermutations"] = f"{report['permutations']:,}".replace(",", "{,}")
+    return values
+
+
+def _training_macros(logs: Sequence[tuple[Mapping, str | Path]]) -> dict:
+    grads = {"paper": [], "learned": []}
+    entropies = {"paper": [], "learned": []}
+    epochs = []
+    for keys, path in logs:
+        frame = read_training_log(path)
+        epochs.append(int(frame["epoch"].max()))
+        parsed = parse_system(keys["system"])
+        if parsed["variant"] != "sbmoe":
+            continue
+        norms = pd.to_numeric(frame["gate_grad_norm"], errors="coerce").dropna()
+        grads[parsed["combination"]].extend(norms.tolist())
+        entropy = pd.to_numeric(frame["routing_entropy"], errors="coerce").dropna()
+        if len(entropy):
+            entropies[parsed["combination"]].append(float(entropy.iloc[-1]))
+    values = {"MaxEpochs": str(max(epochs))} if epochs else {}
+    if grads["paper"]:
+        values["GateGradPaper"] = format_quantity(float(np.max(grads["paper"])))
+    if grads["learned"]:
+        values["GateGradLearned"] = format_quantity(float(np.mean(grads["learned"])))
+    for combination, name in (("paper", "EntropyPaper"), ("learned", "EntropyLearned")):
+        if entropies[combination]:
+            values[name] = format_text_score(float(np.mean(entropies[combination])))
+    return values
+
+
+def _experts_macros(table: pd.DataFrame) -> dict:
+    if table.empty:
+        return {}
+    per_row = table.drop_duplicates(["encoder", "trainset", "system", "pooling", "seed", "testset", "side"])
+    full = per_row[per_row["activated"] == per_row["employed"]]
+    keys = ["encoder", "trainset", "system", "pooling", "seed", "testset"]
+    return {
+        "ExpertRows": str(len(per_row[keys].drop_duplicates())),
+        "AllActivatedDocs": str(int((full["side"] == "documents").sum())),
+        "AllActivatedQueries": str(int((full["side"] == "queries").sum())),
+    }
+
+
+def _tsne_macros(description: Mapping) -> dict:
+    if not description:
+        return {}
+    return {
+        "TsneQuery": latex_escape(description["qid"]),
+        "TsneSeed": str(description["seed"]),
+        "TsneCandidates": str(description["candidates"]),
+        "TsneDepth": str(description["depth"]),
+    }
+
+
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _routing_macros(table: pd.DataFrame, figure: Mapping) -> dict:
+    if table.empty:
+        return {}
+    ndcg = table[table["metric"] == "ndcg@10"]
+    experts = ndcg.loc[ndcg["kind"] == "expert", ["system", "label"]].drop_duplicates("system")
+    pairs = list(dict.fromkeys(zip(ndcg["trainset"], ndcg["testset"])))
+    values = {
+        "RoutingExperts": str(len(experts)),
+        "RoutingExpertList": latex_escape(_join(list(experts["label"]))),
+        "RoutingSets": str(len(pairs)),
+    }
+    router_wins = fusion_wins = 0
+    for pair in pairs:
+        rows = ndcg[(ndcg["trainset"] == pair[0]) & (ndcg["testset"] == pair[1])]
+        best = rows.loc[rows["is_baseline"].astype(bool), "mean"].max()
+        router_wins += int(rows.loc[rows["kind"] == "router", "mean"].max() > best)
+        fusion_wins += int(rows.loc[rows["kind"] == "fusion", "mean"].max() > best)
+    values.update(RoutingRouterWins=str(router_wins), RoutingFusionWins=str(fusion_wins))
+    tested = table[table["kind"].isin(["router", "fusion"]) & table["p_value"].notna()]
+    values.update(RoutingComparisons=str(len(tested)),
+                  RoutingSignificant=str(int(tested["significant"].astype(bool).sum())))
+    head = ndcg[(ndcg["trainset"] == pairs[0][0]) & (ndcg["testset"] == pairs[0][1])]
+    by_system = dict(zip(head["system"], head["mean"]))
+    baseline = head[head["is_baseline"].astype(bool)].iloc[0]
+    routers = head.loc[head["kind"] == "router", "mean"]
+    values.update(
+        RoutingHeadDataset=latex_escape(head["dataset"].iloc[0]),
+        RoutingHeadBestSingle=latex_escape(baseline["label"]),
+        RoutingHeadBestSingleNdcg=format_text_score(baseline["mean"]),
+        RoutingHeadGain=format_text_score(float(routers.max() - baseline["mean"])) if len(routers) else MISSING,
+    )
+    for system, name in (("router-hard", "RoutingHeadHardNdcg"), ("router-soft", "RoutingHeadSoftNdcg"),
+                         ("rrf", "RoutingHeadRrfNdcg"), ("wsum", "RoutingHeadWsumNdcg"), ("oracle", "RoutingHeadOracleNdcg")):
+        if system in by_system:
+            values[name] = format_text_score(by_system[system])
+    for share in (figure or {}).get("pairs", []):
+        if (share["trainset"], share["testset"]) == pairs[0]:
+            top = int(np.argmax(share["router"]))
+            label = experts.set_index("system")["label"].get(share["experts"][top], share["experts"][top])
+            values.update(RoutingHeadTopExpert=latex_escape(label), RoutingHeadTopShare=f"{100 * share['router'][top]:.0f}")
+    ours = ndcg[ndcg["system"] == "bm25"].set_index("testset")["mean"]
+    published = ndcg[ndcg["kind"] == "published"].drop_duplicates("testset")
+    compared = [(row["dataset"], ours[row["testset"]], row["mean"]) for _, row in published.iterrows() if row["testset"] in ours]
+    if compared:
+        values["RoutingBMComparison"] = latex_escape(_join(
+            [f"{format_text_score(mine)} on {dataset} (BEIR: {format_text_score(theirs)})" for dataset, mine, theirs in compared]))
+        values["RoutingBMMaxDiff"] = format_text_score(max(abs(mine - theirs) for _, mine, theirs in compared))
+    return values
+
+
+def paper_macros(
+    in_domain: pd.DataFrame | None = None,
+    zero_shot: pd.DataFrame | None = None,
+    reproduction: pd.DataFrame | None = None,
+    experts: pd.DataFrame | None = None,
+    significance: Mapping | None = None,
+    logs: Sequence[tuple[Mapping, str | Path]] = (),
+    tsne: Mapping | None = None,
+    routing: pd.DataFrame | None = None,
+    routing_figure: Mapping | None = None,
+) -> dict[str, str]:
+    """The value (LaTeX text) of every macro of :data:`MACROS`.
+
+    ``in_domain``, ``zero_shot``, ``reproduction`` and ``experts`` are the CSVs of the tables of
+    :mod:`sbmoe.analysis.tables` (as DataFrames); ``significance`` the report of
+    :func:`sbmoe.evaluation.significance.significance_report`; ``logs`` ``(keys, path)`` pairs of training
+    logs; ``tsne`` the description returned by :func:`sbmoe.analysis.figures.tsne_figure`; ``routing`` the
+    routing table's CSV and ``routing_figure`` the description returned by
+    :func:`sbmoe.analysis.figures.routing_figure`.
+    """
+    values = dict.fromkeys(MACROS, MISSING)
+    empty = pd.DataFrame()
+    values.update(_in_domain_macros(in_domain if in_domain is not None else empty))
+    values.update(_zero_shot_macros(zero_shot if zero_shot is not None else empty))
+    values.update(_reproduction_macros(reproduction if reproduction is not None else empty))
+    values.update(_experts_macros(experts if experts is not None else empty))
+    values.update(_significance_macros(significance or {}))
+    values.update(_training_macros(logs))
+    values.update(_tsne_macros(tsne or {}))
+    values.update(_routing_macros(routing if routing is not None else empty, routing_figure or {}))
+    return values
+
+
+def write_macros(path: str | Path, values: Mapping[str, str]) -> None:
+    """Write ``macros.tex`` atomically."""
+    write_text(path, render_macros(values))
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """A table's CSV as written by :meth:`sbmoe.analysis.tables.Table.write` (empty for a table without rows)."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def build_paper(main_tex: str | Path, generated: Mapping[str, str | Path], output_pdf: str | Path) -> None:
+    """Compile ``main_tex`` with latexmk, the ``generated`` files (``{path under generated/: source}``)
+    placed beside it, in a scratch folder beside ``output_pdf`` (removed by the next build if this
+    one is killed); the PDF is moved to ``output_pdf`` only if the build succeeds.
+    The LaTeX log is printed when it fails."""
+    with atomic_path(output_pdf) as pdf:
+        folder = pdf.parent / "build"
+        folder.mkdir()
+        shutil.copy(main_tex, folder / "main.tex")
+        for name, source in generated.items():
+            target = folder / "generated" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+        completed = subprocess.run(
+            ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+            cwd=folder, capture_output=True, text=True,
+        )
+        if completed.returncode != 0:
+            log = (folder / "main.log").read_text(errors="replace") if (folder / "main.log").exists() else ""
+            raise RuntimeError(f"latexmk failed on {main_tex}:\n{completed.stdout[-4000:]}\n{log[-4000:]}")
+        os.replace(folder / "main.pdf", pdf)

@@ -1,0 +1,189 @@
+"""Checks of a study configuration that a JSON schema cannot express.
+
+The pipeline reads the datasets table with :func:`study_table` and calls :func:`check_study` before
+any job starts, so that a configuration naming an unknown dataset, encoder, system or metric, a
+dataset that cannot be found offline, or an analysis of a model the study does not train, stops the
+run with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sbmoe.data.datasets import MIRROR_ENV, VALIDATION_SPLIT, DatasetSpec, load_table
+from sbmoe.io.errors import InputError
+from sbmoe.evaluation.metrics import metric_problem
+from sbmoe.models.hub import model_path_problem
+from sbmoe.selection.experts import BM25, parse_expert
+from sbmoe.systems.names import poolings, study_systems
+
+
+class StudyError(InputError):
+    """A configuration key whose value the study cannot use."""
+
+
+def study_table(config: dict) -> dict[str, DatasetSpec]:
+    """The datasets table ``datasets.table`` names; a missing or invalid table names the key."""
+    path = Path(config["datasets"]["table"])
+    if not path.is_file():
+        raise StudyError(f"datasets.table: file {str(path)!r} does not exist (expected the datasets table, "
+                         "e.g. workflow/datasets.yaml)")
+    try:
+        return load_table(path)
+    except InputError as error:
+        raise StudyError(f"datasets.table: {error}") from None
+
+
+def _check_encoder(name: str, path: str) -> None:
+    problem = model_path_problem(path)
+    if problem:
+        raise StudyError(f"encoders.{name}.name_or_path: {path!r}: {problem}")
+
+
+def _check_dataset(key: str, name: str, table: dict[str, DatasetSpec], split: str = "test") -> None:
+    if name not in table:
+        raise StudyError(f"{key}: unknown dataset {name!r} (the dataset table lists {sorted(table)})")
+    if split not in table[name].splits:
+        raise StudyError(f"{key}: dataset {name!r} has no {split!r} split (it has {sorted(table[name].splits)})")
+
+
+def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os.PathLike = "resources/datasets") -> None:
+    """Raise :class:`StudyError` naming the first key of ``config`` the study cannot use."""
+    for name, encoder in config["encoders"].items():
+        _check_encoder(name, encoder["name_or_path"])
+    for trainset, tests in config["in_domain"].items():
+        _check_dataset(f"in_domain.{trainset}", trainset, table, "train")
+        for test in tests:
+            _check_dataset(f"in_domain.{trainset}", test, table)
+    for trainset, tests in (config.get("zero_shot") or {}).items():
+        if trainset not in config["in_domain"]:
+            raise StudyError(f"zero_shot.{trainset}: not a training set of in_domain ({sorted(config['in_domain'])})")
+        for test in tests:
+            _check_dataset(f"zero_shot.{trainset}", test, table)
+
+    mirror, key = config["datasets"].get("mirror") or "", "datasets.mirror"
+    if not mirror:
+        mirror, key = os.environ.get(MIRROR_ENV, ""), f"{MIRROR_ENV} (environment variable; datasets.mirror is empty)"
+    if mirror and not Path(mirror).is_dir():
+        raise StudyError(f"{key}: folder {mirror!r} does not exist")
+    if config["datasets"].get("offline"):
+        needed = set(config["in_domain"]) | {t for tests in config["in_domain"].values() for t in tests}
+        needed |= {t for tests in (config.get("zero_shot") or {}).values() for t in tests}
+        for name in sorted(needed):
+            places = [Path(resources) / name] + ([Path(mirror) / name] if mirror else [])
+            if not any((place / "corpus.jsonl").is_file() for place in places):
+                raise StudyError(
+                    f"datasets.offline: dataset {name!r} is in neither {places[0]}/ nor the mirror "
+                    f"({mirror or 'none set'}); put corpus.jsonl, queries.jsonl and qrels/<split>.tsv there"
+                )
+
+    train_layers = config["training"].get("train_layers", "all")
+    for index, entry in enumerate(config["systems"]):
+        if entry["variant"] in ("sbmoe", "random-gate", "regular-moe") and not entry.get("experts"):
+            raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} needs a list of expert counts")
+        if entry["variant"] in ("finetune", "adapter") and entry.get("experts"):
+            raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} takes no expert counts")
+        if entry["variant"] != "regular-moe":
+            extra = [key for key in ("top_k", "moe_layers") if key in entry]
+            if extra:
+                raise StudyError(f"systems[{index}].{extra[0]}: only variant 'regular-moe' takes it")
+            continue
+        if train_layers == 0:
+            raise StudyError(f"systems[{index}]: the Regular MoE is inside the encoder, so it needs "
+                             "training.train_layers >= 1 (a frozen encoder trains nothing inside it)")
+        for experts in entry["experts"]:
+            if not 1 <= entry.get("top_k", 2) <= experts:
+                raise StudyError(f"systems[{index}].top_k: must be between 1 and the number of experts ({experts})")
+        for layer in entry.get("moe_layers", [-1]):
+            if train_layers != "all" and not -train_layers <= layer < 0:
+                raise StudyError(f"systems[{index}].moe_layers: layer {layer} is not among the top {train_layers} "
+                                 f"trained layers (training.train_layers); name them -1 (the top layer) to -{train_layers}")
+    try:
+        systems = list(study_systems(config["systems"]))
+    except ValueError as error:
+        raise StudyError(str(error)) from None
+    if "finetune" not in systems:
+        raise StudyError("systems: every system is compared with FT, but no {variant: finetune} is listed")
+    for index, metric in enumerate((config.get("evaluation") or {}).get("metrics") or []):
+        problem = metric_problem(metric)
+        if problem:
+            raise StudyError(f"evaluation.metrics[{index}]: {problem}")
+    studied = set(config["in_domain"]) | {t for tests in config["in_domain"].values() for t in tests}
+    studied |= {t for tests in (config.get("zero_shot") or {}).values() for t in tests}
+    for name in (config.get("encoding") or {}).get("corpus_shards") or {}:
+        if name != "default" and name not in studied:
+            raise StudyError(f"encoding.corpus_shards.{name}: not a dataset of the study ({sorted(studied)}, or 'default')")
+    _check_analysis(config, list(systems))
+    if config.get("routing"):
+        _check_routing(config, table, list(systems))
+
+
+def _check_analysis(config: dict, systems: list[str]) -> None:
+    analysis = config.get("analysis") or {}
+    tsne = analysis.get("tsne")
+    if tsne:
+        if tsne["encoder"] not in config["encoders"]:
+            raise StudyError(f"analysis.tsne.encoder: unknown encoder {tsne['encoder']!r} (the study's: {sorted(config['encoders'])})")
+        if tsne["trainset"] not in config["in_domain"]:
+            raise StudyError(f"analysis.tsne.trainset: {tsne['trainset']!r} is not a training set of in_domain "
+                             f"({sorted(config['in_domain'])})")
+        tested = list(config["in_domain"][tsne["trainset"]]) + list((config.get("zero_shot") or {}).get(tsne["trainset"]) or [])
+        if tsne["testset"] not in tested:
+            raise StudyError(f"analysis.tsne.testset: {tsne['testset']!r} is not a test set of the models trained on "
+                             f"{tsne['trainset']!r} ({tested})")
+        if tsne["system"] not in systems:
+            raise StudyError(f"analysis.tsne.system: {tsne['system']!r} is not one of the study's systems {systems}")
+        pooling = tsne.get("pooling", "top1")
+        if pooling not in poolings(tsne["system"]):
+            raise StudyError(f"analysis.tsne.pooling: {tsne['system']!r} is read with {list(poolings(tsne['system']))}, "
+                             f"not {pooling!r}")
+        if tsne["seed"] not in config["seeds"]:
+            raise StudyError(f"analysis.tsne.seed: {tsne['seed']} is not one of seeds {config['seeds']}")
+    curves = analysis.get("curves")
+    if curves is not None and curves not in config["in_domain"]:
+        raise StudyError(f"analysis.curves: {curves!r} is not a training set of in_domain ({sorted(config['in_domain'])})")
+
+
+def routing_split(config: dict, dataset: str) -> str:
+    """The held-out split a dataset's router is trained on: ``routing.splits`` or ``valid``."""
+    return ((config.get("routing") or {}).get("splits") or {}).get(dataset, VALIDATION_SPLIT)
+
+
+def routing_trainsets(config: dict) -> list[str]:
+    """The training sets whose routers the study trains (``routing.trainsets``, else every one)."""
+    return list((config.get("routing") or {}).get("trainsets") or config["in_domain"])
+
+
+def _check_routing(config: dict, table: dict[str, DatasetSpec], systems: list[str]) -> None:
+    routing = config["routing"]
+    if routing["encoder"] not in config["encoders"]:
+        raise StudyError(f"routing.encoder: unknown encoder {routing['encoder']!r} (encoders: {sorted(config['encoders'])})")
+    if "seed" in routing and routing["seed"] not in config["seeds"]:
+        raise StudyError(f"routing.seed: {routing['seed']} is not one of seeds {config['seeds']}")
+    experts = routing.get("experts") or [BM25, "zeroshot"]
+    for name in experts:
+        try:
+            system, _ = parse_expert(name)
+        except ValueError as error:
+            raise StudyError(f"routing.experts: {error}") from None
+        if system not in (BM25, "zeroshot", *systems):
+            raise StudyError(f"routing.experts: {name!r} is not bm25, zeroshot or one of the study's systems {systems}")
+    features = (routing.get("router") or {}).get("features", ["length", BM25])
+    if BM25 in features and BM25 not in experts:
+        raise StudyError("routing.router.features: the bm25 features need bm25 among routing.experts")
+    for trainset in routing_trainsets(config):
+        if trainset not in config["in_domain"]:
+            raise StudyError(f"routing.trainsets: {trainset!r} is not a training set of in_domain ({sorted(config['in_domain'])})")
+    for dataset, split in (routing.get("splits") or {}).items():
+        _check_dataset(f"routing.splits.{dataset}", dataset, table, "train" if split == VALIDATION_SPLIT else split)
+    for trainset in routing_trainsets(config):
+        split = routing_split(config, trainset)
+        key = f"routing.splits.{trainset}"
+        if split == "train":
+            raise StudyError(f"{key}: the router must be trained on queries the experts were not trained on, not 'train'")
+        source = "train" if split == VALIDATION_SPLIT else split
+        _check_dataset(key, trainset, table, source)
+        if table[trainset].has_own_corpus(source):
+            raise StudyError(f"{key}: the {split!r} queries of {trainset!r} are judged on their own corpus "
+                             "(not the test corpus every expert searches); name another split")

@@ -1,0 +1,1 @@
+"""Retrieval over a corpus: exact dense search, BM25 (PISA), fusion of runs, and PyTerrier transformers."""

@@ -1,0 +1,1 @@
+"""The study's systems by name: the variants, their names in paths and their labels in tables; free of PyTorch."""

@@ -1,0 +1,1 @@
+"""Contrastive training of retrievers with in-batch negatives."""

@@ -18,9 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
-import zipfile
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 

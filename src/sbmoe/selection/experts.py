@@ -25,7 +25,6 @@ stages in :mod:`sbmoe.selection.routing`, the comparisons the report prints in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,7 +32,7 @@ import numpy as np
 from sbmoe.evaluation.results import display_label
 from sbmoe.io.collection import Qrels
 from sbmoe.io.runs import Run
-from sbmoe.retrieval.fusion import per_query_fusion, top_k
+from sbmoe.retrieval.fusion import align, fuse, per_query_fusion, top_k
 from sbmoe.evaluation.metrics import evaluate
 from sbmoe.systems.names import poolings
 

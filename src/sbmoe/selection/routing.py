@@ -4,7 +4,7 @@ paths: training the router on a held-out split, and routing a test set's queries
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from sbmoe.io.atomic import atomic_path, write_json
 from sbmoe.io.collection import load_qrels, load_queries
 from sbmoe.io.encoded import Encoded
 from sbmoe.io.runs import read_trec_run, write_trec_run
+from sbmoe.evaluation.metrics import evaluate
 from sbmoe.retrieval.fusion import align, fuse, tune_wsum
 from sbmoe.selection.experts import BM25, ROUTED, UTILITY, feature_names, parse_expert, query_features, routed_runs, utilities
 from sbmoe.selection.router import Router, RouterConfig, read_description, train_router

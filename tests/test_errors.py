@@ -1,6 +1,7 @@
 """The reading primitives of sbmoe.io.errors: every message starts with the file (and line) and says
 what was expected."""
 
+import inspect
 import json
 import warnings
 
@@ -47,12 +48,13 @@ def caller_of_warn_input(path):
 def test_warn_input_names_the_path_and_points_past_the_reader():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
         caller_of_warn_input("data/qrels.tsv")
     assert len(caught) == 1
     assert caught[0].category is InputWarning
     assert str(caught[0].message) == "data/qrels.tsv: 2 judged documents are not in the corpus"
     # stacklevel 3: the warning points at whoever called the reader (this test), not at the reader
-    assert caught[0].filename == __file__
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
 
 
 def test_first_line_keeps_the_first_sentence():

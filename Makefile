@@ -1,5 +1,6 @@
 # Setup and entry points. `make demo` runs the embedded demo (results/paper/main.pdf);
-# `make test` runs the tests (library, pipeline lint, full-study dry run, CI-sized DAG end to end).
+# `make test` runs the tests (library, house style, pipeline lint, full-study dry run, CI-sized DAG end to end);
+# `make lint` only the house style, `make format` applies the formatters.
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(CURDIR)/$(VENV)/bin
@@ -7,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 # numba (ranx) keeps its compiled functions here, so only the first job pays for compiling them
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: demo study test setup tex
+.PHONY: demo study test lint format setup tex
 
 demo: setup
 	snakemake --cores all --configfile config/demo.yaml
@@ -17,6 +18,16 @@ study: $(VENV)/.installed
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
+
+# House style alone (also part of `make test`): ruff, snakefmt, import-linter, sizes of functions and modules.
+lint: $(VENV)/.installed
+	$(BIN)/python -m pytest -m style -q tests/test_style.py
+
+# Applies what the tools fix by themselves; what remains, `make lint` lists.
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix --exit-zero src tests workflow bench
+	$(BIN)/ruff format src tests workflow bench
+	$(BIN)/snakefmt Snakefile rules/
 
 # The Python environment and the TeX packages install side by side.
 setup:

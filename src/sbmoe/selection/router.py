@@ -186,13 +186,15 @@ def train_router(
     embeddings: np.ndarray,
     features: np.ndarray,
     utility: np.ndarray,
-    config: RouterConfig = RouterConfig(),
+    config: RouterConfig | None = None,
     progress: bool = True,
 ) -> tuple[Router, dict]:
     """Fit a gate that picks the expert with the highest utility. Returns it and its log:
     ``cross_validation`` (``{l2: mean held-out utility}``, with several penalties), ``l2`` (the one
     kept) and ``epochs`` (per epoch of the final fit: ``loss``, ``penalty``, ``accuracy`` = share of
-    the weighted training queries routed to a best expert)."""
+    the weighted training queries routed to a best expert). ``config`` defaults to :class:`RouterConfig`'s
+    defaults (a fresh one per call: its lists are not shared between calls)."""
+    config = RouterConfig() if config is None else config
     embeddings, features = np.asarray(embeddings, dtype=np.float32), np.asarray(features, dtype=np.float32)
     utility = np.asarray(utility, dtype=float)
     if utility.shape != (len(embeddings), len(experts)):

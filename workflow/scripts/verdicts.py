@@ -24,7 +24,13 @@ import logging
 from sbmoe.analysis.reproduction import reproduction_measures
 from sbmoe.analysis.tables import load_reference
 from sbmoe.analysis.verdicts import Scores, Study, load_claims, study_verdicts
-from sbmoe.analysis.verdicts_report import abstract_sentences, json_ready, overview, verdict_rows, verdicts_section
+from sbmoe.analysis.verdicts_report import (
+    abstract_sentences,
+    json_ready,
+    overview,
+    verdict_rows,
+    verdicts_section,
+)
 from sbmoe.evaluation.results import load_results
 from sbmoe.io.atomic import write_json, write_text
 from sbmoe.io.errors import read_json

@@ -196,7 +196,7 @@ def claim_record(claim: Mapping, settings: Sequence[dict]) -> dict:
         if not holding and counts["inconclusive"] == len(settings):
             summary = "inconclusive"
     keys = ("id", "source", "statement", "short", "relation", "evidence", "delta", "tested_by")
-    return {**{key: claim[key] for key in keys}, "comparison": f"{_describe(claim['a'])} vs {_describe(claim['b'])}",
+    return {**{key: claim[key] for key in keys}, "tolerance": claim.get("tolerance"), "comparison": f"{_describe(claim['a'])} vs {_describe(claim['b'])}",
             "settings": list(settings), "counts": counts, "holds_in": holding, "summary": summary,
             "reproductions": sum(bool(s["reproduction"]) for s in settings)}
 

@@ -144,14 +144,16 @@ def _percent(share: float) -> str:
 
 
 def claim_list(report: Mapping) -> str:
-    items = [rf"\item[C{n}] \textbf{{{latex_escape(c['short'])}}} ({latex_escape(c['source'])}; relation A "
-             rf"{_relation(c['relation'])} B, $\delta = {c['delta']:g}$). {latex_escape(c['statement'])}"
-             for n, c in enumerate(report["claims"], start=1)]
+    items = [rf"\item[C{n}] \textbf{{{latex_escape(c['short'])}}} ({latex_escape(c['source'])}; {_relation(c)}). "
+             rf"{latex_escape(c['statement'])}" for n, c in enumerate(report["claims"], start=1)]
     return "\n".join([r"\begin{description}", *items, r"\end{description}"])
 
 
-def _relation(relation: str) -> str:
-    return {">": "$>$", "~": r"$\approx$", "!=": r"$\neq$", "=": "(no gradient)"}[relation]
+def _relation(claim: Mapping) -> str:
+    if claim["relation"] == "=":
+        return f"gate gradient norm of A at most {claim['tolerance']:g} in every logged epoch, B the control"
+    symbol = {">": "$>$", "~": r"$\approx$", "!=": r"$\neq$"}[claim["relation"]]
+    return rf"A {symbol} B, $\delta = {claim['delta']:g}$"
 
 
 def reproduction_table(records: Sequence[Mapping], labels: Mapping[str, str] | None = None) -> str:

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from sbmoe.analysis.verdicts_report import (
     verdict_rows,
     verdicts_section,
 )
+from sbmoe.evaluation.results import load_results
+from sbmoe.evaluation.significance import significance_report
 from sbmoe.io.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,3 +325,69 @@ def test_the_verdicts_section_compiles(tmp_path):
     completed = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
                                cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# The Snakemake script, run as Snakemake runs it (a fresh interpreter with a `snakemake` object)
+
+RUNNER = """
+import json, runpy, sys
+from types import SimpleNamespace
+spec = json.loads(sys.argv[2])
+smk = SimpleNamespace(**{k: SimpleNamespace(**v) if isinstance(v, dict) else v for k, v in spec.items()})
+runpy.run_path(sys.argv[1], init_globals={"snakemake": smk}, run_name="__main__")
+"""
+
+
+def write_evaluations(folder):
+    """Evaluation JSONs as the evaluate rule writes them ({testset: {pooling: evaluation}}), with their keys."""
+    frame = evaluations({("finetune", "none"): (0, 0), ("sbmoe-paper-e6", "top1"): (0.05, 0.1)}, 120)
+    records = []
+    for row in frame.itertuples():
+        path = folder / f"{row.system}-seed{row.seed}.json"
+        evaluation = {"metrics": {m: float(np.mean(list(row.per_query[m].values()))) for m in METRICS},
+                      "per_query": row.per_query, "num_queries": 120}
+        path.write_text(json.dumps({"scifact": {row.pooling: evaluation}}))
+        keys = {"encoder": "minilm", "trainset": "scifact", "system": row.system, "seed": row.seed,
+                "testset": "scifact", "pooling": row.pooling}
+        records.append((keys, str(path)))
+    return records
+
+
+def test_the_snakemake_script_writes_json_csv_and_latex(tmp_path):
+    records = write_evaluations(tmp_path)
+    significance = tmp_path / "significance.json"
+    report = significance_report(load_results([(keys, path) for keys, path in records]), list(METRICS), permutations=1000,
+                                 correction="bonferroni")
+    significance.write_text(json.dumps(report))
+    log = write_log(tmp_path / "train_log.jsonl", [0.0, 0.0])
+    out = tmp_path / "analysis"
+    smk = {
+        "input": {"claims": str(CLAIMS), "schema": str(ROOT / "workflow" / "schemas" / "claims.schema.yaml"),
+                  "evals": [path for _, path in records], "significance": str(significance),
+                  "reference": str(ROOT / "workflow" / "reference_numbers.yaml"), "logs": [str(log)], "routing": [],
+                  "routing_significance": []},
+        "params": {"eval_keys": [keys for keys, _ in records],
+                   "log_keys": [{"encoder": "minilm", "trainset": "scifact", "system": "sbmoe-paper-e6", "seed": 1}],
+                   "encoders": {"minilm": MINILM}, "in_domain": {"scifact": ["scifact"]}, "zero_shot": {},
+                   "significance": SIGNIFICANCE, "dataset_labels": {"scifact": "SciFact"}, "routing_trainsets": [],
+                   "routing_encoder": None, "routing_experts": [],
+                   "reproduction": {"encoder": "minilm", "combination": "paper", "pooling": "top1"}},
+        "output": {"json": str(out / "verdicts.json"), "csv": str(out / "verdicts.csv"), "tex": str(out / "verdicts.tex"),
+                   "abstract": str(out / "verdicts_abstract.tex")},
+        "log": [str(tmp_path / "verdicts.log")],
+    }
+    done = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT / "workflow" / "scripts" / "verdicts.py"), json.dumps(smk)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr + (tmp_path / "verdicts.log").read_text()
+    written = json.loads((out / "verdicts.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    by_id = {claim["id"]: claim for claim in written["claims"]}
+    setting = by_id["light-beats-ft"]["settings"][0]
+    assert setting["verdict"] == "supported"
+    assert setting["metrics"]["ndcg@10"]["family"].startswith("significance.json")  # the study's family, not a new test
+    assert by_id["gate-no-gradient"]["settings"][0]["verdict"] == "supported"
+    assert written["reproduction"] == []  # SciFact has no published number
+    rows = pd.read_csv(out / "verdicts.csv")
+    assert set(rows["claim"]) == set(by_id)
+    assert (out / "verdicts.tex").read_text() == verdicts_section(written, written["reproduction"], {"scifact": "SciFact"})
+    assert (out / "verdicts_abstract.tex").read_text() == abstract_sentences(written)

@@ -111,7 +111,7 @@ def _setting_row(number: int, setting: Mapping, metrics: Sequence[str], labels: 
         first = setting["metrics"].get(metrics[0])
         second = setting["metrics"].get(metrics[1]) if len(metrics) > 1 else None
         cells = [_interval(first), p_text(first["p_value"]), plain(first["mde"]), first["verdict"],
-                 _interval(second), second["verdict"] if second else MISSING]
+                 signed(second["difference"]) if second else MISSING, second["verdict"] if second else MISSING]
     return " & ".join([f"C{number}", _setting_text(setting, labels), kind, *cells]) + r" \\"
 
 
@@ -121,18 +121,19 @@ def verdict_table(report: Mapping, labels: Mapping[str, str] | None = None) -> s
     names = [_METRIC_LABELS.get(m, latex_escape(m)) for m in metrics]
     confidence, power = _percent(report["defaults"]["confidence"]), _percent(report["defaults"]["power"])
     header = (rf"Claim & Setting & & $\Delta$ {names[0]} [{confidence}\% CI] & $p$ & MDE & Verdict & "
-              rf"$\Delta$ {names[-1]} [{confidence}\% CI] & Verdict \\")
+              rf"$\Delta$ {names[-1]} & Verdict \\")
     caption = (r"\caption{Verdict per claim and setting (R: reproduction, the original's encoder and data; G: "
-               r"generalization). $\Delta$: mean per-query difference A $-$ B, scores averaged over seeds; "
+               r"generalization). $\Delta$: mean per-query difference A $-$ B, scores averaged over seeds (the "
+               r"second metric's interval and tests are in verdicts.csv); "
                rf"{confidence}\% paired bootstrap interval; $p$: corrected $p$-value of the paired test; "
                rf"MDE: minimal detectable effect at {power}\% power.}}\label{{tab:verdicts}}\\")
-    lines = [r"{\scriptsize\setlength{\tabcolsep}{3pt}", r"\begin{longtable}{@{}lp{4.6cm}cllllll@{}}", caption,
+    lines = [r"{\scriptsize\setlength{\tabcolsep}{3pt}", r"\begin{longtable}{@{}lp{3.9cm}cllllll@{}}", caption,
              r"\toprule", header, r"\midrule", r"\endfirsthead",
              r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
     for number, claim in enumerate(report["claims"], start=1):
         if not claim["settings"]:
             text = latex_escape(f"{NOT_TESTED}; tested by {claim['tested_by']}")
-            lines.append(rf"C{number} & \multicolumn{{8}}{{p{{14cm}}}}{{{text}}} \\")
+            lines.append(rf"C{number} & \multicolumn{{8}}{{p{{12cm}}}}{{{text}}} \\")
         lines += [_setting_row(number, setting, metrics, labels) for setting in claim["settings"]]
         if number < len(report["claims"]):
             lines.append(r"\midrule")
@@ -165,7 +166,7 @@ def reproduction_table(records: Sequence[Mapping], labels: Mapping[str, str] | N
               r"$\Delta$ SB-MoE & ER & $\Delta$RI \\")
     caption = (r"\caption{Reproduction measures against the published expert-count numbers (Breuer et al.'s Effect "
                r"Ratio ER and $\Delta$RI, computed with repro\_eval): $\Delta$ = ours $-$ paper.}\label{tab:repro-measures}\\")
-    lines = [r"{\scriptsize\begin{longtable}{@{}lllrrrrrrrr@{}}", caption,
+    lines = [r"{\scriptsize\setlength{\tabcolsep}{3pt}\begin{longtable}{@{}lllrrrrrrrr@{}}", caption,
              r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
     for r in records:
         cells = [latex_escape((labels or {}).get(r["testset"], r["dataset"])), str(r["experts"]),

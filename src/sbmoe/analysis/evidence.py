@@ -61,9 +61,6 @@ class Study:
             return list(self.encoders)
         return [key for key, path in self.encoders.items() if path in classes[wanted]]
 
-    def label(self, dataset: str) -> str:
-        return self.dataset_labels.get(dataset, dataset)
-
 
 def is_reproduction(original: Mapping, encoder_path: str, trainset: str, testset: str | None, split: str) -> bool:
     """A setting is a reproduction when its encoder and (training set, test set) are the original's."""

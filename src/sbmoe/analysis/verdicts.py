@@ -221,6 +221,11 @@ def study_verdicts(
     """Every claim of ``claims`` (:func:`load_claims`) with its settings' evidence and verdicts."""
     defaults, metrics = claims["defaults"], list(claims["defaults"]["metrics"])
     tests, routed = significance_index(significance), routing_index(routing_significance)
+    classified = {*claims["encoders"]["light"], *claims["encoders"]["heavy"]}
+    for key, path in study.encoders.items():
+        if path not in classified:
+            log.warning("encoder %s (%s) is neither light nor heavy in the claims file: only claims over any "
+                        "encoder test it", key, path)
     records = []
     for claim in claims["claims"]:
         progress(f"claim {claim['id']}")

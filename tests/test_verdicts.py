@@ -307,7 +307,8 @@ def test_the_abstract_sentences_state_the_jsons_verdicts():
     for claim in report["claims"]:
         if claim["settings"]:
             parts = ", ".join(f"{verdict} in {n}" for verdict, n in claim["counts"].items() if n)
-            assert f"{parts} of {len(claim['settings'])} setting(s)." in text
+            total = len(claim["settings"])
+            assert f"{parts} of {total} setting{'s' if total > 1 else ''}." in text
     numbers = {int(n) for n in re.findall(r"\b\d+\b", text)}
     allowed = {int(n) for n in formatted_numbers(report, set()) if re.fullmatch(r"\d+", n)}
     assert numbers <= allowed

@@ -189,7 +189,12 @@ def verdicts_section(report: Mapping, reproduction: Sequence[Mapping], labels: M
     ]) + "\n"
 
 
-_PHRASES = {"supported": "supported", "contradicted": "contradicted", "equivalent": "equivalent", "inconclusive": "inconclusive"}
+def _are(count: int) -> str:
+    return f"{count} is" if count == 1 else f"{count} are"
+
+
+def _settings(count: int) -> str:
+    return f"{count} setting" if count == 1 else f"{count} settings"
 
 
 def abstract_sentences(report: Mapping) -> str:
@@ -198,16 +203,16 @@ def abstract_sentences(report: Mapping) -> str:
     sentences = [(
         f"Claim by claim (Section~\\ref{{sec:verdicts}}), of the {counts['claims']} claims we test, "
         f"{counts['holds']} hold in every setting this study ran, {counts['holds in some settings']} in some, "
-        f"{counts['does not hold']} in none, {counts['inconclusive']} are inconclusive and {counts[NOT_TESTED]} "
-        f"are not tested by this configuration ({counts['settings']} settings, {counts['reproductions']} of them "
-        f"reproductions of the original's encoder and data)."
+        f"{counts['does not hold']} in none, {_are(counts['inconclusive'])} inconclusive and "
+        f"{_are(counts[NOT_TESTED])} not tested by this configuration ({_settings(counts['settings'])}, "
+        f"{counts['reproductions']} of them reproductions of the original's encoder and data)."
     )]
     for claim in report["claims"]:
         if not claim["settings"]:
             continue
-        parts = [f"{_PHRASES[v]} in {n}" for v, n in claim["counts"].items() if n]
-        sentences.append(f"{latex_escape(claim['short'])[0].upper()}{latex_escape(claim['short'])[1:]}: "
-                         f"{', '.join(parts)} of {len(claim['settings'])} setting(s).")
+        parts = ", ".join(f"{verdict} in {n}" for verdict, n in claim["counts"].items() if n)
+        short = latex_escape(claim["short"])
+        sentences.append(f"{short[0].upper()}{short[1:]}: {parts} of {_settings(len(claim['settings']))}.")
     untested = [latex_escape(claim["short"]) for claim in report["claims"] if not claim["settings"]]
     if untested:
         sentences.append("Not tested here: " + "; ".join(untested) + ".")

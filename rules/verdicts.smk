@@ -24,14 +24,22 @@ rule verdicts:
         reference="workflow/reference_numbers.yaml",
         logs=[path for _, path in verdict_logs()],
         routing=[evaluation for _, evaluation, _ in router_records()],
-        routing_significance=(["results/analysis/routing_significance.json"] if ROUTED_SETS else []),
+        routing_significance=(
+            ["results/analysis/routing_significance.json"] if ROUTED_SETS else []
+        ),
     output:
         json="results/analysis/verdicts.json",
-        csv=report("results/analysis/verdicts.csv", category="Tables", caption="../workflow/report/verdicts.rst"),
+        csv=report(
+            "results/analysis/verdicts.csv",
+            category="Tables",
+            caption="../workflow/report/verdicts.rst",
+        ),
         tex="results/analysis/verdicts.tex",
         abstract="results/analysis/verdicts_abstract.tex",
     log:
         "logs/analysis/verdicts.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         eval_keys=[keys for _, keys in EVALS],
         log_keys=[keys for keys, _ in verdict_logs()],
@@ -49,8 +57,8 @@ rule verdicts:
         routing_trainsets=[trainset for trainset, _, _ in router_records()],
         routing_encoder=ROUTING_ENCODER,
         routing_experts=ROUTING_EXPERTS,
-        reproduction=dict(encoder=next(iter(config["encoders"])), combination="paper", pooling="top1"),
-    conda:
-        "../envs/sbmoe.yaml"
+        reproduction=dict(
+            encoder=next(iter(config["encoders"])), combination="paper", pooling="top1"
+        ),
     script:
         "../workflow/scripts/verdicts.py"

@@ -19,6 +19,7 @@ include: "rules/retrieve.smk"
 include: "rules/evaluate.smk"
 include: "rules/routing.smk"
 include: "rules/analysis.smk"
+include: "rules/verdicts.smk"
 include: "rules/paper.smk"
 
 

@@ -288,6 +288,7 @@ def training_logs():
 def final_outputs():
     """Everything the study reports: evaluations, training logs, tables, figures and the paper."""
     outputs = evaluations() + training_logs() + ["results/analysis/significance.json"]
+    outputs.append("results/analysis/verdicts.json")  # rules/verdicts.smk
     outputs += expand("results/analysis/tables/{table}.tex", table=PAPER_TABLES)
     outputs += expand("results/analysis/figures/{figure}.png", figure=PAPER_FIGURES)
     if config.get("paper", {}).get("build", True):

@@ -15,6 +15,8 @@ rule paper:
     input:
         main="paper/main.tex",
         macros="results/analysis/macros.tex",
+        verdicts="results/analysis/verdicts.tex",
+        verdicts_abstract="results/analysis/verdicts_abstract.tex",
         tables=expand("results/analysis/tables/{table}.tex", table=PAPER_TABLES),
         figures=expand("results/analysis/figures/{figure}.pdf", figure=PAPER_FIGURES),
     output:

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from test_figures import synthetic_tsne_inputs, write_training_logs
 from test_routing import EXPERTS, PAIRS, synthetic_routing
 from test_tables import (
@@ -21,13 +22,21 @@ from test_tables import (
 )
 from threadpoolctl import threadpool_limits
 
-from sbmoe.io.atomic import write_text
+from sbmoe.io.atomic import write_json, write_text
 from sbmoe.analysis.figures.expert_count import expert_count_figure
 from sbmoe.analysis.figures.routing import routing_figure
 from sbmoe.analysis.figures.training import training_curves_figure
 from sbmoe.analysis.figures.tsne import tsne_figure
-from sbmoe.analysis.paper import load_table, macro_descriptions, paper_macros, render_macros, write_macros
+from sbmoe.analysis.paper import (
+    load_table,
+    macro_descriptions,
+    metric_macro_name,
+    paper_macros,
+    render_macros,
+    write_macros,
+)
 from sbmoe.evaluation.results import REPORTED_METRICS, display_label, load_results
+from sbmoe.pipeline.study import StudyError, check_study, study_table
 from sbmoe.selection.comparison import significance_against_best_single
 from sbmoe.evaluation.significance import significance_report
 from sbmoe.analysis.tables.experts import experts_table
@@ -95,10 +104,11 @@ def build_generated(folder, metrics=REPORTED_METRICS, zero_shot_metrics=None, re
         table.write(generated / f"{name}.tex", generated / f"{name}.csv")
     write_text(generated / "dataset_stats.tex", DATASET_STATS)
     figures = generated / "figures"
-    expert_count_figure(
+    bars = expert_count_figure(
         results, IN_DOMAIN, figures / "expert_count.pdf", figures / "expert_count.png", metrics=metrics,
         dataset_labels=LABELS,
     )
+    write_json(figures / "expert_count.json", bars)
     panels, qrels = synthetic_tsne_inputs(folder)
     with threadpool_limits(limits=1, user_api="openmp"):
         tsne = tsne_figure(panels, qrels, figures / "tsne.pdf", figures / "tsne.png", depth=60)
@@ -164,6 +174,51 @@ def test_macros_come_from_the_results(tmp_path):
     assert values["TsneQuery"].startswith("q")
     assert "--" not in {values[name] for name in ("NumSignificant", "SigAlpha", "ReproMeanAbsDiffNdcg")}
     assert "--" not in {value for name, value in values.items() if name.startswith("Routing")}
+
+
+def test_a_reported_metric_reaches_every_table_figure_and_macro(tmp_path):
+    """analysis.metrics with MAP@100 added: the tables, the number-of-experts figure and the macros
+    report it, with no code naming it (the published numbers given here include it)."""
+    metrics = ["ndcg@10", "recall@100", "map@100"]
+    reference = yaml.safe_load(REFERENCE.read_text())
+    reference["metrics"]["map@100"] = {
+        name: [round(value - 0.05, 3) for value in values] for name, values in reference["metrics"]["ndcg@10"].items()
+    }
+    (tmp_path / "reference.yaml").write_text(yaml.safe_dump(reference))
+    values, results = build_generated(tmp_path, metrics, zero_shot_metrics=metrics, reference=tmp_path / "reference.yaml")
+    generated = tmp_path / "generated"
+    for name in ("in_domain", "zero_shot", "reproduction", "routing"):
+        assert "MAP@100" in (generated / f"{name}.tex").read_text(), name
+        assert set(load_table(generated / f"{name}.csv")["metric"]) >= set(metrics), name
+    bars = json.loads((generated / "figures" / "expert_count.json").read_text())["bars"]
+    ft = results[(results["system"] == "finetune") & (results["testset"] == "msmarco")]["map@100"].mean()
+    shown = [bar for bar in bars if bar["metric"] == "map@100" and bar["configuration"] == "FT"]
+    assert shown[0]["testset"] == "msmarco" and shown[0]["mean"] == pytest.approx(ft)
+    reproduction = load_table(generated / "reproduction.csv")
+    compared = reproduction[(reproduction["metric"] == "map@100") & reproduction["difference"].notna()]
+    assert len(compared) and values["ReproMeanAbsDiffMap"] == f"{compared['difference'].abs().mean():.3f}"
+    assert r"\newcommand{\ReproMeanAbsDiffMap}" in (generated / "macros.tex").read_text()
+    assert set(values) == set(macro_descriptions(metrics))
+    assert "MAP@100" in macro_descriptions(metrics)["ReproMeanAbsDiffMap"]
+
+
+def test_metric_macro_names_come_from_the_metric():
+    assert [metric_macro_name(m, REPORTED_METRICS) for m in REPORTED_METRICS] == ["Ndcg", "Recall"]
+    assert metric_macro_name("hit_rate@5", ["hit_rate@5"]) == "HitRate"
+    both = ["ndcg@10", "ndcg@3"]
+    assert [metric_macro_name(m, both) for m in both] == ["NdcgAtOneZero", "NdcgAtThree"]
+    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in macro_descriptions([*both, "map@100"]))
+
+
+def test_reported_metrics_must_be_evaluated(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("SBMOE_DATASET_MIRROR", raising=False)
+    config = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    config["analysis"]["metrics"] = ["ndcg@10", "map@1000"]
+    with pytest.raises(StudyError, match=r"analysis\.metrics\[1\]: 'map@1000' is not evaluated.*evaluation\.metrics"):
+        check_study(config, study_table(config))
+    config["analysis"]["metrics"] = ["map@100", "ndcg@10"]
+    check_study(config, study_table(config))
 
 
 def test_paper_compiles(tmp_path, latexmk):

@@ -16,6 +16,7 @@ from sbmoe.evaluation.results import (
     group_by_counts,
     load_results,
     pooling_file,
+    metric_label,
     read_evaluation,
     system_order,
 )
@@ -154,6 +155,13 @@ def test_corpus_files_in_shard_order(tmp_path):
     assert corpus_files([frozen], "all") == [frozen / s / "all.npz" for s in ("0", "2", "10")]
     assert corpus_files(sharded, "top1") == [folder / "top1.npz" for folder in sharded]
     assert corpus_files([tmp_path / "c.npz"], "top1") == [tmp_path / "c.npz"]
+
+
+def test_metric_labels_for_any_metric():
+    assert [metric_label(m) for m in ("ndcg@10", "recall@100", "map@100")] == ["nDCG@10", "R@100", "MAP@100"]
+    assert [metric_label(m) for m in ("map@1000", "ndcg@5", "precision@10", "mrr@100")] == [
+        "MAP@1000", "nDCG@5", "P@10", "MRR@100"
+    ]
 
 
 def test_latex_escape_and_format():

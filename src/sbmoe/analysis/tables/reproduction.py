@@ -74,30 +74,15 @@ def reproduction_table(
     for trainset, testset in datasets:
         for name in (testset, label_of(testset, dataset_labels)):
             by_name.setdefault(_normalised(name), (trainset, testset))
-    published = reference["metrics"]
-    names = list(dict.fromkeys(name for metric in metrics for name in published.get(metric, {})))
+    names = list(dict.fromkeys(name for metric in metrics for name in reference["metrics"].get(metric, {})))
 
     records, blocks = [], []
     for name in names:
         pair = by_name.get(_normalised(name))
-        lines = {"paper": [], "ours": [], "difference": []}
-        for metric in metrics:
-            values = dict(zip(reference["configurations"], published.get(metric, {}).get(name, [])))
-            for configuration in configurations:
-                system = "finetune" if configuration == "FT" else f"sbmoe-{combination}-e{configuration}"
-                key = (encoder, system, "none" if configuration == "FT" else pooling, *pair) if pair else None
-                record = _record(name, pair, encoder, configuration, metric, values, cells.get(key) if key else None)
-                records.append(record)
-                lines["paper"].append(format_score(record["paper"], digits))
-                lines["ours"].append(format_score(record["ours"], digits))
-                lines["difference"].append(format_difference(record["difference"], digits))
-        blocks.append(
-            [
-                row([latex_escape(name), "Paper", *lines["paper"]]),
-                row(["", "Ours", *lines["ours"]]),
-                row(["", r"$\Delta$", *lines["difference"]]),
-            ]
-        )
+        setting = (encoder, combination, pooling)
+        block, block_records = _dataset_rows(name, pair, setting, metrics, configurations, reference, cells, digits)
+        blocks.append(block)
+        records += block_records
     width = len(configurations)
     header = [
         *spanning_header(["", ""], [(metric_header(m), width) for m in metrics]),
@@ -105,6 +90,29 @@ def reproduction_table(
     ]
     latex = tabular("ll" + "c" * (width * len(metrics)), header, blocks)
     return Table(latex, pd.DataFrame(records))
+
+
+def _dataset_rows(name, pair, setting, metrics, configurations, reference, cells, digits) -> tuple[list[str], list[dict]]:
+    """One published dataset's rows (the paper's values, ours, the differences) and their records;
+    ``pair`` is our matching (trainset, testset) or None, ``setting`` (encoder, combination, pooling)."""
+    encoder, combination, pooling = setting
+    lines, records = {"paper": [], "ours": [], "difference": []}, []
+    for metric in metrics:
+        values = dict(zip(reference["configurations"], reference["metrics"].get(metric, {}).get(name, [])))
+        for configuration in configurations:
+            system = "finetune" if configuration == "FT" else f"sbmoe-{combination}-e{configuration}"
+            key = (encoder, system, "none" if configuration == "FT" else pooling, *pair) if pair else None
+            record = _record(name, pair, encoder, configuration, metric, values, cells.get(key) if key else None)
+            records.append(record)
+            lines["paper"].append(format_score(record["paper"], digits))
+            lines["ours"].append(format_score(record["ours"], digits))
+            lines["difference"].append(format_difference(record["difference"], digits))
+    block = [
+        row([latex_escape(name), "Paper", *lines["paper"]]),
+        row(["", "Ours", *lines["ours"]]),
+        row(["", r"$\Delta$", *lines["difference"]]),
+    ]
+    return block, records
 
 
 def _single_encoder(results: pd.DataFrame, encoder: str | None) -> str:

@@ -1,10 +1,4 @@
-"""LaTeX text of the paper's tables: escaping, score formatting, booktabs tabulars and their spanning headers.
-
-A table is a :class:`Table`: ``latex`` is a bare ``tabular`` (no float wrapper, so the paper
-``\\input``s it inside its own ``table`` environment with its own caption) and ``frame`` holds the
-numbers behind it, one row per cell, unrounded. Scores print with three decimals and no leading zero
-(``.244``); a missing one prints :data:`MISSING`.
-"""
+"""LaTeX text of the paper's tables and macros: escaping, number formatting, booktabs tabulars and their headers."""
 
 from __future__ import annotations
 
@@ -35,7 +29,12 @@ _LATEX_SPECIALS = {
 
 @dataclass
 class Table:
-    """A LaTeX tabular and the tidy DataFrame of the numbers it shows."""
+    """A LaTeX tabular and the tidy DataFrame of the numbers it shows.
+
+    ``latex`` is a bare ``tabular`` (no float wrapper, so the paper ``\\input``s it inside its own
+    ``table`` environment with its own caption); ``frame`` holds the numbers behind it, one row per
+    cell, unrounded.
+    """
 
     latex: str
     frame: pd.DataFrame
@@ -66,6 +65,24 @@ def format_difference(value: float, digits: int = 3) -> str:
     magnitude = format_score(abs(value), digits)
     sign = "+" if round(value, digits) >= 0 else "$-$"
     return sign + magnitude
+
+
+def format_text_score(value: float) -> str:
+    """A score in the text: three decimals (``0.244``); ``--`` when missing."""
+    return MISSING if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def format_quantity(value: float) -> str:
+    """A non-negative quantity such as a gradient norm: ``0`` when exactly zero, scientific
+    notation below 0.01, three significant digits otherwise; ``--`` when missing."""
+    if value is None or math.isnan(value):
+        return MISSING
+    if value == 0:
+        return "0"
+    if abs(value) < 0.01:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return rf"${mantissa}\times10^{{{int(exponent)}}}$"
+    return f"{value:.3g}"
 
 
 def score_cell(mean: float, std: float, seeds: int, bold: bool, dagger: bool, digits: int) -> str:

@@ -1,9 +1,4 @@
-"""The score cells the evaluation tables share: seed-aggregated means, their significance and their CSV records.
-
-Scores are means over seeds; a dagger marks a system whose difference from the baseline is
-significant after correction, as recorded in the significance report
-(:func:`sbmoe.evaluation.significance.significance_report`).
-"""
+"""The score cells the evaluation tables share: seed-aggregated means, their significance and their CSV records."""
 
 from __future__ import annotations
 
@@ -26,7 +21,9 @@ def metric_header(metric: str) -> str:
 
 
 def significant_cells(report: Mapping | None) -> dict[tuple, dict]:
-    """Index a significance report by (encoder, trainset, testset, metric, system, pooling)."""
+    """Index a significance report (:func:`sbmoe.evaluation.significance.significance_report`) by
+    (encoder, trainset, testset, metric, system, pooling): a cell gets a dagger when its system differs
+    significantly from the baseline after correction."""
     if not report:
         return {}
     return {

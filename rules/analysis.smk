@@ -20,6 +20,7 @@ ROUTING = routing_records()
 TSNE = tsne_panels()
 CURVES = curve_records()
 SIGNIFICANCE = config["significance"]
+REPORTED_METRICS = config["analysis"]["metrics"]  # the first is the headline metric
 
 
 rule significance:
@@ -31,7 +32,7 @@ rule significance:
         "logs/analysis/significance.log",
     params:
         eval_keys=[keys for _, keys in EVALS],
-        metrics=["ndcg@10", "recall@100"],
+        metrics=REPORTED_METRICS,
         baseline="finetune",
         test=SIGNIFICANCE.get("test", "randomization"),
         correction=SIGNIFICANCE.get("correction", "bonferroni"),
@@ -55,6 +56,7 @@ rule table_in_domain:
         "logs/analysis/table_in_domain.log",
     params:
         table="in_domain",
+        metrics=REPORTED_METRICS,
         eval_keys=[keys for _, keys in EVALS],
         datasets=in_domain_pairs(),
         dataset_labels=DATASET_LABELS,
@@ -75,6 +77,7 @@ rule table_zero_shot:
         "logs/analysis/table_zero_shot.log",
     params:
         table="zero_shot",
+        metrics=REPORTED_METRICS[:1],
         eval_keys=[keys for _, keys in EVALS],
         trainset=zero_shot_trainset(),
         testsets=config["zero_shot"][zero_shot_trainset()],
@@ -96,6 +99,7 @@ rule table_reproduction:
         "logs/analysis/table_reproduction.log",
     params:
         table="reproduction",
+        metrics=REPORTED_METRICS,
         eval_keys=[keys for _, keys in EVALS],
         datasets=in_domain_pairs(),
         encoder=next(iter(config["encoders"])),
@@ -144,6 +148,7 @@ rule figure_expert_count:
         encoder=next(iter(config["encoders"])),
         combination="paper",
         pooling="top1",
+        metrics=REPORTED_METRICS,
         dataset_labels=DATASET_LABELS,
     conda:
         "../envs/sbmoe.yaml"
@@ -207,6 +212,7 @@ rule table_routing:
         "logs/analysis/table_routing.log",
     params:
         table="routing",
+        metrics=REPORTED_METRICS,
         trainsets=[trainset for trainset, _, _ in router_records()],
         experts=ROUTING_EXPERTS,
         pairs=router_pairs(),
@@ -259,6 +265,7 @@ rule paper_macros:
         "logs/analysis/paper_macros.log",
     params:
         log_keys=[keys for keys, _ in CURVES],
+        metrics=REPORTED_METRICS,
     conda:
         "../envs/sbmoe.yaml"
     script:

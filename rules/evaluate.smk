@@ -14,7 +14,7 @@ rule evaluate:
         "logs/evaluate/{encoder}/{trainset}/seed{seed}.log",
     params:
         evaluation=evaluation_params,
-        metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
+        metrics=config["evaluation"]["metrics"],
     conda:
         "../envs/sbmoe.yaml"
     script:
@@ -34,7 +34,7 @@ rule evaluate_untrained:
         "logs/evaluate/{encoder}/{trainset}/seed{seed}.log",
     params:
         evaluation=evaluation_params,
-        metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
+        metrics=config["evaluation"]["metrics"],
     conda:
         "../envs/sbmoe.yaml"
     script:

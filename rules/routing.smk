@@ -75,7 +75,7 @@ rule route:
         f"logs/routing/{{encoder}}/{{trainset}}/route.log",
     params:
         testsets=route_params,
-        metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
+        metrics=config["evaluation"]["metrics"],
         k=config["search"].get("k", 1000),
         tag="{encoder}-{trainset}",
     conda:

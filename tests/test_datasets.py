@@ -20,6 +20,7 @@ from typing import NamedTuple
 import pytest
 
 from sbmoe.io.collection import Collection, load_corpus, load_qrels, load_queries, write_qrels
+from sbmoe.analysis.tables.dataset_stats import statistics_table, write_statistics_csv
 from sbmoe.data.datasets import (
     MIRROR_ENV,
     DatasetUnavailableError,
@@ -28,8 +29,6 @@ from sbmoe.data.datasets import (
     export_dataset,
     load_table,
     parse_table,
-    statistics_table,
-    write_statistics_csv,
     write_validation_split,
 )
 

@@ -9,18 +9,10 @@ from test_tables import IN_DOMAIN, synthetic_records, write_routing
 from threadpoolctl import threadpool_limits
 
 from sbmoe.io.collection import write_qrels
-from sbmoe.analysis.figures import (
-    TsnePanel,
-    moe_layer_series,
-    choose_query,
-    expert_count_figure,
-    load_encoded,
-    ranked_run,
-    read_training_log,
-    training_curves_figure,
-    tsne_figure,
-)
-from sbmoe.evaluation.results import load_results
+from sbmoe.analysis.figures.expert_count import expert_count_figure
+from sbmoe.analysis.figures.training import moe_layer_series, read_training_log, training_curves_figure
+from sbmoe.analysis.figures.tsne import TsnePanel, choose_query, load_encoded, ranked_run, tsne_figure
+from sbmoe.evaluation.results import REPORTED_METRICS, load_results
 
 DOCUMENTS = 300
 QUERY_IDS = [f"q{i}" for i in range(6)]
@@ -109,7 +101,8 @@ def write_training_logs(folder, epochs=6):
 def test_expert_count_figure(tmp_path):
     results = load_results(synthetic_records(tmp_path / "evals", seeds=(1, 2)))
     plotted = expert_count_figure(
-        results, IN_DOMAIN, tmp_path / "experts.pdf", tmp_path / "experts.png", dataset_labels={"msmarco": "MS MARCO"}
+        results, IN_DOMAIN, tmp_path / "experts.pdf", tmp_path / "experts.png", metrics=REPORTED_METRICS,
+        dataset_labels={"msmarco": "MS MARCO"},
     )
     _assert_written(tmp_path / "experts.pdf", tmp_path / "experts.png")
     configurations = {bar["configuration"] for bar in plotted["bars"]}

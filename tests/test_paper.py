@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from test_figures import synthetic_tsne_inputs, write_training_logs
 from test_routing import EXPERTS, PAIRS, synthetic_routing
 from test_tables import (
@@ -21,20 +22,28 @@ from test_tables import (
 )
 from threadpoolctl import threadpool_limits
 
-from sbmoe.io.atomic import write_text
-from sbmoe.analysis.figures import expert_count_figure, routing_figure, training_curves_figure, tsne_figure
-from sbmoe.analysis.paper import MACROS, load_table, paper_macros, render_macros, write_macros
-from sbmoe.evaluation.results import display_label, load_results
+from sbmoe.io.atomic import write_json, write_text
+from sbmoe.analysis.figures.expert_count import expert_count_figure
+from sbmoe.analysis.figures.routing import routing_figure
+from sbmoe.analysis.figures.training import training_curves_figure
+from sbmoe.analysis.figures.tsne import tsne_figure
+from sbmoe.analysis.paper import (
+    load_table,
+    macro_descriptions,
+    metric_macro_name,
+    paper_macros,
+    render_macros,
+    write_macros,
+)
+from sbmoe.evaluation.results import REPORTED_METRICS, display_label, load_results
+from sbmoe.pipeline.study import StudyError, check_study, study_table
 from sbmoe.selection.comparison import significance_against_best_single
 from sbmoe.evaluation.significance import significance_report
-from sbmoe.analysis.tables import (
-    experts_table,
-    in_domain_table,
-    load_reference,
-    reproduction_table,
-    routing_table,
-    zero_shot_table,
-)
+from sbmoe.analysis.tables.experts import experts_table
+from sbmoe.analysis.tables.in_domain import in_domain_table
+from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
+from sbmoe.analysis.tables.routing import routing_table
+from sbmoe.analysis.tables.zero_shot import zero_shot_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "paper" / "main.tex"
@@ -71,27 +80,35 @@ def routing_records(folder):
     return records
 
 
-def build_generated(folder):
-    """Every file paper/main.tex inputs, from synthetic results, with the library."""
+def build_generated(folder, metrics=REPORTED_METRICS, zero_shot_metrics=None, reference=REFERENCE):
+    """Every file paper/main.tex inputs, from synthetic results of ``metrics``, with the library
+    entry points the workflow's scripts call (Table II with the headline metric alone, as the
+    workflow gives it, unless ``zero_shot_metrics`` says otherwise)."""
     generated = folder / "generated"
-    results = load_results(synthetic_records(folder / "evals", seeds=(1, 2)))
-    report = significance_report(results, ["ndcg@10", "recall@100"], permutations=1000)
+    results = load_results(synthetic_records(folder / "evals", seeds=(1, 2), metrics=metrics))
+    report = significance_report(results, metrics, permutations=1000)
     tables = {
-        "in_domain": in_domain_table(results, IN_DOMAIN, report, dataset_labels=LABELS),
-        "zero_shot": zero_shot_table(results, "msmarco", ZERO_SHOT, report, dataset_labels=LABELS),
-        "reproduction": reproduction_table(results, load_reference(REFERENCE), IN_DOMAIN, dataset_labels=LABELS),
+        "in_domain": in_domain_table(results, IN_DOMAIN, report, metrics=metrics, dataset_labels=LABELS),
+        "zero_shot": zero_shot_table(
+            results, "msmarco", ZERO_SHOT, report, metrics=zero_shot_metrics or metrics[:1], dataset_labels=LABELS
+        ),
+        "reproduction": reproduction_table(results, load_reference(reference), IN_DOMAIN, metrics, dataset_labels=LABELS),
         "experts": experts_table(routing_records(folder), dataset_labels=LABELS),
     }
-    evaluations, choices = synthetic_routing()
-    routed = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
-    tables["routing"] = routing_table(evaluations, EXPERTS, PAIRS, routed, {"scifact": 0.665}, dataset_labels=LABELS)
+    evaluations, choices = synthetic_routing(metrics=metrics)
+    routed = significance_against_best_single(evaluations, {"scifact": EXPERTS}, metrics, permutations=1000)
+    tables["routing"] = routing_table(
+        evaluations, EXPERTS, PAIRS, routed, {"scifact": 0.665}, metrics=metrics, dataset_labels=LABELS
+    )
     for name, table in tables.items():
         table.write(generated / f"{name}.tex", generated / f"{name}.csv")
     write_text(generated / "dataset_stats.tex", DATASET_STATS)
     figures = generated / "figures"
-    expert_count_figure(
-        results, IN_DOMAIN, figures / "expert_count.pdf", figures / "expert_count.png", dataset_labels=LABELS
+    bars = expert_count_figure(
+        results, IN_DOMAIN, figures / "expert_count.pdf", figures / "expert_count.png", metrics=metrics,
+        dataset_labels=LABELS,
     )
+    write_json(figures / "expert_count.json", bars)
     panels, qrels = synthetic_tsne_inputs(folder)
     with threadpool_limits(limits=1, user_api="openmp"):
         tsne = tsne_figure(panels, qrels, figures / "tsne.pdf", figures / "tsne.png", depth=60)
@@ -101,7 +118,7 @@ def build_generated(folder):
     shares = routing_figure(choices, PAIRS, figures / "routing.pdf", figures / "routing.png", LABELS)
     values = paper_macros(
         **{name: load_table(generated / f"{name}.csv") for name in tables}, significance=report, logs=logs, tsne=tsne,
-        routing_figure=shares,
+        routing_figure=shares, metrics=metrics,
     )
     write_macros(generated / "macros.tex", values)
     return values, results
@@ -128,18 +145,19 @@ def test_render_macros_letters_only():
     assert render_macros({"BestNdcg": "0.251"}).splitlines()[-1] == r"\newcommand{\BestNdcg}{0.251}"
     with pytest.raises(ValueError, match="letters only"):
         render_macros({"Best2": "x"})
-    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in MACROS)
+    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in macro_descriptions(REPORTED_METRICS))
 
 
 def test_every_macro_is_defined_without_results():
-    values = paper_macros()
-    assert set(values) == set(MACROS) and set(values.values()) == {"--"}
+    values = paper_macros(metrics=REPORTED_METRICS)
+    assert set(values) == set(macro_descriptions(REPORTED_METRICS)) and set(values.values()) == {"--"}
 
 
 def test_main_tex_uses_only_generated_macros():
+    macros = macro_descriptions(REPORTED_METRICS)
     used = set(re.findall(r"\\([A-Z][A-Za-z]*)", MAIN.read_text()))
-    assert used - LATEX_COMMANDS <= set(MACROS)
-    assert set(MACROS) <= used, "a macro is generated but never stated in the text"
+    assert used - LATEX_COMMANDS <= set(macros)
+    assert set(macros) <= used, "a macro is generated but never stated in the text"
 
 
 def test_macros_come_from_the_results(tmp_path):
@@ -158,6 +176,51 @@ def test_macros_come_from_the_results(tmp_path):
     assert "--" not in {value for name, value in values.items() if name.startswith("Routing")}
 
 
+def test_a_reported_metric_reaches_every_table_figure_and_macro(tmp_path):
+    """analysis.metrics with MAP@100 added: the tables, the number-of-experts figure and the macros
+    report it, with no code naming it (the published numbers given here include it)."""
+    metrics = ["ndcg@10", "recall@100", "map@100"]
+    reference = yaml.safe_load(REFERENCE.read_text())
+    reference["metrics"]["map@100"] = {
+        name: [round(value - 0.05, 3) for value in values] for name, values in reference["metrics"]["ndcg@10"].items()
+    }
+    (tmp_path / "reference.yaml").write_text(yaml.safe_dump(reference))
+    values, results = build_generated(tmp_path, metrics, zero_shot_metrics=metrics, reference=tmp_path / "reference.yaml")
+    generated = tmp_path / "generated"
+    for name in ("in_domain", "zero_shot", "reproduction", "routing"):
+        assert "MAP@100" in (generated / f"{name}.tex").read_text(), name
+        assert set(load_table(generated / f"{name}.csv")["metric"]) >= set(metrics), name
+    bars = json.loads((generated / "figures" / "expert_count.json").read_text())["bars"]
+    ft = results[(results["system"] == "finetune") & (results["testset"] == "msmarco")]["map@100"].mean()
+    shown = [bar for bar in bars if bar["metric"] == "map@100" and bar["configuration"] == "FT"]
+    assert shown[0]["testset"] == "msmarco" and shown[0]["mean"] == pytest.approx(ft)
+    reproduction = load_table(generated / "reproduction.csv")
+    compared = reproduction[(reproduction["metric"] == "map@100") & reproduction["difference"].notna()]
+    assert len(compared) and values["ReproMeanAbsDiffMap"] == f"{compared['difference'].abs().mean():.3f}"
+    assert r"\newcommand{\ReproMeanAbsDiffMap}" in (generated / "macros.tex").read_text()
+    assert set(values) == set(macro_descriptions(metrics))
+    assert "MAP@100" in macro_descriptions(metrics)["ReproMeanAbsDiffMap"]
+
+
+def test_metric_macro_names_come_from_the_metric():
+    assert [metric_macro_name(m, REPORTED_METRICS) for m in REPORTED_METRICS] == ["Ndcg", "Recall"]
+    assert metric_macro_name("hit_rate@5", ["hit_rate@5"]) == "HitRate"
+    both = ["ndcg@10", "ndcg@3"]
+    assert [metric_macro_name(m, both) for m in both] == ["NdcgAtOneZero", "NdcgAtThree"]
+    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in macro_descriptions([*both, "map@100"]))
+
+
+def test_reported_metrics_must_be_evaluated(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("SBMOE_DATASET_MIRROR", raising=False)
+    config = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    config["analysis"]["metrics"] = ["ndcg@10", "map@1000"]
+    with pytest.raises(StudyError, match=r"analysis\.metrics\[1\]: 'map@1000' is not evaluated.*evaluation\.metrics"):
+        check_study(config, study_table(config))
+    config["analysis"]["metrics"] = ["map@100", "ndcg@10"]
+    check_study(config, study_table(config))
+
+
 def test_paper_compiles(tmp_path, latexmk):
     build_generated(tmp_path)
     compile_paper(tmp_path)
@@ -166,7 +229,7 @@ def test_paper_compiles(tmp_path, latexmk):
 def test_paper_compiles_without_results(tmp_path, latexmk):
     """Every macro reads ``--`` and every table is empty: the report still builds."""
     build_generated(tmp_path)
-    write_macros(tmp_path / "generated" / "macros.tex", paper_macros())
+    write_macros(tmp_path / "generated" / "macros.tex", paper_macros(metrics=REPORTED_METRICS))
     compile_paper(tmp_path)
 
 
@@ -178,6 +241,7 @@ LOG_KEYS = {log_keys!r}
 PANELS = {panels!r}
 NPZ = {npz!r}
 SCRIPTS = {scripts!r}
+METRICS = {metrics!r}
 
 rule all:
     input: "generated/macros.tex"
@@ -185,28 +249,28 @@ rule all:
 rule significance:
     input: evals=EVALS
     output: json="generated/significance.json"
-    params: eval_keys=KEYS, permutations=1000
+    params: eval_keys=KEYS, permutations=1000, metrics=METRICS
     log: "logs/significance.log"
     script: SCRIPTS + "/significance.py"
 
 rule in_domain:
     input: evals=EVALS, significance="generated/significance.json"
     output: tex="generated/in_domain.tex", csv="generated/in_domain.csv"
-    params: table="in_domain", eval_keys=KEYS, datasets={in_domain!r}, dataset_labels={labels!r}
+    params: table="in_domain", eval_keys=KEYS, datasets={in_domain!r}, dataset_labels={labels!r}, metrics=METRICS
     log: "logs/in_domain.log"
     script: SCRIPTS + "/tables.py"
 
 rule zero_shot:
     input: evals=EVALS, significance="generated/significance.json"
     output: tex="generated/zero_shot.tex", csv="generated/zero_shot.csv"
-    params: table="zero_shot", eval_keys=KEYS, trainset="msmarco", testsets={zero_shot!r}
+    params: table="zero_shot", eval_keys=KEYS, trainset="msmarco", testsets={zero_shot!r}, metrics=METRICS[:1]
     log: "logs/zero_shot.log"
     script: SCRIPTS + "/tables.py"
 
 rule reproduction:
     input: evals=EVALS, reference={reference!r}
     output: tex="generated/reproduction.tex", csv="generated/reproduction.csv"
-    params: table="reproduction", eval_keys=KEYS, datasets={in_domain!r}, dataset_labels={labels!r}
+    params: table="reproduction", eval_keys=KEYS, datasets={in_domain!r}, dataset_labels={labels!r}, metrics=METRICS
     log: "logs/reproduction.log"
     script: SCRIPTS + "/tables.py"
 
@@ -220,7 +284,7 @@ rule experts:
 rule expert_count:
     input: evals=EVALS
     output: pdf="generated/figures/expert_count.pdf", png="generated/figures/expert_count.png", json="generated/figures/expert_count.json"
-    params: eval_keys=KEYS, datasets={in_domain!r}
+    params: eval_keys=KEYS, datasets={in_domain!r}, metrics=METRICS
     log: "logs/expert_count.log"
     script: SCRIPTS + "/figure_expert_count.py"
 
@@ -249,7 +313,7 @@ rule macros:
         significance="generated/significance.json", tsne="generated/figures/tsne.json", logs=LOGS,
         figures=["generated/figures/expert_count.pdf", "generated/figures/training_curves.pdf"]
     output: tex="generated/macros.tex"
-    params: log_keys=LOG_KEYS
+    params: log_keys=LOG_KEYS, metrics=METRICS
     log: "logs/macros.log"
     script: SCRIPTS + "/paper_macros.py"
 """
@@ -295,6 +359,7 @@ def test_workflow_scripts_build_the_paper(tmp_path, latexmk):
             panels=pipeline_folders(panels, tmp_path / "results"),
             npz=[(keys, str(q), str(c)) for keys, q, c in routing_records(tmp_path)],
             scripts=str(SCRIPTS),
+            metrics=list(REPORTED_METRICS),
             in_domain=[list(pair) for pair in IN_DOMAIN],
             zero_shot=ZERO_SHOT,
             labels=LABELS,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sbmoe.evaluation.metrics import evaluate
+from sbmoe.evaluation.results import REPORTED_METRICS
 from sbmoe.retrieval.fusion import align, fuse, min_max, per_query_fusion, tune_wsum, weighted_sum
 from sbmoe.io.encoded import Encoded
 from sbmoe.selection.router import Router, RouterConfig, train_router
@@ -329,9 +330,9 @@ def test_route_stage_checks_its_queries(tiny_collection, tmp_path):
 # ---- table, figure and macros ----
 
 
-def synthetic_routing(seed=10):
-    """Evaluations and choices as the routing stage writes them, for SciFact (in-domain) and
-    Cranfield (zero-shot, SciFact's router), from random runs of three experts."""
+def synthetic_routing(seed=10, metrics=REPORTED_METRICS):
+    """Evaluations (of ``metrics``) and choices as the routing stage writes them, for SciFact
+    (in-domain) and Cranfield (zero-shot, SciFact's router), from random runs of three experts."""
     evaluations, choices = {"scifact": {}}, {"scifact": {}}
     for number, testset in enumerate(("scifact", "cranfield")):
         qids, runs, qrels = random_runs(seed=seed + number, queries=40)
@@ -339,7 +340,7 @@ def synthetic_routing(seed=10):
         weights = np.random.default_rng(seed).dirichlet(np.ones(3), size=len(qids))
         systems = routed_runs(runs, qids, weights, utility, [0.2, 0.3, 0.5], k=20)
         every = {**dict(zip(EXPERTS, runs)), **systems}
-        evaluations["scifact"][testset] = {name: evaluate(run, qrels, ["ndcg@10", "recall@100"]) for name, run in every.items()}
+        evaluations["scifact"][testset] = {name: evaluate(run, qrels, list(metrics)) for name, run in every.items()}
         choices["scifact"][testset] = {
             "experts": EXPERTS,
             "queries": {q: {"router": EXPERTS[int(np.argmax(w))], "weights": w.tolist(), "utility": u.tolist()}
@@ -353,13 +354,13 @@ LABELS = {"scifact": "SciFact", "cranfield": "Cranfield"}
 
 
 def test_routing_table_marks_the_best_single_retriever(tmp_path):
-    from sbmoe.analysis.tables import load_bm25_reference, routing_table
+    from sbmoe.analysis.tables.routing import load_bm25_reference, routing_table
 
     evaluations, _ = synthetic_routing()
     report = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
     reference = load_bm25_reference(ROOT / "workflow" / "bm25_reference.yaml")
     assert reference["scifact"] == 0.665 and reference["nfcorpus"] == 0.325
-    table = routing_table(evaluations, EXPERTS, PAIRS, report, reference, dataset_labels=LABELS)
+    table = routing_table(evaluations, EXPERTS, PAIRS, report, reference, metrics=REPORTED_METRICS, dataset_labels=LABELS)
     frame = table.frame
     for testset in ("scifact", "cranfield"):
         rows = frame[(frame["testset"] == testset) & (frame["metric"] == "ndcg@10") & (frame["kind"] != "published")]
@@ -377,9 +378,9 @@ def test_routing_table_marks_the_best_single_retriever(tmp_path):
 
 
 def test_routing_figure_and_macros(tmp_path):
-    from sbmoe.analysis.figures import routing_figure
+    from sbmoe.analysis.figures.routing import routing_figure
     from sbmoe.analysis.paper import paper_macros
-    from sbmoe.analysis.tables import routing_table
+    from sbmoe.analysis.tables.routing import routing_table
 
     evaluations, choices = synthetic_routing()
     plotted = routing_figure(choices, PAIRS, tmp_path / "routing.pdf", tmp_path / "routing.png", LABELS)
@@ -389,8 +390,9 @@ def test_routing_figure_and_macros(tmp_path):
     assert sum(first["oracle"]) == pytest.approx(1.0) and first["oracle_queries"] <= first["queries"] == 40
 
     report = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
-    table = routing_table(evaluations, EXPERTS, PAIRS, report, {"scifact": 0.665}, dataset_labels=LABELS)
-    values = paper_macros(routing=table.frame, routing_figure=plotted)
+    table = routing_table(evaluations, EXPERTS, PAIRS, report, {"scifact": 0.665}, metrics=REPORTED_METRICS,
+                          dataset_labels=LABELS)
+    values = paper_macros(routing=table.frame, routing_figure=plotted, metrics=REPORTED_METRICS)
     ndcg = {name: e["metrics"]["ndcg@10"] for name, e in evaluations["scifact"]["scifact"].items()}
     best = max(EXPERTS, key=lambda name: ndcg[name])
     assert values["RoutingExperts"] == "3" and values["RoutingSets"] == "2"

@@ -9,25 +9,23 @@ import pytest
 
 from sbmoe.systems.names import parse_system
 from sbmoe.evaluation.results import (
+    REPORTED_METRICS,
     aggregate_seeds,
     corpus_files,
     display_label,
     group_by_counts,
     load_results,
     pooling_file,
+    metric_label,
     read_evaluation,
     system_order,
 )
 from sbmoe.evaluation.significance import significance_report
-from sbmoe.analysis.tables import (
-    experts_table,
-    format_score,
-    in_domain_table,
-    latex_escape,
-    load_reference,
-    reproduction_table,
-    zero_shot_table,
-)
+from sbmoe.analysis.latex import format_score, latex_escape
+from sbmoe.analysis.tables.experts import experts_table
+from sbmoe.analysis.tables.in_domain import in_domain_table
+from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
+from sbmoe.analysis.tables.zero_shot import zero_shot_table
 
 REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference_numbers.yaml"
 QUERIES = 60
@@ -55,8 +53,8 @@ def evaluation(per_query_by_metric, relevance_threshold=1):
     }
 
 
-def synthetic_records(folder, seeds=(1,), encoder="tiny", skip=()):
-    """(keys, path) records of synthetic evaluations: in-domain and zero-shot, every system.
+def synthetic_records(folder, seeds=(1,), encoder="tiny", skip=(), metrics=REPORTED_METRICS):
+    """(keys, path) records of synthetic evaluations of ``metrics``: in-domain and zero-shot, every system.
 
     As the pipeline's evaluate step does, one JSON per model holds ``{testset: {pooling: evaluation}}``.
     ``skip`` lists (system, testset) pairs left out.
@@ -66,16 +64,16 @@ def synthetic_records(folder, seeds=(1,), encoder="tiny", skip=()):
     documents, records = {}, []
     pairs = IN_DOMAIN + [("msmarco", testset) for testset in ZERO_SHOT]
     for number, (trainset, testset) in enumerate(pairs):
-        base = np.random.default_rng(number).uniform(0.1, 0.6, (2, QUERIES))
+        base = np.random.default_rng(number).uniform(0.1, 0.6, (len(metrics), QUERIES))
         for system, pooling, shift in SYSTEMS:
             if (system, testset) in skip:
                 continue
             for seed in seeds:
-                noise = np.random.default_rng([number, seed, len(records)]).normal(0, 0.005, (2, QUERIES))
+                noise = np.random.default_rng([number, seed, len(records)]).normal(0, 0.005, (len(metrics), QUERIES))
                 scores = np.clip(base + shift + noise, 0, 1)
                 per_query = {
                     metric: {f"q{i}": float(v) for i, v in enumerate(row)}
-                    for metric, row in zip(("ndcg@10", "recall@100"), scores)
+                    for metric, row in zip(metrics, scores)
                 }
                 keys = dict(
                     encoder=encoder, trainset=trainset, system=system, seed=seed, testset=testset, pooling=pooling
@@ -159,6 +157,13 @@ def test_corpus_files_in_shard_order(tmp_path):
     assert corpus_files([tmp_path / "c.npz"], "top1") == [tmp_path / "c.npz"]
 
 
+def test_metric_labels_for_any_metric():
+    assert [metric_label(m) for m in ("ndcg@10", "recall@100", "map@100")] == ["nDCG@10", "R@100", "MAP@100"]
+    assert [metric_label(m) for m in ("map@1000", "ndcg@5", "precision@10", "mrr@100")] == [
+        "MAP@1000", "nDCG@5", "P@10", "MRR@100"
+    ]
+
+
 def test_latex_escape_and_format():
     assert latex_escape("a_b & 50% #1 {x}") == r"a\_b \& 50\% \#1 \{x\}"
     assert format_score(0.2444) == ".244"
@@ -170,8 +175,10 @@ def _line(latex, label):
 
 
 def test_in_domain_table_bold_dagger_and_missing(results):
-    report = significance_report(results, ["ndcg@10", "recall@100"], permutations=2000)
-    table = in_domain_table(results, IN_DOMAIN, report, dataset_labels={"msmarco": "MS MARCO", "nq": "NQ"})
+    report = significance_report(results, REPORTED_METRICS, permutations=2000)
+    table = in_domain_table(
+        results, IN_DOMAIN, report, metrics=REPORTED_METRICS, dataset_labels={"msmarco": "MS MARCO", "nq": "NQ"}
+    )
     latex = table.latex
     assert latex.startswith(r"\begin{tabular}") and r"\toprule" in latex and r"\bottomrule" in latex
     assert r"\begin{table}" not in latex
@@ -201,7 +208,7 @@ def test_in_domain_table_bold_dagger_and_missing(results):
 
 
 def test_in_domain_table_shows_std_with_several_seeds(tmp_path):
-    table = in_domain_table(load_results(synthetic_records(tmp_path, seeds=(1, 2, 3))), IN_DOMAIN[:1])
+    table = in_domain_table(load_results(synthetic_records(tmp_path, seeds=(1, 2, 3))), IN_DOMAIN[:1], metrics=REPORTED_METRICS)
     assert r"{\scriptsize$\pm$" in _line(table.latex, "FT")
 
 
@@ -228,7 +235,9 @@ def test_zero_shot_table_average_row(tmp_path):
 def test_reproduction_table_matches_published_names(results):
     reference = load_reference(REFERENCE)
     assert reference["configurations"] == ["FT", 3, 6, 9, 12]
-    table = reproduction_table(results, reference, IN_DOMAIN, dataset_labels={"msmarco": "MS MARCO", "nq": "NQ"})
+    table = reproduction_table(
+        results, reference, IN_DOMAIN, REPORTED_METRICS, dataset_labels={"msmarco": "MS MARCO", "nq": "NQ"}
+    )
     csv = table.frame
     ft = csv[(csv["dataset"] == "MSMARCO") & (csv["configuration"] == "FT") & (csv["metric"] == "ndcg@10")].iloc[0]
     ours = results[(results["system"] == "finetune") & (results["testset"] == "msmarco")]["ndcg@10"].iloc[0]
@@ -263,7 +272,7 @@ def test_experts_table_counts_activated_experts(tmp_path):
 
 
 def test_table_write_is_atomic_pair(tmp_path, results):
-    table = in_domain_table(results, IN_DOMAIN)
+    table = in_domain_table(results, IN_DOMAIN, metrics=REPORTED_METRICS)
     table.write(tmp_path / "out" / "t.tex", tmp_path / "out" / "t.csv")
     assert (tmp_path / "out" / "t.tex").read_text() == table.latex
     assert len(pd.read_csv(tmp_path / "out" / "t.csv")) == len(table.frame)
@@ -290,8 +299,8 @@ def test_untrained_encoder_sits_under_every_training_set(tmp_path):
         ("msmarco", "scifact"),
     }
     assert all(c["family_size"] == len(SYSTEMS) for c in untrained)
-    in_domain = in_domain_table(results, IN_DOMAIN, report)
+    in_domain = in_domain_table(results, IN_DOMAIN, report, metrics=REPORTED_METRICS)
     row = _line(in_domain.latex, "Zero-shot").removesuffix(r" \\").split(" & ")
     assert row[:3] == ["tiny", "Zero-shot", r".100$^{\dagger}$"]
-    zero_shot = zero_shot_table(results, "msmarco", ZERO_SHOT)
+    zero_shot = zero_shot_table(results, "msmarco", ZERO_SHOT, metrics=["ndcg@10"])
     assert "Zero-shot" in zero_shot.latex.splitlines()[4]

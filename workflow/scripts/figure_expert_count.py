@@ -1,4 +1,4 @@
-"""Number-of-experts bar chart (``sbmoe.analysis.figures.expert_count_figure``).
+"""Number-of-experts bar chart (``sbmoe.analysis.figures.expert_count.expert_count_figure``).
 
 Snakemake contract
 ------------------
@@ -9,7 +9,7 @@ params.datasets        list of [trainset, testset] pairs, in x order
 params.encoder         optional with one encoder in the evaluations
 params.combination     ``"paper"`` (default) or ``"learned"``: SB-MoE systems ``sbmoe-<c>-e<E>``
 params.pooling         ``"top1"`` (default) or ``"all"``
-params.metrics         optional (default ``["ndcg@10", "recall@100"]``), one subplot each
+params.metrics         the reported metrics (analysis.metrics), one subplot each
 params.dataset_labels  optional {testset id: display name}
 output.pdf, output.png the figure
 output.json            the values plotted
@@ -17,7 +17,7 @@ log[0]                 the job's log
 """
 
 from sbmoe.io.atomic import write_json
-from sbmoe.analysis.figures import expert_count_figure
+from sbmoe.analysis.figures.expert_count import expert_count_figure
 from sbmoe.pipeline.joblog import log_to
 from sbmoe.evaluation.results import load_results
 
@@ -31,7 +31,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
         encoder=getattr(params, "encoder", None),
         combination=getattr(params, "combination", "paper"),
         pooling=getattr(params, "pooling", "top1"),
-        metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),
+        metrics=params.metrics,
         dataset_labels=getattr(params, "dataset_labels", None),
     )
     write_json(output.json, plotted)

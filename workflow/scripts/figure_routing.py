@@ -1,4 +1,4 @@
-"""How each router's choices split over the expert retrievers (``sbmoe.analysis.figures.routing_figure``).
+"""How each router's choices split over the expert retrievers (``sbmoe.analysis.figures.routing.routing_figure``).
 
 Snakemake contract
 ------------------
@@ -14,7 +14,7 @@ log[0]                 the job's log
 import json
 
 from sbmoe.io.atomic import write_json
-from sbmoe.analysis.figures import routing_figure
+from sbmoe.analysis.figures.routing import routing_figure
 from sbmoe.pipeline.joblog import log_to
 
 params, output = snakemake.params, snakemake.output  # noqa: F821 (injected by Snakemake)

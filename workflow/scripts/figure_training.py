@@ -1,4 +1,4 @@
-"""Training curves from the training logs (``sbmoe.analysis.figures.training_curves_figure``).
+"""Training curves from the training logs (``sbmoe.analysis.figures.training.training_curves_figure``).
 
 Snakemake contract
 ------------------
@@ -10,7 +10,7 @@ log[0]             the job's log
 """
 
 from sbmoe.io.atomic import write_json
-from sbmoe.analysis.figures import training_curves_figure
+from sbmoe.analysis.figures.training import training_curves_figure
 from sbmoe.pipeline.joblog import log_to
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821

@@ -1,4 +1,4 @@
-"""t-SNE of one query and its top documents, coloured by expert (``sbmoe.analysis.figures.tsne_figure``).
+"""t-SNE of one query and its top documents, coloured by expert (``sbmoe.analysis.figures.tsne.tsne_figure``).
 
 Snakemake contract (one panel per model, e.g. FT, then SB-MoE systems)
 ------------------
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sbmoe.io.atomic import write_json
 from sbmoe.io.collection import load_qrels
-from sbmoe.analysis.figures import TsnePanel, tsne_figure
+from sbmoe.analysis.figures.tsne import TsnePanel, tsne_figure
 from sbmoe.pipeline.joblog import log_to
 from sbmoe.evaluation.results import corpus_files, group_by_counts, pooling_file
 

@@ -12,6 +12,7 @@ input.routing        routing table CSV (tables.py, table routing)
 input.routing_figure routing figure description JSON (figure_routing.py)
 input.logs           list of training logs (JSON lines)
 params.log_keys      list of key dicts (at least ``system``), one per ``input.logs`` entry
+params.metrics       the reported metrics (analysis.metrics): each gets its own macros
 output.tex           macros.tex
 log[0]               the job's log
 """
@@ -48,5 +49,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         tsne=optional_json("tsne"),
         routing=optional_table("routing"),
         routing_figure=optional_json("routing_figure"),
+        metrics=params.metrics,
     )
     write_macros(snakemake.output.tex, values)  # noqa: F821

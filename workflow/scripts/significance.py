@@ -5,7 +5,7 @@ Snakemake contract
 input.evals          list of evaluation JSONs
 params.eval_keys     list of key dicts (encoder, trainset, system, seed, testset, pooling),
                      one per ``input.evals`` entry, in the same order
-params.metrics       metric names to test (default ``["ndcg@10", "recall@100"]``)
+params.metrics       metric names to test (the reported metrics, analysis.metrics)
 params.baseline      baseline system id (default ``"finetune"``)
 params.test          ``"randomization"`` (default) or ``"t-test"``
 params.correction    ``"holm"`` (default) or ``"bonferroni"``
@@ -26,7 +26,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     results = load_results(zip(params.eval_keys, snakemake.input.evals, strict=True))  # noqa: F821
     report = significance_report(
         results,
-        metrics=getattr(params, "metrics", ["ndcg@10", "recall@100"]),
+        metrics=params.metrics,
         baseline=getattr(params, "baseline", "finetune"),
         test=getattr(params, "test", "randomization"),
         correction=getattr(params, "correction", "holm"),

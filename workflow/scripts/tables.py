@@ -1,4 +1,4 @@
-"""One of the paper's tables (``sbmoe.analysis.tables``), as a booktabs tabular and a CSV.
+"""One of the paper's tables (the modules of ``sbmoe.analysis.tables``), as a booktabs tabular and a CSV.
 
 Snakemake contract
 ------------------
@@ -8,13 +8,13 @@ params.dataset_labels  optional {testset id: display name}
 params.encoder_labels  optional {encoder id: display name} (not used by ``reproduction``)
 output.tex             the tabular (``\\input`` by paper/main.tex)
 output.csv             the numbers behind it, one row per cell
+params.metrics         the reported metrics, in column order (configuration key analysis.metrics;
+                       ``zero_shot`` gets the headline metric alone); not used by ``experts``
 
 ``in_domain``, ``zero_shot`` and ``reproduction`` read evaluations:
 input.evals            list of evaluation JSONs
 params.eval_keys       list of key dicts (encoder, trainset, system, seed, testset, pooling),
                        one per ``input.evals`` entry, in the same order
-params.metrics         optional metric names (default ``["ndcg@10", "recall@100"]`` for
-                       ``in_domain``, ``["ndcg@10"]`` for ``zero_shot``)
 params.systems         optional list of system ids to show (default: all present)
 input.significance     optional significance report JSON (``in_domain``, ``zero_shot``): daggers
 ``in_domain``:     params.datasets  list of [trainset, testset] pairs, in column order
@@ -39,7 +39,8 @@ params.experts         the expert names, in row order
 params.pairs           list of [trainset, testset] columns
 input.bm25_reference   optional workflow/bm25_reference.yaml (BEIR's published BM25)
 params.significance    {test, correction, alpha, permutations, seed} of the tests against the best
-                       single expert; output.significance receives their report (JSON)
+                       single expert (one per metric of params.metrics); output.significance
+                       receives their report (JSON)
 log[0]                 the job's log
 """
 
@@ -49,15 +50,11 @@ from sbmoe.io.atomic import write_json
 from sbmoe.pipeline.joblog import log_to
 from sbmoe.evaluation.results import corpus_files, group_by_counts, load_results, pooling_file
 from sbmoe.selection.comparison import significance_against_best_single
-from sbmoe.analysis.tables import (
-    experts_table,
-    in_domain_table,
-    load_bm25_reference,
-    load_reference,
-    reproduction_table,
-    routing_table,
-    zero_shot_table,
-)
+from sbmoe.analysis.tables.experts import experts_table
+from sbmoe.analysis.tables.in_domain import in_domain_table
+from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
+from sbmoe.analysis.tables.routing import load_bm25_reference, routing_table
+from sbmoe.analysis.tables.zero_shot import zero_shot_table
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
 labels = {
@@ -91,27 +88,31 @@ with log_to(snakemake.log[0]):  # noqa: F821
             with open(path, encoding="utf-8") as handle:
                 evaluations[trainset] = json.load(handle)
         experts = list(params.experts)
-        report = significance_against_best_single(evaluations, {t: experts for t in evaluations}, **params.significance)
+        report = significance_against_best_single(
+            evaluations, {t: experts for t in evaluations}, metrics=params.metrics, **params.significance
+        )
         write_json(snakemake.output.significance, report)  # noqa: F821
         reference = load_bm25_reference(inputs.bm25_reference) if getattr(inputs, "bm25_reference", None) else None
         table = routing_table(evaluations, experts, params.pairs, report, reference,
-                              dataset_labels=labels["dataset_labels"])
+                              metrics=params.metrics, dataset_labels=labels["dataset_labels"])
     else:
         results = load_results(zip(params.eval_keys, inputs.evals, strict=True))
         systems = getattr(params, "systems", None)
         if params.table == "in_domain":
-            metrics = getattr(params, "metrics", ["ndcg@10", "recall@100"])
-            table = in_domain_table(results, params.datasets, significance(), metrics, systems, **labels)
+            table = in_domain_table(
+                results, params.datasets, significance(), metrics=params.metrics, systems=systems, **labels
+            )
         elif params.table == "zero_shot":
-            metrics = getattr(params, "metrics", ["ndcg@10"])
             table = zero_shot_table(
-                results, params.trainset, params.testsets, significance(), metrics, systems, **labels
+                results, params.trainset, params.testsets, significance(), metrics=params.metrics, systems=systems,
+                **labels
             )
         elif params.table == "reproduction":
             table = reproduction_table(
                 results,
                 load_reference(inputs.reference),
                 params.datasets,
+                params.metrics,
                 encoder=getattr(params, "encoder", None),
                 combination=getattr(params, "combination", "paper"),
                 pooling=getattr(params, "pooling", "top1"),

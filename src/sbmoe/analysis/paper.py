@@ -2,28 +2,29 @@
 
 The numbers come from the generated artefacts (the tables' CSVs, the significance report, the
 training logs and the t-SNE description), so the text always agrees with the tables. Every macro
-of :data:`MACROS` is always defined; a number the results cannot give (e.g. no learned-gate system
+of :func:`macro_descriptions` (those of :data:`MACROS`, and those of :data:`METRIC_MACROS` for each
+reported metric) is always defined; a number the results cannot give (e.g. no learned-gate system
 was run) reads ``--``. Macro names are letters only, as LaTeX requires.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sbmoe.io.atomic import write_text
-from sbmoe.analysis.figures import read_training_log
+from sbmoe.analysis.figures.training import read_training_log
+from sbmoe.analysis.latex import MISSING, format_quantity, format_text_score, latex_escape
+from sbmoe.evaluation.results import metric_label
+from sbmoe.io.atomic import atomic_path, write_text
 from sbmoe.systems.names import parse_system
-from sbmoe.analysis.tables import MISSING, latex_escape
-from sbmoe.io.atomic import atomic_path
 
 MACROS = {
     "NumEncoders": "encoders in Table I",
@@ -50,8 +51,6 @@ MACROS = {
     "ZeroShotBestAverage": "best average nDCG@10 of a MoE or adapter system (first encoder)",
     "ZeroShotBestSystem": "that system's label",
     "ReproCompared": "published numbers with a result of ours beside them",
-    "ReproMeanAbsDiffNdcg": "mean absolute difference from the published nDCG@10",
-    "ReproMeanAbsDiffRecall": "mean absolute difference from the published R@100",
     "GateGradPaper": "largest gate gradient norm of an SB-MoE system with the paper's combination",
     "GateGradLearned": "mean gate gradient norm of SB-MoE systems with the learned combination",
     "EntropyPaper": "mean last-epoch routing entropy, paper's combination",
@@ -85,26 +84,38 @@ MACROS = {
     "RoutingBMComparison": "our BM25 nDCG@10 beside BEIR's published one, per test set",
     "RoutingBMMaxDiff": "largest absolute difference from BEIR's published BM25 nDCG@10",
 }
+# Macros stated once per reported metric (analysis.metrics), named after the metric (see
+# metric_macro_name): {prefix: description}, placed after the macro named in _METRIC_MACROS_AFTER.
+METRIC_MACROS = {"ReproMeanAbsDiff": "mean absolute difference from the published {label}"}
+_METRIC_MACROS_AFTER = "ReproCompared"
+_DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 _NAME = re.compile(r"^[A-Za-z]+$")
+_NDCG = "ndcg@10"  # the metric of the macros named ...Ndcg and of the comparisons the text states in words
 _NOT_MOE = ("zeroshot", "finetune")  # variants without MoE (FT at any learning rate)
 
 
-def format_text_score(value: float) -> str:
-    """A score in the text: three decimals (``0.244``); ``--`` when missing."""
-    return MISSING if value is None or math.isnan(value) else f"{value:.3f}"
+def metric_macro_name(metric: str, metrics: Sequence[str]) -> str:
+    """The letters a metric's macros end with: its name in CamelCase (``ndcg@10`` -> ``Ndcg``,
+    ``hit_rate`` -> ``HitRate``), followed by its cutoff in words (``NdcgAtThree``) when another of
+    ``metrics`` has the same name."""
+    name, _, cutoff = metric.partition("@")
+    letters = "".join(part.capitalize() for part in re.split(r"[^A-Za-z]+", name) if part)
+    if sum(other.partition("@")[0] == name for other in metrics) > 1 and cutoff:
+        letters += "At" + "".join(_DIGITS[int(digit)] for digit in cutoff)
+    return letters
 
 
-def format_quantity(value: float) -> str:
-    """A non-negative quantity such as a gradient norm: ``0`` when exactly zero, scientific
-    notation below 0.01, three significant digits otherwise; ``--`` when missing."""
-    if value is None or math.isnan(value):
-        return MISSING
-    if value == 0:
-        return "0"
-    if abs(value) < 0.01:
-        mantissa, exponent = f"{value:.1e}".split("e")
-        return rf"${mantissa}\times10^{{{int(exponent)}}}$"
-    return f"{value:.3g}"
+def macro_descriptions(metrics: Sequence[str]) -> dict[str, str]:
+    """Every macro ``macros.tex`` defines for the reported ``metrics``, with what it states: those of
+    :data:`MACROS` and, for each metric, those of :data:`METRIC_MACROS`."""
+    described = {}
+    for name, description in MACROS.items():
+        described[name] = description
+        if name == _METRIC_MACROS_AFTER:
+            for prefix, template in METRIC_MACROS.items():
+                for metric in metrics:
+                    described[prefix + metric_macro_name(metric, metrics)] = template.format(label=metric_label(metric))
+    return described
 
 
 def render_macros(values: Mapping[str, str]) -> str:
@@ -124,7 +135,7 @@ def _is_moe(systems: pd.Series) -> pd.Series:
 def _in_domain_macros(table: pd.DataFrame) -> dict:
     if table.empty:
         return {}
-    ndcg = table[table["metric"] == "ndcg@10"]
+    ndcg = table[table["metric"] == _NDCG]
     values = {
         "NumEncoders": str(table["encoder"].nunique()),
         "NumSystems": str(len(table[["system", "pooling"]].drop_duplicates())),
@@ -164,7 +175,7 @@ def _ft_and_best(rows: pd.DataFrame, ft_name: str, best_name: str, system_name: 
 def _zero_shot_macros(table: pd.DataFrame) -> dict:
     if table.empty:
         return {}
-    averages = table[(table["testset"] == "average") & (table["metric"] == "ndcg@10")]
+    averages = table[(table["testset"] == "average") & (table["metric"] == _NDCG)]
     averages = averages[(averages["encoder"] == table["encoder"].iloc[0]) & averages["mean"].notna()]
     values = {
         "NumZeroShot": str(table.loc[table["testset"] != "average", "testset"].nunique()),
@@ -174,15 +185,15 @@ def _zero_shot_macros(table: pd.DataFrame) -> dict:
     return values
 
 
-def _reproduction_macros(table: pd.DataFrame) -> dict:
+def _reproduction_macros(table: pd.DataFrame, metrics: Sequence[str]) -> dict:
     if table.empty:
         return {}
     compared = table[table["difference"].notna()]
     values = {"ReproCompared": str(len(compared))}
-    for metric, name in (("ndcg@10", "ReproMeanAbsDiffNdcg"), ("recall@100", "ReproMeanAbsDiffRecall")):
+    for metric in metrics:
         differences = compared.loc[compared["metric"] == metric, "difference"]
         if len(differences):
-            values[name] = format_text_score(float(differences.abs().mean()))
+            values["ReproMeanAbsDiff" + metric_macro_name(metric, metrics)] = format_text_score(float(differences.abs().mean()))
     return values
 
 
@@ -260,7 +271,7 @@ def _join(items: Sequence[str]) -> str:
 def _routing_macros(table: pd.DataFrame, figure: Mapping) -> dict:
     if table.empty:
         return {}
-    ndcg = table[table["metric"] == "ndcg@10"]
+    ndcg = table[table["metric"] == _NDCG]
     experts = ndcg.loc[ndcg["kind"] == "expert", ["system", "label"]].drop_duplicates("system")
     pairs = list(dict.fromkeys(zip(ndcg["trainset"], ndcg["testset"])))
     values = {
@@ -317,21 +328,23 @@ def paper_macros(
     tsne: Mapping | None = None,
     routing: pd.DataFrame | None = None,
     routing_figure: Mapping | None = None,
+    *,
+    metrics: Sequence[str],
 ) -> dict[str, str]:
-    """The value (LaTeX text) of every macro of :data:`MACROS`.
+    """The value (LaTeX text) of every macro of :func:`macro_descriptions` for the reported ``metrics``.
 
     ``in_domain``, ``zero_shot``, ``reproduction`` and ``experts`` are the CSVs of the tables of
-    :mod:`sbmoe.analysis.tables` (as DataFrames); ``significance`` the report of
+    :mod:`sbmoe.analysis.tables` modules (as DataFrames); ``significance`` the report of
     :func:`sbmoe.evaluation.significance.significance_report`; ``logs`` ``(keys, path)`` pairs of training
-    logs; ``tsne`` the description returned by :func:`sbmoe.analysis.figures.tsne_figure`; ``routing`` the
-    routing table's CSV and ``routing_figure`` the description returned by
-    :func:`sbmoe.analysis.figures.routing_figure`.
+    logs; ``tsne`` the description returned by :func:`sbmoe.analysis.figures.tsne.tsne_figure`; ``routing``
+    the routing table's CSV and ``routing_figure`` the description returned by
+    :func:`sbmoe.analysis.figures.routing.routing_figure`.
     """
-    values = dict.fromkeys(MACROS, MISSING)
+    values = dict.fromkeys(macro_descriptions(metrics), MISSING)
     empty = pd.DataFrame()
     values.update(_in_domain_macros(in_domain if in_domain is not None else empty))
     values.update(_zero_shot_macros(zero_shot if zero_shot is not None else empty))
-    values.update(_reproduction_macros(reproduction if reproduction is not None else empty))
+    values.update(_reproduction_macros(reproduction if reproduction is not None else empty, metrics))
     values.update(_experts_macros(experts if experts is not None else empty))
     values.update(_significance_macros(significance or {}))
     values.update(_training_macros(logs))
@@ -346,7 +359,7 @@ def write_macros(path: str | Path, values: Mapping[str, str]) -> None:
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
-    """A table's CSV as written by :meth:`sbmoe.analysis.tables.Table.write` (empty for a table without rows)."""
+    """A table's CSV as written by :meth:`sbmoe.analysis.latex.Table.write` (empty for a table without rows)."""
     try:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:

@@ -17,8 +17,6 @@ source has other documents (BEIR's nq-train) gets its own corpus file.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -31,7 +29,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from sbmoe.io.atomic import atomic_path, write_json, write_text
+from sbmoe.io.atomic import atomic_path, write_json
 from sbmoe.io.collection import (
     DataFormatError,
     Qrels,
@@ -515,7 +513,8 @@ def write_validation_split(folder: str | os.PathLike, fraction: float = 0.05, se
 # Statistics
 
 
-def _ordered_splits(splits: Iterable[str]) -> list[str]:
+def ordered_splits(splits: Iterable[str]) -> list[str]:
+    """Split names in the study's order (:data:`SPLIT_ORDER`), others after them by name."""
     rank = {split: i for i, split in enumerate(SPLIT_ORDER)}
     return sorted(set(splits), key=lambda split: (rank.get(split, len(rank)), split))
 
@@ -535,7 +534,7 @@ def dataset_statistics(folder: str | os.PathLike) -> dict:
     corpus = load_corpus(folder / "corpus.jsonl")
     queries = load_queries(folder / "queries.jsonl")
     splits = {}
-    for split in _ordered_splits(path.stem for path in (folder / "qrels").glob("*.tsv")):
+    for split in ordered_splits(path.stem for path in (folder / "qrels").glob("*.tsv")):
         qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
         splits[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
     return {
@@ -545,60 +544,3 @@ def dataset_statistics(folder: str | os.PathLike) -> dict:
         "mean_query_length": _mean(len(text.split()) for text in queries.values()),
         "splits": splits,
     }
-
-
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-    "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped."""
-    return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
-
-
-def _latex_int(value: int | None) -> str:
-    return "--" if value is None else f"{value:,}".replace(",", "{,}")
-
-
-def statistics_table(stats: Mapping[str, dict]) -> str:
-    """A booktabs ``tabular`` (no float wrapper, for ``\\input`` inside a table) of
-    :func:`dataset_statistics` results keyed by dataset name."""
-    splits = _ordered_splits(split for entry in stats.values() for split in entry["splits"])
-    groups = [*(split.capitalize() for split in splits), "Mean length"]
-    lines = [
-        rf"\begin{{tabular}}{{l{'r' * (1 + 2 * len(groups))}}}",
-        r"\toprule",
-        " & ".join(["", "", *(rf"\multicolumn{{2}}{{c}}{{{latex_escape(group)}}}" for group in groups)]) + r" \\",
-        "".join(rf"\cmidrule(lr){{{3 + 2 * i}-{4 + 2 * i}}}" for i in range(len(groups))),
-        " & ".join(["Dataset", "Documents", *(["Queries", "Qrels"] * len(splits)), "Document", "Query"]) + r" \\",
-        r"\midrule",
-    ]
-    for name, entry in stats.items():
-        cells = [latex_escape(name), _latex_int(entry["documents"])]
-        for split in splits:
-            counts = entry["splits"].get(split, {})
-            cells += [_latex_int(counts.get("judged_queries")), _latex_int(counts.get("qrels"))]
-        cells += [f"{entry['mean_document_length']:.1f}", f"{entry['mean_query_length']:.1f}"]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def write_statistics_csv(path: str | os.PathLike, stats: Mapping[str, dict]) -> None:
-    """The numbers of :func:`statistics_table` as CSV, one row per dataset (written atomically)."""
-    splits = _ordered_splits(split for entry in stats.values() for split in entry["splits"])
-    header = ["dataset", "documents", "queries", "mean_document_length", "mean_query_length"]
-    header += [f"{split}_{field}" for split in splits for field in ("judged_queries", "qrels")]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for name, entry in stats.items():
-        row = [name, entry["documents"], entry["queries"]]
-        row += [f"{entry['mean_document_length']:.4f}", f"{entry['mean_query_length']:.4f}"]
-        for split in splits:
-            counts = entry["splits"].get(split, {})
-            row += [counts.get("judged_queries", ""), counts.get("qrels", "")]
-        writer.writerow(row)
-    write_text(path, buffer.getvalue())

@@ -29,7 +29,9 @@ from sbmoe.systems.names import OVERRIDES, format_rate, parse_system, system_set
 
 KEYS = ("encoder", "trainset", "system", "seed", "testset", "pooling")
 GROUP_KEYS = ("encoder", "trainset", "system", "pooling", "testset")
-METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3")
+# The metrics the tables, figures, significance tests and macros report unless the configuration
+# (analysis.metrics) says otherwise; the metrics computed are sbmoe.evaluation.metrics.METRICS.
+REPORTED_METRICS = ("ndcg@10", "recall@100")
 METRIC_LABELS = {
     "ndcg@10": "nDCG@10",
     "recall@100": "R@100",
@@ -38,6 +40,7 @@ METRIC_LABELS = {
     "precision@1": "P@1",
     "ndcg@3": "nDCG@3",
 }
+_METRIC_NAME_LABELS = {"ndcg": "nDCG", "recall": "R", "precision": "P"}
 VARIANTS = ("zeroshot", "finetune", "adapter", "random-gate", "sbmoe", "regular-moe")
 POOLINGS = ("none", "top1", "all")
 
@@ -45,6 +48,15 @@ _BASE_LABELS = {"zeroshot": "Zero-shot", "finetune": "FT", "adapter": "Adapter",
                 "regular-moe": "Regular MoE"}
 _OVERRIDE_LABELS = {"encoder_lr": "encoder lr", "moe_lr": "MoE lr"}
 _POOLING_LABELS = {"top1": "TOP-1", "all": "ALL"}
+
+
+def metric_label(metric: str) -> str:
+    """The label a table or figure shows for a metric: :data:`METRIC_LABELS`' entry, else one made from
+    its name (``map@1000`` -> ``MAP@1000``, ``ndcg@5`` -> ``nDCG@5``)."""
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    name, at, cutoff = metric.partition("@")
+    return _METRIC_NAME_LABELS.get(name, name.upper()) + at + cutoff
 
 
 def display_label(system: str, pooling: str = "none", experts: bool = True) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -102,3 +103,26 @@ class Encoded:
             gate=np.concatenate([p.gate for p in parts]),
             ids=[i for p in parts for i in p.ids],
         )
+
+
+def mapped_array(path: str | os.PathLike, name: str) -> np.ndarray | None:
+    """The ``name`` array of an ``.npz`` memory-mapped, so that reading a few rows of a large corpus's
+    embeddings does not read them all; None when the archive compresses that array (no mapping possible).
+
+    An ``.npz`` is a zip archive of ``.npy`` files: for a stored (uncompressed) member the array's bytes
+    sit in the file at the member's offset, after the zip local header and the ``.npy`` header."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = reader(member)
+            array_offset = member.tell()
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local_header = handle.read(30)  # the zip local file header: fixed 30 bytes, then name and extra field
+    name_length, extra_length = struct.unpack("<HH", local_header[26:30])
+    offset = info.header_offset + 30 + name_length + extra_length + array_offset
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran_order else "C")

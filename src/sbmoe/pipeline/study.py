@@ -121,6 +121,11 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
 
 def _check_analysis(config: dict, systems: list[str]) -> None:
     analysis = config.get("analysis") or {}
+    evaluated = (config.get("evaluation") or {}).get("metrics")
+    for index, metric in enumerate(analysis.get("metrics") or []):
+        if evaluated is not None and metric not in evaluated:
+            raise StudyError(f"analysis.metrics[{index}]: {metric!r} is not evaluated; the reported metrics must be "
+                             f"among evaluation.metrics ({', '.join(evaluated)})")
     tsne = analysis.get("tsne")
     if tsne:
         if tsne["encoder"] not in config["encoders"]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from sbmoe.evaluation.results import REPORTED_METRICS
 from sbmoe.evaluation.significance import compare_to_baseline
 from sbmoe.selection.experts import UTILITY, best_experts
 
@@ -48,7 +49,7 @@ def best_single(evaluations: Mapping[str, Mapping], experts: Sequence[str], metr
 def significance_against_best_single(
     evaluations: Mapping[str, Mapping[str, Mapping[str, Mapping]]],
     experts_of: Mapping[str, Sequence[str]],
-    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
+    metrics: Sequence[str] = REPORTED_METRICS,
     systems: Sequence[str] = ("rrf", "wsum", "router-hard", "router-soft"),
     test: str = "randomization",
     correction: str = "bonferroni",

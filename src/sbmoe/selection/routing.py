@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbmoe.evaluation.metrics import METRICS, evaluate
 from sbmoe.io.atomic import atomic_path, write_json
 from sbmoe.io.collection import load_qrels, load_queries
 from sbmoe.io.encoded import Encoded
@@ -92,7 +93,7 @@ def route_stage(
     runs_output: str | os.PathLike,
     evaluation_output: str | os.PathLike,
     choices_output: str | os.PathLike,
-    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
+    metrics: Sequence[str] = METRICS,
     k: int = 1000,
     tag: str = "routing",
 ) -> None:

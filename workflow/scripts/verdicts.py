@@ -22,7 +22,7 @@ log[0]                     the job's log
 import logging
 
 from sbmoe.analysis.reproduction import reproduction_measures
-from sbmoe.analysis.tables import load_reference
+from sbmoe.analysis.tables.reproduction import load_reference
 from sbmoe.analysis.verdicts import Scores, Study, load_claims, study_verdicts
 from sbmoe.analysis.verdicts_report import (
     abstract_sentences,

@@ -9,7 +9,6 @@ was run) reads ``--``. Macro names are letters only, as LaTeX requires.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil

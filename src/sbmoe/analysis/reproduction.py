@@ -60,7 +60,7 @@ def reproduction_measures(
 ) -> list[dict]:
     """ER, ΔRI and absolute differences for every published (dataset, E, metric) we ran.
 
-    ``reference`` is :func:`sbmoe.analysis.tables.load_reference`'s; a published dataset matches
+    ``reference`` is :func:`sbmoe.analysis.tables.reproduction.load_reference`'s; a published dataset matches
     one of our ``(trainset, testset)`` ``datasets`` when its name equals the test set id or label,
     ignoring case and punctuation. Ours are means over seeds of ``encoder``'s FT and
     ``sbmoe-<combination>-e<E>`` (with ``pooling``).

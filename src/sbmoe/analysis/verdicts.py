@@ -35,7 +35,7 @@ from sbmoe.analysis.evidence import (
     significance_index,
     system_pairs,
 )
-from sbmoe.analysis.figures import read_training_log
+from sbmoe.analysis.figures.training import read_training_log
 from sbmoe.evaluation.effects import minimal_detectable_effect
 from sbmoe.evaluation.results import display_label
 from sbmoe.io.errors import DataFormatError, read_yaml

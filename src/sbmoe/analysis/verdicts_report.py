@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from sbmoe.analysis.tables import MISSING, latex_escape
+from sbmoe.analysis.latex import MISSING, latex_escape
 
 NOT_TESTED = "not tested here"
 _SUMMARY_KEYS = ("holds", "holds in some settings", "does not hold", "inconclusive", NOT_TESTED)

@@ -14,7 +14,6 @@ from sbmoe.evaluation.metrics import METRICS, evaluate
 from sbmoe.io.atomic import atomic_path, write_json
 from sbmoe.io.collection import load_qrels, load_queries
 from sbmoe.io.encoded import Encoded
-from sbmoe.evaluation.metrics import evaluate
 from sbmoe.io.runs import read_trec_run, write_trec_run
 from sbmoe.retrieval.fusion import align, tune_wsum
 from sbmoe.selection.experts import BM25, UTILITY, query_features, routed_runs, utilities

@@ -32,10 +32,10 @@ from sklearn.manifold import TSNE
 from sbmoe.io.atomic import atomic_path
 from sbmoe.io.collection import read_jsonl
 from sbmoe.io.errors import DataFormatError
-from sbmoe.evaluation.results import METRIC_LABELS, aggregate_seeds
+from sbmoe.evaluation.results import aggregate_seeds
 from sbmoe.io.runs import read_trec_run
 from sbmoe.selection.comparison import choice_shares
-from sbmoe.selection.experts import expert_label
+from sbmoe.systems.labels import METRIC_LABELS, expert_label
 
 FT_COLOUR = "0.55"
 PNG_DPI = 200

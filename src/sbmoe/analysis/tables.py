@@ -30,16 +30,10 @@ import pandas as pd
 
 from sbmoe.io.atomic import write_text
 from sbmoe.io.errors import DataFormatError, read_yaml
-from sbmoe.systems.names import parse_system
-from sbmoe.evaluation.results import (
-    METRIC_LABELS,
-    aggregate_seeds,
-    display_label,
-    place_untrained,
-    system_order,
-)
+from sbmoe.systems.names import variant_of
+from sbmoe.evaluation.results import aggregate_seeds, place_untrained
 from sbmoe.selection.comparison import best_single
-from sbmoe.selection.experts import system_label
+from sbmoe.systems.labels import METRIC_LABELS, display_label, system_label, system_order
 
 MISSING = "--"
 _LATEX_SPECIALS = {
@@ -517,7 +511,7 @@ def experts_table(
     """
     rows = []
     for keys, queries_path, corpus_path in records:
-        if parse_system(keys["system"])["variant"] not in ("sbmoe", "random-gate"):
+        if not variant_of(keys["system"]).gated:
             continue
         usage = {}
         for side, path in (("queries", queries_path), ("documents", corpus_path)):

@@ -16,9 +16,22 @@ from jsonschema import Draft202012Validator
 
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.systems.labels import display_label, system_order
-from sbmoe.systems.names import (parse_system, poolings, study_systems, system_name, system_settings,
-                                 trained_system_pattern, variant_of)
-from sbmoe.systems.registry import VARIANTS, Variant, register, trained_variants, unregister
+from sbmoe.systems.names import (
+    parse_system,
+    poolings,
+    study_systems,
+    system_name,
+    system_settings,
+    trained_system_pattern,
+    variant_of,
+)
+from sbmoe.systems.registry import (
+    VARIANTS,
+    Variant,
+    register,
+    trained_variants,
+    unregister,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"

@@ -27,6 +27,8 @@ def block_builder(name: str) -> Callable[..., nn.Module | None]:
     except ModuleNotFoundError as error:
         raise ValueError(f"block {name!r}: no module {PACKAGE}.{module} ({error})") from None
     builder = getattr(found, attribute, None)
-    if not callable(builder):
+    if builder is None:
         raise ValueError(f"block {name!r}: module {PACKAGE}.{module} has no function {attribute!r}")
+    if not callable(builder):
+        raise TypeError(f"block {name!r}: {PACKAGE}.{module}.{attribute} is not a function")
     return builder

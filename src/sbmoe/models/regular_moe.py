@@ -120,7 +120,6 @@ def upcycled_block(model) -> None:
     no block follows the encoder."""
     config = model.config
     upcycle(model._require_encoder(), config.moe_layers, config.num_experts, config.top_k)
-    return None
 
 
 def replaced_parameters(encoder: Encoder) -> list[nn.Parameter]:

@@ -7,7 +7,13 @@ routing over retrievers are here.
 
 from __future__ import annotations
 
-from sbmoe.systems.names import BM25, OVERRIDES, format_rate, parse_expert, system_settings
+from sbmoe.systems.names import (
+    BM25,
+    OVERRIDES,
+    format_rate,
+    parse_expert,
+    system_settings,
+)
 from sbmoe.systems.registry import POOLINGS, VARIANTS
 
 POOLING_LABELS = {"top1": "TOP-1", "all": "ALL"}

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import re
 
-from sbmoe.systems.registry import (COMBINATIONS, PARTS, VARIANTS, Variant, part_pattern, part_text, trained_variants,
-                                    variant)
+from sbmoe.systems.registry import (
+    COMBINATIONS,
+    PARTS,
+    VARIANTS,
+    Variant,
+    part_pattern,
+    part_text,
+    trained_variants,
+    variant,
+)
 
 __all__ = ["BM25", "COMBINATIONS", "OVERRIDES", "format_rate", "parse_expert", "parse_system", "poolings",
            "study_systems", "system_name", "system_settings", "trained_system_pattern", "variant_of"]

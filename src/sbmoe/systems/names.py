@@ -13,6 +13,7 @@ import re
 
 from sbmoe.systems.registry import (
     COMBINATIONS,
+    OVERRIDES,
     PARTS,
     VARIANTS,
     Variant,
@@ -26,9 +27,8 @@ __all__ = ["BM25", "COMBINATIONS", "OVERRIDES", "format_rate", "parse_expert", "
            "study_systems", "system_name", "system_settings", "trained_system_pattern", "variant_of"]
 
 BM25 = "bm25"  # the lexical expert of routing over retrievers (not a system of the study)
-OVERRIDES = {"encoder_lr": "elr", "moe_lr": "mlr"}  # training settings a system may override: their tag in names
 _RATE = r"[0-9]+(?:\.[0-9]+)?e-?[0-9]+"
-_OVERRIDE = re.compile(rf"(?P<base>.+)-(?P<tag>elr|mlr)(?P<value>{_RATE})")
+_OVERRIDE = re.compile(rf"(?P<base>.+)-(?P<tag>{'|'.join(OVERRIDES.values())})(?P<value>{_RATE})")
 _SETTINGS = ("variant", "combination", "num_experts", "top_k")
 
 

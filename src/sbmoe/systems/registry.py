@@ -25,7 +25,7 @@ PARTS = {
     "experts": ("num_experts", "e"),  # the number of experts: ...-e6
     "top_k": ("top_k", "k"),  # experts per token: ...-k2
 }
-TRAINING_OVERRIDES = ("encoder_lr", "moe_lr")  # training settings a systems entry may override (names say so)
+OVERRIDES = {"encoder_lr": "elr", "moe_lr": "mlr"}  # training settings a systems entry may override: their tag in names
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 
 
@@ -38,7 +38,7 @@ class Variant:
     order: int  # rank in tables (for the same combination): Zero-shot, FT, Adapter, RANDOM-GATE, ...
     parts: tuple[str, ...] = ()  # what its systems' names state, in order (keys of PARTS)
     keys: Mapping[str, object] = field(default_factory=dict)  # systems-entry keys it takes -> default (None: required)
-    overrides: tuple[str, ...] = TRAINING_OVERRIDES  # training settings a systems entry may override
+    overrides: tuple[str, ...] = tuple(OVERRIDES)  # training settings a systems entry may override
     poolings: tuple[str, ...] = ("none",)  # how its models are read at inference (``none``: no gate)
     block: str | None = None  # "<module>:<builder>" in sbmoe.models; None: the encoder alone
     fixed: Mapping[str, object] = field(default_factory=dict)  # settings its names imply without stating them

@@ -641,5 +641,6 @@ def test_a_key_the_variant_does_not_take_is_refused_naming_the_entry(study, inde
     with pytest.raises(StudyError) as caught:
         checked(study)
     message = str(caught.value)
-    assert message.startswith(f"systems[{index}].{key}: variant {entry['variant']!r} does not take {key!r} (it takes ["), message
+    expected = f"systems[{index}].{key}: variant {entry['variant']!r} does not take {key!r} (it takes ["
+    assert message.startswith(expected), message
     assert "'variant'" in message.partition("(it takes")[2], message

@@ -45,34 +45,73 @@ def _fields_of(cls, prefix: tuple[str, ...], names) -> dict:
 
 # schema path ("*": any key of a mapping) -> the library's defaults of the same setting
 LIBRARY = {
-    **_fields_of(EncoderConfig, ("encoders", "*"), ["pooling", "normalize", "query_max_length", "doc_max_length",
-                                                   "lowercase"]),
-    **_fields_of(TrainConfig, ("training",), ["epochs", "batch_size", "encoder_lr", "moe_lr", "weight_decay",
-                                              "temperature", "valid_fraction", "patience", "train_layers",
-                                              "balance_coef", "router_balance_coef", "mixed_precision"]),
+    **_fields_of(
+        EncoderConfig, ("encoders", "*"), ["pooling", "normalize", "query_max_length", "doc_max_length", "lowercase"]
+    ),
+    **_fields_of(
+        TrainConfig,
+        ("training",),
+        [
+            "epochs",
+            "batch_size",
+            "encoder_lr",
+            "moe_lr",
+            "weight_decay",
+            "temperature",
+            "valid_fraction",
+            "patience",
+            "train_layers",
+            "balance_coef",
+            "router_balance_coef",
+            "mixed_precision",
+        ],
+    ),
     ("datasets", "valid_fraction"): [("write_validation_split(fraction)", keyword(write_validation_split, "fraction"))],
     ("datasets", "split_seed"): [("write_validation_split(seed)", keyword(write_validation_split, "seed"))],
     ("encoding", "batch_size"): [("TrainConfig.encode_batch_size", field(TrainConfig, "encode_batch_size"))]
     + [(f"{f.__name__}(batch_size)", keyword(f, "batch_size")) for f in (pool_stage, prefix_stage, encode_stage)],
-    ("search", "k"): [(f"{f.__module__}.{f.__name__}(k)", keyword(f, "k"))
-                      for f in (search, search_stage, bm25.retrieve, bm25.bm25_stage, route_stage, fusion.fuse)],
-    ("significance", "test"): [(f"{f.__name__}(test)", keyword(f, "test")) for f in
-                               (significance.paired_test, significance.compare_to_baseline,
-                                significance.significance_report, significance_against_best_single)],
+    ("search", "k"): [
+        (f"{f.__module__}.{f.__name__}(k)", keyword(f, "k"))
+        for f in (search, search_stage, bm25.retrieve, bm25.bm25_stage, route_stage, fusion.fuse)
+    ],
+    ("significance", "test"): [
+        (f"{f.__name__}(test)", keyword(f, "test"))
+        for f in (
+            significance.paired_test,
+            significance.compare_to_baseline,
+            significance.significance_report,
+            significance_against_best_single,
+        )
+    ],
     ("significance", "permutations"): [("DEFAULT_PERMUTATIONS", significance.DEFAULT_PERMUTATIONS)]
-    + [(f"{f.__name__}(permutations)", keyword(f, "permutations")) for f in
-       (significance.randomization_test, significance.paired_test, significance.compare_to_baseline,
-        significance.significance_report, significance_against_best_single)],
-    ("significance", "correction"): [(f"{f.__name__}(correction)", keyword(f, "correction")) for f in
-                                     (significance.compare_to_baseline, significance.significance_report,
-                                      significance_against_best_single)] + [("correct(method)", keyword(significance.correct, "method"))],
-    ("significance", "alpha"): [(f"{f.__name__}(alpha)", keyword(f, "alpha")) for f in
-                                (significance.compare_to_baseline, significance.significance_report, significance_against_best_single)],
+    + [
+        (f"{f.__name__}(permutations)", keyword(f, "permutations"))
+        for f in (
+            significance.randomization_test,
+            significance.paired_test,
+            significance.compare_to_baseline,
+            significance.significance_report,
+            significance_against_best_single,
+        )
+    ],
+    ("significance", "correction"): [
+        (f"{f.__name__}(correction)", keyword(f, "correction"))
+        for f in (significance.compare_to_baseline, significance.significance_report, significance_against_best_single)
+    ]
+    + [("correct(method)", keyword(significance.correct, "method"))],
+    ("significance", "alpha"): [
+        (f"{f.__name__}(alpha)", keyword(f, "alpha"))
+        for f in (significance.compare_to_baseline, significance.significance_report, significance_against_best_single)
+    ],
     ("analysis", "tsne", "query_seed"): [("tsne_figure(seed)", keyword(tsne_figure, "seed"))],
-    ("routing", "wsum_step"): [("tune_wsum(step)", keyword(fusion.tune_wsum, "step")),
-                               ("train_router_stage(fusion_step)", keyword(train_router_stage, "fusion_step"))],
-    ("routing", "bm25", "stemmer"): [("BM25Config.stemmer", field(bm25.BM25Config, "stemmer")),
-                                     ("build_index(stemmer)", keyword(bm25.build_index, "stemmer"))],
+    ("routing", "wsum_step"): [
+        ("tune_wsum(step)", keyword(fusion.tune_wsum, "step")),
+        ("train_router_stage(fusion_step)", keyword(train_router_stage, "fusion_step")),
+    ],
+    ("routing", "bm25", "stemmer"): [
+        ("BM25Config.stemmer", field(bm25.BM25Config, "stemmer")),
+        ("build_index(stemmer)", keyword(bm25.build_index, "stemmer")),
+    ],
     ("routing", "bm25", "k1"): [("BM25Config.k1", field(bm25.BM25Config, "k1"))]
     + [(f"{f.__name__}(k1)", keyword(f, "k1")) for f in (bm25.bm25_retriever, bm25.retrieve)],
     ("routing", "bm25", "b"): [("BM25Config.b", field(bm25.BM25Config, "b"))]
@@ -112,7 +151,11 @@ def test_every_schema_default_has_a_home():
 
 @pytest.mark.parametrize("path", sorted(LIBRARY), ids=".".join)
 def test_library_defaults_equal_the_schema(path):
-    wrong = [(where, value) for where, value in LIBRARY[path] if value != DEFAULTS[path] or type(value) is not type(DEFAULTS[path])]
+    wrong = [
+        (where, value)
+        for where, value in LIBRARY[path]
+        if value != DEFAULTS[path] or type(value) is not type(DEFAULTS[path])
+    ]
     assert not wrong, f"{'.'.join(path)}: the schema's default is {DEFAULTS[path]!r}, but {wrong}"
 
 
@@ -135,7 +178,7 @@ def _value_lines(node, path=()):
 
 def _default_of(path: tuple[str, ...]):
     for pattern, default in DEFAULTS.items():
-        if len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path)):
+        if len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path, strict=True)):
             return pattern, default
     return None, None
 
@@ -152,5 +195,7 @@ def test_configurations_document_every_value_other_than_the_default(config):
             continue
         value = yaml.safe_load(yaml.serialize(node))
         if value != default and "#" not in lines[node.start_mark.line]:
-            undocumented.append(f"{config.name}:{node.start_mark.line + 1}: {'.'.join(path)}: {value!r} (default {default!r})")
+            undocumented.append(
+                f"{config.name}:{node.start_mark.line + 1}: {'.'.join(path)}: {value!r} (default {default!r})"
+            )
     assert not undocumented, "values other than the default without a comment saying why:\n" + "\n".join(undocumented)

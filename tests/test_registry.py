@@ -37,8 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 TEXTS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9 w10", "w11 w12", "w13 w14 w15 w16"]
 # SB-MoE's block under another name: the behaviour of an existing block, reached only through the entry
-TWIN = Variant("twin-gate", "Twin gate", 6, parts=("combination", "experts"), keys={"combination": "paper", "experts": None},
-               poolings=("top1", "all"), block="moe:learned_gate_block")
+TWIN = Variant(
+    "twin-gate",
+    "Twin gate",
+    6,
+    parts=("combination", "experts"),
+    keys={"combination": "paper", "experts": None},
+    poolings=("top1", "all"),
+    block="moe:learned_gate_block",
+)
 
 
 @pytest.fixture
@@ -51,8 +58,13 @@ def twin():
 def test_a_registered_variant_is_named_parsed_labelled_and_ordered(twin):
     name = system_name("twin-gate", "learned", 4, overrides={"moe_lr": 1e-3})
     assert name == "twin-gate-learned-e4-mlr1e-3"
-    assert system_settings(name) == {"variant": "twin-gate", "combination": "learned", "num_experts": 4, "top_k": None,
-                                     "overrides": {"moe_lr": 1e-3}}
+    assert system_settings(name) == {
+        "variant": "twin-gate",
+        "combination": "learned",
+        "num_experts": 4,
+        "top_k": None,
+        "overrides": {"moe_lr": 1e-3},
+    }
     assert parse_system("twin-gate-paper-e4") == {"variant": "twin-gate", "combination": "paper", "num_experts": 4}
     assert re.fullmatch(trained_system_pattern(), name) and not re.fullmatch(trained_system_pattern(), "twin-gate-e4")
     assert poolings(name) == ("top1", "all") and variant_of(name).gated
@@ -62,15 +74,26 @@ def test_a_registered_variant_is_named_parsed_labelled_and_ordered(twin):
         display_label("twin-gate-paper-e4")
     rows = ["twin-gate-paper-e4", "regular-moe-e4-k2", "sbmoe-paper-e6", "twin-gate-learned-e4", "finetune"]
     assert sorted(rows, key=lambda s: system_order(s, "top1")) == [
-        "finetune", "sbmoe-paper-e6", "regular-moe-e4-k2", "twin-gate-paper-e4", "twin-gate-learned-e4"]
+        "finetune",
+        "sbmoe-paper-e6",
+        "regular-moe-e4-k2",
+        "twin-gate-paper-e4",
+        "twin-gate-learned-e4",
+    ]
     with pytest.raises(ValueError, match="not a system name"):
         system_settings("twin-gate-e4")
 
 
 def test_a_registered_variant_is_a_study_entry_the_schema_accepts(twin):
-    systems = study_systems([{"variant": "finetune"}, {"variant": "twin-gate", "combination": "learned", "experts": [3, 4]}])
+    systems = study_systems(
+        [{"variant": "finetune"}, {"variant": "twin-gate", "combination": "learned", "experts": [3, 4]}]
+    )
     assert list(systems) == ["finetune", "twin-gate-learned-e3", "twin-gate-learned-e4"]
-    assert systems["twin-gate-learned-e4"]["model"] == {"variant": "twin-gate", "combination": "learned", "num_experts": 4}
+    assert systems["twin-gate-learned-e4"]["model"] == {
+        "variant": "twin-gate",
+        "combination": "learned",
+        "num_experts": 4,
+    }
     with pytest.raises(ValueError, match=r"^systems\[0\]\.top_k: variant 'twin-gate' does not take 'top_k'"):
         study_systems([{"variant": "twin-gate", "experts": [3], "top_k": 2}])
     config = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
@@ -82,7 +105,9 @@ def test_a_registered_variant_builds_encodes_saves_and_loads(twin, encoder_confi
     config = ModelConfig(encoder=encoder_config(), variant="twin-gate", num_experts=3, combination="learned", seed=5)
     model = Retriever(config)
     assert config.system == "twin-gate-learned-e3" and config.poolings == ("top1", "all") and config.has_gate
-    reference = Retriever(ModelConfig(encoder=encoder_config(), variant="sbmoe", num_experts=3, combination="learned", seed=5))
+    reference = Retriever(
+        ModelConfig(encoder=encoder_config(), variant="sbmoe", num_experts=3, combination="learned", seed=5)
+    )
     for pooling in config.poolings:
         encoded = model.encode(TEXTS, "doc", pooling, progress=False)
         assert encoded.embeddings.shape == (len(TEXTS), 32) and encoded.gate.shape == (len(TEXTS), 3)

@@ -11,7 +11,8 @@ Every variant is a :class:`ModelConfig` of one class, :class:`Retriever`:
 
 Each variant's entry in :mod:`sbmoe.systems.registry` says which settings it takes and names its block
 (:mod:`sbmoe.models.blocks`). ``combination`` (``paper`` or ``learned``, see :mod:`sbmoe.models.moe`)
-applies to every variant with a block after the encoder. At inference an ``sbmoe`` model is read with ``pooling="top1"`` or ``"all"``; one checkpoint serves both.
+applies to every variant with a block after the encoder. At inference an ``sbmoe`` model is read with
+``pooling="top1"`` or ``"all"``; one checkpoint serves both.
 """
 
 from __future__ import annotations

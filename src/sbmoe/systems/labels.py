@@ -48,7 +48,9 @@ def display_label(system: str, pooling: str = "none", experts: bool = True) -> s
     label = spec.label
     if len(spec.poolings) > 1:
         if pooling not in spec.poolings:
-            raise ValueError(f"{spec.label} system {system!r} needs pooling {' or '.join(spec.poolings)}, got {pooling!r}")
+            raise ValueError(
+                f"{spec.label} system {system!r} needs pooling {' or '.join(spec.poolings)}, got {pooling!r}"
+            )
         label += f" {POOLING_LABELS[pooling]}"
     if experts and "experts" in spec.parts:
         label += f" E={parsed['num_experts']}"
@@ -57,7 +59,9 @@ def display_label(system: str, pooling: str = "none", experts: bool = True) -> s
     if parsed["combination"] == "learned":
         label += f" ({LEARNED_LABEL})"
     if parsed["overrides"]:
-        label += " (" + ", ".join(f"{OVERRIDE_LABELS[k]} {format_rate(v)}" for k, v in parsed["overrides"].items()) + ")"
+        label += (
+            " (" + ", ".join(f"{OVERRIDE_LABELS[k]} {format_rate(v)}" for k, v in parsed["overrides"].items()) + ")"
+        )
     return label
 
 

@@ -23,13 +23,26 @@ from sbmoe.systems.registry import (
     variant,
 )
 
-__all__ = ["BM25", "COMBINATIONS", "OVERRIDES", "format_rate", "parse_expert", "parse_system", "poolings",
-           "study_systems", "system_name", "system_settings", "trained_system_pattern", "variant_of"]
+__all__ = [
+    "BM25",
+    "COMBINATIONS",
+    "OVERRIDES",
+    "format_rate",
+    "parse_expert",
+    "parse_system",
+    "poolings",
+    "study_systems",
+    "system_name",
+    "system_settings",
+    "trained_system_pattern",
+    "variant_of",
+]
 
 BM25 = "bm25"  # the lexical expert of routing over retrievers (not a system of the study)
 _RATE = r"[0-9]+(?:\.[0-9]+)?e-?[0-9]+"
 _OVERRIDE = re.compile(rf"(?P<base>.+)-(?P<tag>{'|'.join(OVERRIDES.values())})(?P<value>{_RATE})")
 _SETTINGS = ("variant", "combination", "num_experts", "top_k")
+_NEEDED = {"experts": "a list of expert counts"}  # what a required systems-entry key holds, for its error
 
 
 def trained_system_pattern() -> str:
@@ -53,8 +66,13 @@ def format_rate(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def system_name(variant_name: str, combination: str = "paper", num_experts: int | None = None, top_k: int | None = None,
-                overrides: dict[str, float] | None = None) -> str:
+def system_name(
+    variant_name: str,
+    combination: str = "paper",
+    num_experts: int | None = None,
+    top_k: int | None = None,
+    overrides: dict[str, float] | None = None,
+) -> str:
     """The name of a system in paths and tables: ``finetune``, ``adapter-paper``, ``sbmoe-learned-e6``,
     ``random-gate-e6``, ``regular-moe-e4-k2`` (``zeroshot`` names an untrained encoder), followed by
     its training overrides (``-elr2e-5``)."""
@@ -66,7 +84,9 @@ def system_name(variant_name: str, combination: str = "paper", num_experts: int 
     for part in spec.parts:
         setting = PARTS[part][0]
         if values[setting] is None:
-            raise ValueError(f"variant {spec.name!r} needs " + ("a number of experts" if part == "experts" else setting))
+            raise ValueError(
+                f"variant {spec.name!r} needs " + ("a number of experts" if part == "experts" else setting)
+            )
         if part == "combination" and combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
         name += "-" + part_text(part, values[setting])
@@ -87,18 +107,28 @@ def system_settings(system: str) -> dict:
     while (match := _OVERRIDE.fullmatch(base)) and tags[match["tag"]] not in overrides:
         overrides[tags[match["tag"]]] = float(match["value"])
         base = match["base"]
-    settings = {**_parse_base(base, system), "overrides": {key: overrides[key] for key in OVERRIDES if key in overrides}}
+    settings = {
+        **_parse_base(base, system),
+        "overrides": {key: overrides[key] for key in OVERRIDES if key in overrides},
+    }
     spec = VARIANTS[settings["variant"]]
     if not spec.trained and overrides:
         raise ValueError(f"not a system name: {system!r} (an untrained encoder has no training settings)")
     try:
-        name = system_name(spec.name, settings["combination"] or "paper", settings["num_experts"], settings["top_k"],
-                           settings["overrides"])
+        name = system_name(
+            spec.name,
+            settings["combination"] or "paper",
+            settings["num_experts"],
+            settings["top_k"],
+            settings["overrides"],
+        )
     except ValueError as error:
         raise ValueError(f"not a system name: {system!r} ({error})") from None
     if name != system:
-        raise ValueError(f"not a system name: {system!r} (overrides come in the order {list(OVERRIDES.values())}, "
-                         "learning rates written as 2e-5)")
+        raise ValueError(
+            f"not a system name: {system!r} (overrides come in the order {list(OVERRIDES.values())}, "
+            "learning rates written as 2e-5)"
+        )
     return settings
 
 
@@ -111,7 +141,7 @@ def _parse_base(system: str, full: str) -> dict:
         if len(tokens) != len(spec.parts):
             continue
         settings = {**dict.fromkeys(_SETTINGS), **spec.fixed, "variant": spec.name}
-        for part, token in zip(spec.parts, tokens):
+        for part, token in zip(spec.parts, tokens, strict=True):
             if not re.fullmatch(part_pattern(part), token):
                 break
             settings[PARTS[part][0]] = token if PARTS[part][1] is None else int(token[1:])
@@ -171,10 +201,13 @@ def study_systems(entries: list[dict]) -> dict[str, dict]:
                     model["num_experts"] = experts
                 else:
                     model[key] = list(value) if isinstance(value, list) else value
-            name = system_name(spec.name, model.get("combination", "paper"), model.get("num_experts"),
-                               model.get("top_k"), overrides)
+            name = system_name(
+                spec.name, model.get("combination", "paper"), model.get("num_experts"), model.get("top_k"), overrides
+            )
             if name in found:
-                raise ValueError(f"systems[{index}]: system {name!r} is already listed (systems[{found[name]['index']}])")
+                raise ValueError(
+                    f"systems[{index}]: system {name!r} is already listed (systems[{found[name]['index']}])"
+                )
             found[name] = {"index": index, "model": model, "training": overrides}
     return found
 
@@ -183,7 +216,9 @@ def _entry_variant(entry: dict, index: int) -> Variant:
     """The registry entry of a ``systems`` entry, whose keys are checked against what it takes."""
     name = entry.get("variant")
     if name not in trained_variants():
-        raise ValueError(f"systems[{index}].variant: {name!r} is not a variant a study trains ({list(trained_variants())})")
+        raise ValueError(
+            f"systems[{index}].variant: {name!r} is not a variant a study trains ({list(trained_variants())})"
+        )
     spec = variant(name)
     accepted = spec.accepted()
     for key in entry:
@@ -191,5 +226,6 @@ def _entry_variant(entry: dict, index: int) -> Variant:
             raise ValueError(f"systems[{index}].{key}: variant {name!r} does not take {key!r} (it takes {accepted})")
     for key, default in spec.keys.items():
         if default is None and entry.get(key) in (None, []):
-            raise ValueError(f"systems[{index}].{key}: variant {name!r} needs it (it takes {accepted})")
+            needed = _NEEDED.get(key, f"key {key!r}")
+            raise ValueError(f"systems[{index}].{key}: variant {name!r} needs {needed} (it takes {accepted})")
     return spec

@@ -114,12 +114,48 @@ def trained_variants() -> tuple[str, ...]:
 
 register(Variant("zeroshot", "Zero-shot", 0, overrides=(), trained=False))
 register(Variant("finetune", "FT", 1, overrides=("encoder_lr",)))
-register(Variant("adapter", "Adapter", 2, parts=("combination",), keys=_BLOCK_PAPER, block="moe:adapter_block",
-                 fixed={"num_experts": 1}))
-register(Variant("random-gate", "RANDOM-GATE", 3, parts=("experts",), keys={"experts": None}, poolings=("top1",),
-                 block="moe:random_gate_block", fixed=_BLOCK_PAPER))
-register(Variant("sbmoe", "SB-MoE", 4, parts=("combination", "experts"), keys={**_BLOCK_PAPER, "experts": None},
-                 poolings=("top1", "all"), block="moe:learned_gate_block"))
-register(Variant("regular-moe", "Regular MoE", 5, parts=("experts", "top_k"),
-                 keys={"experts": None, "top_k": 2, "moe_layers": [-1]}, block="regular_moe:upcycled_block",
-                 inside_encoder=True))
+register(
+    Variant(
+        "adapter",
+        "Adapter",
+        2,
+        parts=("combination",),
+        keys=_BLOCK_PAPER,
+        block="moe:adapter_block",
+        fixed={"num_experts": 1},
+    )
+)
+register(
+    Variant(
+        "random-gate",
+        "RANDOM-GATE",
+        3,
+        parts=("experts",),
+        keys={"experts": None},
+        poolings=("top1",),
+        block="moe:random_gate_block",
+        fixed=_BLOCK_PAPER,
+    )
+)
+register(
+    Variant(
+        "sbmoe",
+        "SB-MoE",
+        4,
+        parts=("combination", "experts"),
+        keys={**_BLOCK_PAPER, "experts": None},
+        poolings=("top1", "all"),
+        block="moe:learned_gate_block",
+    )
+)
+register(
+    Variant(
+        "regular-moe",
+        "Regular MoE",
+        5,
+        parts=("experts", "top_k"),
+        keys={"experts": None, "top_k": 2, "moe_layers": [-1]},
+        block="regular_moe:upcycled_block",
+        inside_encoder=True,
+    )
+)

@@ -12,7 +12,7 @@ from sbmoe.io.errors import InputError
 from sbmoe.models.hub import is_hub_id
 from sbmoe.pipeline.resume import claim_workdir
 from sbmoe.selection.experts import BM25, parse_expert
-from sbmoe.systems.names import poolings, study_systems, trained_system_pattern, variant_of
+from sbmoe.systems.names import parse_system, poolings, study_systems, trained_system_pattern, variant_of
 from sbmoe.pipeline.study import check_study, routing_split, routing_trainsets, study_table
 
 

@@ -24,7 +24,8 @@ from threadpoolctl import threadpool_limits
 from sbmoe.io.atomic import write_text
 from sbmoe.analysis.figures import expert_count_figure, routing_figure, training_curves_figure, tsne_figure
 from sbmoe.analysis.paper import MACROS, load_table, paper_macros, render_macros, write_macros
-from sbmoe.evaluation.results import display_label, load_results
+from sbmoe.evaluation.results import load_results
+from sbmoe.systems.labels import display_label
 from sbmoe.selection.comparison import significance_against_best_single
 from sbmoe.evaluation.significance import significance_report
 from sbmoe.analysis.tables import (

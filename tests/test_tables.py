@@ -7,16 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sbmoe.systems.labels import display_label, system_order
 from sbmoe.systems.names import parse_system
 from sbmoe.evaluation.results import (
     aggregate_seeds,
     corpus_files,
-    display_label,
     group_by_counts,
     load_results,
     pooling_file,
     read_evaluation,
-    system_order,
 )
 from sbmoe.evaluation.significance import significance_report
 from sbmoe.analysis.tables import (

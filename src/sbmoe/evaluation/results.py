@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from sbmoe.io.errors import DataFormatError, read_json
-from sbmoe.systems.labels import METRIC_LABELS, display_label, system_order  # noqa: F401 (the labels' home is systems.labels)
+from sbmoe.systems.labels import METRIC_LABELS, display_label, system_order  # noqa: F401 (defined in systems.labels)
 from sbmoe.systems.names import parse_system
-from sbmoe.systems.registry import POOLINGS  # noqa: F401
+from sbmoe.systems.registry import POOLINGS  # noqa: F401 (defined in systems.registry)
 
 KEYS = ("encoder", "trainset", "system", "seed", "testset", "pooling")
 GROUP_KEYS = ("encoder", "trainset", "system", "pooling", "testset")

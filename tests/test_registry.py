@@ -1,6 +1,6 @@
 """The variant registry: a new variant is one registry entry (and, for a new block, one module of
 sbmoe.models); its names, wildcard pattern, poolings, label, row order, study entries, schema
-validation and model building follow without any other edit."""
+validation, model building and training follow without any other edit."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 import yaml
 from jsonschema import Draft202012Validator
 
+from sbmoe.io.collection import Collection
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.systems.labels import display_label, system_order
 from sbmoe.systems.names import (
@@ -32,6 +33,7 @@ from sbmoe.systems.registry import (
     trained_variants,
     unregister,
 )
+from sbmoe.training.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -119,6 +121,20 @@ def test_a_registered_variant_builds_encodes_saves_and_loads(twin, encoder_confi
     assert loaded.config.system == "twin-gate-learned-e3"
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_a_registered_variant_trains_as_its_block_does(twin, encoder_config, tiny_collection):
+    data = Collection.load(tiny_collection, "train")
+    config = TrainConfig(epochs=2, batch_size=8, moe_lr=2e-2, valid_fraction=0.2, train_layers=0, seed=7)
+    logs, states = [], []
+    for name in ("twin-gate", "sbmoe"):
+        model = Retriever(ModelConfig(encoder=encoder_config(), variant=name, num_experts=3, combination="learned"))
+        result = train(model, data.corpus, data.queries, data.qrels, config, progress=False)
+        logs.append([{k: v for k, v in entry.items() if k != "seconds"} for entry in result.log])
+        states.append(model.moe.state_dict())
+    assert logs[0] == logs[1] and all(entry["gate_grad_norm"] > 0 for entry in logs[0])
+    for name, tensor in states[1].items():
+        assert torch.equal(states[0][name], tensor), name
 
 
 def test_a_block_name_that_names_nothing_is_an_error(encoder_config):

@@ -11,8 +11,7 @@ from snakemake.utils import validate
 from sbmoe.io.errors import InputError
 from sbmoe.models.hub import is_hub_id
 from sbmoe.pipeline.resume import claim_workdir
-from sbmoe.selection.experts import BM25, parse_expert
-from sbmoe.systems.names import TRAINED_SYSTEM_PATTERN, parse_system, poolings, study_systems
+from sbmoe.systems.names import BM25, parse_expert, parse_system, poolings, study_systems, trained_system_pattern, variant_of
 from sbmoe.pipeline.study import check_study, routing_split, routing_trainsets, study_table
 
 
@@ -31,7 +30,7 @@ except InputError as error:
     raise WorkflowError(f"invalid configuration: {error}")
 
 
-TRAINED_SYSTEM = TRAINED_SYSTEM_PATTERN
+TRAINED_SYSTEM = trained_system_pattern()  # every trained variant of sbmoe.systems.registry
 SYSTEMS = study_systems(config["systems"])  # name -> model settings and training overrides
 
 
@@ -320,7 +319,7 @@ def routing_records():
          f"{ENCODED}/queries".format(**m, testset=t),
          encoded_corpus(m, t))
         for m in models()
-        if parse_system(m["system"])["variant"] in ("sbmoe", "random-gate")
+        if variant_of(m["system"]).gated
         for t in testsets(m["trainset"])
         for p in poolings(m["system"])
     ]

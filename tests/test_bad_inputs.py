@@ -623,3 +623,24 @@ def test_a_pipeline_job_ends_on_bad_input_without_traceback(tmp_path, capsys):
     assert caught.value.code == 1
     assert f"error: {tmp_path / 'nowhere'}: collection folder does not exist" in capsys.readouterr().err
     assert "collection folder does not exist" in log.read_text() and "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("index, entry, key", [
+    (1, {"variant": "regular-moe", "experts": [4], "combination": "learned"}, "combination"),
+    (0, {"variant": "finetune", "experts": [3]}, "experts"),
+    (0, {"variant": "finetune", "moe_lr": 1e-3}, "moe_lr"),
+    (1, {"variant": "adapter", "top_k": 2}, "top_k"),
+    (1, {"variant": "random-gate", "experts": [3], "combination": "learned"}, "combination"),
+    (1, {"variant": "sbmoe", "experts": [3], "moe_layers": [-1]}, "moe_layers"),
+], ids=["combination-on-regular-moe", "experts-on-finetune", "moe-lr-on-finetune", "top-k-on-adapter",
+        "combination-on-random-gate", "moe-layers-on-sbmoe"])
+def test_a_key_the_variant_does_not_take_is_refused_naming_the_entry(study, index, entry, key):
+    """A key the entry's variant does not use would leave the system's name (and model) as without it."""
+    study["training"]["train_layers"] = 1
+    study["systems"] = [{"variant": "finetune"}] * (index > 0) + [entry]
+    with pytest.raises(StudyError) as caught:
+        checked(study)
+    message = str(caught.value)
+    expected = f"systems[{index}].{key}: variant {entry['variant']!r} does not take {key!r} (it takes ["
+    assert message.startswith(expected), message
+    assert "'variant'" in message.partition("(it takes")[2], message

@@ -11,18 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_figures import synthetic_tsne_inputs, write_training_logs
-from test_routing import EXPERTS, PAIRS, synthetic_routing
-from test_tables import (
-    IN_DOMAIN,
-    REFERENCE,
-    ZERO_SHOT,
-    synthetic_records,
-    write_routing,
-)
 from threadpoolctl import threadpool_limits
 
-from sbmoe.io.atomic import write_json, write_text
 from sbmoe.analysis.figures.expert_count import expert_count_figure
 from sbmoe.analysis.figures.routing import routing_figure
 from sbmoe.analysis.figures.training import training_curves_figure
@@ -35,15 +25,26 @@ from sbmoe.analysis.paper import (
     render_macros,
     write_macros,
 )
-from sbmoe.evaluation.results import REPORTED_METRICS, display_label, load_results
-from sbmoe.pipeline.study import StudyError, check_study, study_table
-from sbmoe.selection.comparison import significance_against_best_single
-from sbmoe.evaluation.significance import significance_report
 from sbmoe.analysis.tables.experts import experts_table
 from sbmoe.analysis.tables.in_domain import in_domain_table
 from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
 from sbmoe.analysis.tables.routing import routing_table
 from sbmoe.analysis.tables.zero_shot import zero_shot_table
+from sbmoe.evaluation.results import REPORTED_METRICS, load_results
+from sbmoe.evaluation.significance import significance_report
+from sbmoe.io.atomic import write_json, write_text
+from sbmoe.pipeline.study import StudyError, check_study, study_table
+from sbmoe.selection.comparison import significance_against_best_single
+from sbmoe.systems.labels import display_label
+from test_figures import synthetic_tsne_inputs, write_training_logs
+from test_routing import EXPERTS, PAIRS, synthetic_routing
+from test_tables import (
+    IN_DOMAIN,
+    REFERENCE,
+    ZERO_SHOT,
+    synthetic_records,
+    write_routing,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "paper" / "main.tex"

@@ -8,24 +8,24 @@ import pytest
 
 from sbmoe.evaluation.metrics import evaluate
 from sbmoe.evaluation.results import REPORTED_METRICS
-from sbmoe.retrieval.fusion import align, fuse, min_max, per_query_fusion, tune_wsum, weighted_sum
 from sbmoe.io.encoded import Encoded
-from sbmoe.selection.router import Router, RouterConfig, train_router
+from sbmoe.io.runs import write_trec_run
+from sbmoe.retrieval.fusion import align, fuse, min_max, per_query_fusion, tune_wsum, weighted_sum
 from sbmoe.selection.comparison import best_single, choice_shares, significance_against_best_single
 from sbmoe.selection.experts import (
     ROUTED,
     best_experts,
-    expert_label,
     hard_routing,
     oracle_choices,
-    parse_expert,
     query_features,
     routed_runs,
     soft_routing,
     utilities,
 )
+from sbmoe.selection.router import Router, RouterConfig, train_router
 from sbmoe.selection.routing import ExpertInputs, route_stage, train_router_stage
-from sbmoe.io.runs import write_trec_run
+from sbmoe.systems.labels import expert_label
+from sbmoe.systems.names import parse_expert
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERTS = ["bm25", "zeroshot", "sbmoe-learned-e3/top1"]

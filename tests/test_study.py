@@ -152,12 +152,13 @@ CASES = {
     "finetune-with-experts": (
         lambda c: system(0)(c).update(experts=[2]),
         "systems[0].experts",
-        "variant 'finetune' takes no expert counts",
+        "variant 'finetune' does not take 'experts' (it takes ['variant', 'encoder_lr'])",
     ),
     "top-k-outside-regular-moe": (
         lambda c: system(1)(c).update(top_k=1),
         "systems[1].top_k",
-        "only variant 'regular-moe' takes it",
+        "variant 'sbmoe' does not take 'top_k' (it takes ['variant', 'combination', 'experts', 'encoder_lr', "
+        "'moe_lr'])",
     ),
     "regular-moe-frozen-encoder": (
         lambda c: c["training"].update(train_layers=0),

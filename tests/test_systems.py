@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from sbmoe.evaluation.results import display_label, system_order
+from sbmoe.systems.labels import display_label, system_order
 from sbmoe.systems.names import (TRAINED_SYSTEM_PATTERN, format_rate, parse_system, poolings, study_systems, system_name,
-                           system_settings)
+                                 system_settings)
 
 
 def test_format_rate():

@@ -7,25 +7,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sbmoe.systems.names import parse_system
-from sbmoe.evaluation.results import (
-    REPORTED_METRICS,
-    aggregate_seeds,
-    corpus_files,
-    display_label,
-    group_by_counts,
-    load_results,
-    pooling_file,
-    metric_label,
-    read_evaluation,
-    system_order,
-)
-from sbmoe.evaluation.significance import significance_report
 from sbmoe.analysis.latex import format_score, latex_escape
 from sbmoe.analysis.tables.experts import experts_table
 from sbmoe.analysis.tables.in_domain import in_domain_table
 from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
 from sbmoe.analysis.tables.zero_shot import zero_shot_table
+from sbmoe.evaluation.results import (
+    REPORTED_METRICS,
+    aggregate_seeds,
+    corpus_files,
+    group_by_counts,
+    load_results,
+    pooling_file,
+    read_evaluation,
+)
+from sbmoe.evaluation.significance import significance_report
+from sbmoe.systems.labels import display_label, metric_label, system_order
+from sbmoe.systems.names import parse_system
 
 REFERENCE = Path(__file__).resolve().parents[1] / "workflow" / "reference_numbers.yaml"
 QUERIES = 60

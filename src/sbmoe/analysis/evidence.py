@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from sbmoe.evaluation.effects import bootstrap_interval, tost
-from sbmoe.evaluation.results import display_label
 from sbmoe.evaluation.significance import average_over_seeds, correct, paired_test
 from sbmoe.selection.comparison import best_single
-from sbmoe.selection.experts import system_label
+from sbmoe.systems.labels import display_label, system_label
 
 FUSIONS = ("rrf", "wsum")
 

@@ -21,8 +21,8 @@ import pandas as pd
 
 from sbmoe.analysis.figures.training import read_training_log
 from sbmoe.analysis.latex import MISSING, format_quantity, format_text_score, latex_escape
-from sbmoe.evaluation.results import metric_label
 from sbmoe.io.atomic import atomic_path, write_text
+from sbmoe.systems.labels import metric_label
 from sbmoe.systems.names import parse_system
 
 MACROS = {

@@ -37,8 +37,8 @@ from sbmoe.analysis.evidence import (
 )
 from sbmoe.analysis.figures.training import read_training_log
 from sbmoe.evaluation.effects import minimal_detectable_effect
-from sbmoe.evaluation.results import display_label
 from sbmoe.io.errors import DataFormatError, read_yaml
+from sbmoe.systems.labels import display_label
 
 log = logging.getLogger(__name__)
 

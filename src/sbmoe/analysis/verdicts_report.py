@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from sbmoe.analysis.latex import MISSING, latex_escape
+from sbmoe.systems.labels import METRIC_LABELS
 
 NOT_TESTED = "not tested here"
 _SUMMARY_KEYS = ("holds", "holds in some settings", "does not hold", "inconclusive", NOT_TESTED)
-_METRIC_LABELS = {"ndcg@10": "nDCG@10", "recall@100": "R@100"}
 
 
 def overview(report: Mapping) -> dict:
@@ -118,7 +118,7 @@ def _setting_row(number: int, setting: Mapping, metrics: Sequence[str], labels: 
 def verdict_table(report: Mapping, labels: Mapping[str, str] | None = None) -> str:
     """The longtable of verdicts: one row per claim and setting (an untested claim: one row)."""
     labels, metrics = labels or {}, report["metrics"]
-    names = [_METRIC_LABELS.get(m, latex_escape(m)) for m in metrics]
+    names = [METRIC_LABELS.get(m, latex_escape(m)) for m in metrics]
     confidence, power = _percent(report["defaults"]["confidence"]), _percent(report["defaults"]["power"])
     header = (rf"Claim & Setting & & $\Delta$ {names[0]} [{confidence}\% CI] & $p$ & MDE & Verdict & "
               rf"$\Delta$ {names[-1]} & Verdict \\")
@@ -170,7 +170,7 @@ def reproduction_table(records: Sequence[Mapping], labels: Mapping[str, str] | N
              r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
     for r in records:
         cells = [latex_escape((labels or {}).get(r["testset"], r["dataset"])), str(r["experts"]),
-                 _METRIC_LABELS.get(r["metric"], latex_escape(r["metric"])),
+                 METRIC_LABELS.get(r["metric"], latex_escape(r["metric"])),
                  plain(r["paper_ft"]), plain(r["paper_moe"]), plain(r["ours_ft"]), plain(r["ours_moe"]),
                  signed(r["difference_ft"]), signed(r["difference_moe"]), plain(r["effect_ratio"]), signed(r["delta_ri"])]
         lines.append(" & ".join(cells) + r" \\")

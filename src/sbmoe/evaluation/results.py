@@ -13,7 +13,8 @@ test set and pooling. System ids follow the pipeline's vocabulary:
 
 The combination is ``paper`` (the authors' formula, in which the gate gets no gradient) or
 ``learned`` (ours, in which the gate learns). Pooling is ``top1`` or ``all`` for SB-MoE,
-``top1`` for RANDOM-GATE and ``none`` for systems without a gate.
+``top1`` for RANDOM-GATE and ``none`` for systems without a gate (:mod:`sbmoe.systems.registry`); labels
+and row order come from :mod:`sbmoe.systems.labels`.
 """
 
 from __future__ import annotations
@@ -25,79 +26,14 @@ from pathlib import Path
 import pandas as pd
 
 from sbmoe.io.errors import DataFormatError, read_json
-from sbmoe.systems.names import OVERRIDES, format_rate, parse_system, system_settings
+from sbmoe.systems.labels import display_label
+from sbmoe.systems.names import parse_system
 
 KEYS = ("encoder", "trainset", "system", "seed", "testset", "pooling")
 GROUP_KEYS = ("encoder", "trainset", "system", "pooling", "testset")
 # The metrics the tables, figures, significance tests and macros report unless the configuration
 # (analysis.metrics) says otherwise; the metrics computed are sbmoe.evaluation.metrics.METRICS.
 REPORTED_METRICS = ("ndcg@10", "recall@100")
-METRIC_LABELS = {
-    "ndcg@10": "nDCG@10",
-    "recall@100": "R@100",
-    "mrr@10": "MRR@10",
-    "map@100": "MAP@100",
-    "precision@1": "P@1",
-    "ndcg@3": "nDCG@3",
-}
-_METRIC_NAME_LABELS = {"ndcg": "nDCG", "recall": "R", "precision": "P"}
-VARIANTS = ("zeroshot", "finetune", "adapter", "random-gate", "sbmoe", "regular-moe")
-POOLINGS = ("none", "top1", "all")
-
-_BASE_LABELS = {"zeroshot": "Zero-shot", "finetune": "FT", "adapter": "Adapter", "random-gate": "RANDOM-GATE",
-                "regular-moe": "Regular MoE"}
-_OVERRIDE_LABELS = {"encoder_lr": "encoder lr", "moe_lr": "MoE lr"}
-_POOLING_LABELS = {"top1": "TOP-1", "all": "ALL"}
-
-
-def metric_label(metric: str) -> str:
-    """The label a table or figure shows for a metric: :data:`METRIC_LABELS`' entry, else one made from
-    its name (``map@1000`` -> ``MAP@1000``, ``ndcg@5`` -> ``nDCG@5``)."""
-    if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
-    name, at, cutoff = metric.partition("@")
-    return _METRIC_NAME_LABELS.get(name, name.upper()) + at + cutoff
-
-
-def display_label(system: str, pooling: str = "none", experts: bool = True) -> str:
-    """The label a table or figure shows, e.g. ``SB-MoE TOP-1 E=6 (learned gate)``, ``Regular MoE E=4 k=2``,
-    ``FT (encoder lr 2e-5)``.
-
-    ``experts=False`` leaves out the ``E=<experts>`` (and ``k=``) part.
-    """
-    parsed = system_settings(system)
-    variant = parsed["variant"]
-    if variant == "sbmoe":
-        if pooling not in _POOLING_LABELS:
-            raise ValueError(f"SB-MoE system {system!r} needs pooling top1 or all, got {pooling!r}")
-        label = f"SB-MoE {_POOLING_LABELS[pooling]}"
-    else:
-        label = _BASE_LABELS[variant]
-    if experts and variant in ("sbmoe", "random-gate", "regular-moe"):
-        label += f" E={parsed['num_experts']}"
-    if experts and variant == "regular-moe":
-        label += f" k={parsed['top_k']}"
-    if parsed["combination"] == "learned":
-        label += " (learned gate)"
-    if parsed["overrides"]:
-        label += " (" + ", ".join(f"{_OVERRIDE_LABELS[k]} {format_rate(v)}" for k, v in parsed["overrides"].items()) + ")"
-    return label
-
-
-def system_order(system: str, pooling: str = "none") -> tuple:
-    """Sort key for rows: Zero-shot, FT, then the authors' combination before ours; within each,
-    Adapter, RANDOM-GATE, SB-MoE, Regular MoE; then by number of experts (and k), a system before its
-    overridden settings, then TOP-1 before ALL."""
-    parsed = system_settings(system)
-    combination = 1 if parsed["combination"] == "learned" else 0
-    return (
-        combination,
-        VARIANTS.index(parsed["variant"]),
-        parsed["num_experts"] or 0,
-        parsed["top_k"] or 0,
-        tuple(parsed["overrides"].get(key, 0.0) for key in OVERRIDES),
-        POOLINGS.index(pooling) if pooling in POOLINGS else len(POOLINGS),
-    )
 
 
 def read_evaluation(path: str | Path, testset: str | None = None, pooling: str | None = None) -> dict:

@@ -8,7 +8,8 @@ Two paired two-sided tests, selectable by name (:data:`TESTS`):
   as extreme as the observed one; ``p = (count + 1) / (permutations + 1)``.
 
 Two corrections for multiple comparisons, selectable by name (:data:`CORRECTIONS`):
-Bonferroni and Holm's step-down method.
+Bonferroni (the default, as the authors' script and the study's configuration schema) and Holm's
+step-down method.
 
 Per-query scores are plain dicts ``{qid: score}`` (one metric of one evaluation), as in the
 ``per_query`` section of an evaluation JSON. Every result is a JSON-serialisable dict.
@@ -99,7 +100,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return corrected
 
 
-def correct(p_values: Sequence[float], method: str = "holm") -> list[float]:
+def correct(p_values: Sequence[float], method: str = "bonferroni") -> list[float]:
     """Corrected p-values by the method named ``method`` (one of :data:`CORRECTIONS`)."""
     if method == "bonferroni":
         return bonferroni(p_values)
@@ -129,7 +130,7 @@ def compare_to_baseline(
     baseline: PerQuery,
     systems: Mapping[str, PerQuery],
     test: str = "randomization",
-    correction: str = "holm",
+    correction: str = "bonferroni",
     alpha: float = 0.01,
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
@@ -171,7 +172,7 @@ def significance_report(
     metrics: Sequence[str],
     baseline: str = "finetune",
     test: str = "randomization",
-    correction: str = "holm",
+    correction: str = "bonferroni",
     alpha: float = 0.01,
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sbmoe.systems.names import COMBINATIONS
+from sbmoe.systems.registry import COMBINATIONS
 
 POOLINGS = ("top1", "all")
 
@@ -153,6 +153,28 @@ class SBMoE(nn.Module):
         else:
             out = x + mixed
         return out, routing
+
+
+# The blocks of the registry's variants (sbmoe.systems.registry, resolved by sbmoe.models.blocks): each
+# builds the block of a Retriever from its ModelConfig.
+
+
+def learned_gate_block(model) -> SBMoE:
+    """SB-MoE: ``num_experts`` experts and the learned noisy top-1 gate."""
+    config = model.config
+    return SBMoE(model.hidden_size, config.num_experts, config.combination, gate="learned", seed=config.seed)
+
+
+def random_gate_block(model) -> SBMoE:
+    """RANDOM-GATE: the SB-MoE block with a uniformly random expert per text (seeded)."""
+    config = model.config
+    return SBMoE(model.hidden_size, config.num_experts, config.combination, gate="random", seed=config.seed)
+
+
+def adapter_block(model) -> SBMoE:
+    """The adapter: a single expert and no gate."""
+    config = model.config
+    return SBMoE(model.hidden_size, config.num_experts, config.combination, gate=None, seed=config.seed)
 
 
 def load_balancing_loss(routing: Routing) -> torch.Tensor:

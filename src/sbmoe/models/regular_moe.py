@@ -115,6 +115,13 @@ def upcycle(encoder: Encoder, moe_layers: list[int], num_experts: int, top_k: in
     return indices
 
 
+def upcycled_block(model) -> None:
+    """The Regular MoE's block (sbmoe.systems.registry): the encoder's ``moe_layers`` upcycled in place;
+    no block follows the encoder."""
+    config = model.config
+    upcycle(model._require_encoder(), config.moe_layers, config.num_experts, config.top_k)
+
+
 def replaced_parameters(encoder: Encoder) -> list[nn.Parameter]:
     """The dense feed-forward weights that the experts replaced: kept in the encoder (the experts'
     initialisation, saved with it) but unused, so training leaves them alone."""

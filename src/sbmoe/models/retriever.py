@@ -9,8 +9,10 @@ Every variant is a :class:`ModelConfig` of one class, :class:`Retriever`:
 ``regular-moe``  no block: the feed-forward sub-layers of ``moe_layers`` become ``num_experts`` upcycled
                  experts with a token-level top-``top_k`` router (:mod:`sbmoe.models.regular_moe`).
 
-``combination`` (``paper`` or ``learned``, see :mod:`sbmoe.models.moe`) applies to every variant with a block.
-At inference an ``sbmoe`` model is read with ``pooling="top1"`` or ``"all"``; one checkpoint serves both.
+Each variant's entry in :mod:`sbmoe.systems.registry` says which settings it takes and names its block
+(:mod:`sbmoe.models.blocks`). ``combination`` (``paper`` or ``learned``, see :mod:`sbmoe.models.moe`)
+applies to every variant with a block after the encoder. At inference an ``sbmoe`` model is read with
+``pooling="top1"`` or ``"all"``; one checkpoint serves both.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from sbmoe.io.atomic import atomic_path
 from sbmoe.io.encoded import Encoded
 from sbmoe.models.encoder import Encoder, EncoderConfig
 from sbmoe.io.errors import DataFormatError, first_line, read_json
-from sbmoe.models.moe import COMBINATIONS, RandomGate, Routing, SBMoE
+from sbmoe.models.blocks import block_builder
+from sbmoe.models.moe import RandomGate, Routing, SBMoE
 from sbmoe.models.prefix import PrefixStates, pool_prefix
-from sbmoe.models.regular_moe import upcycle
-from sbmoe.systems.names import VARIANTS, poolings, system_name
+from sbmoe.systems.names import system_name
+from sbmoe.systems.registry import COMBINATIONS, VARIANTS, Variant, trained_variants
 
 
 
@@ -53,26 +56,32 @@ class ModelConfig:
     def __post_init__(self):
         if isinstance(self.encoder, dict):
             self.encoder = EncoderConfig(**self.encoder)
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.variant not in trained_variants():
+            raise ValueError(f"variant must be one of {trained_variants()}, got {self.variant!r}")
         if self.combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}")
-        if self.variant == "adapter":
-            self.num_experts = 1
-        elif self.variant == "finetune":
-            self.num_experts = 0
+        spec = self.spec
+        if "experts" not in spec.parts:
+            self.num_experts = spec.fixed.get("num_experts", 0)  # the adapter's one expert; none without a block
         elif self.num_experts < 2:
             raise ValueError(f"variant {self.variant!r} needs num_experts >= 2, got {self.num_experts}")
-        if self.variant != "regular-moe":
-            self.top_k, self.moe_layers = 0, []
+        if "top_k" not in spec.keys:
+            self.top_k = 0
         elif not 1 <= self.top_k <= self.num_experts:
             raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
+        if "moe_layers" not in spec.keys:
+            self.moe_layers = []
         elif not self.moe_layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in self.moe_layers):
             raise ValueError(f"moe_layers must be a non-empty list of layer indices, got {self.moe_layers!r}")
 
     @property
+    def spec(self) -> Variant:
+        """The variant's registry entry."""
+        return VARIANTS[self.variant]
+
+    @property
     def has_gate(self) -> bool:
-        return self.variant in ("sbmoe", "random-gate")
+        return self.spec.gated
 
     @property
     def system(self) -> str:
@@ -81,7 +90,7 @@ class ModelConfig:
 
     @property
     def poolings(self) -> tuple[str, ...]:
-        return poolings(self.system)
+        return self.spec.poolings
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,18 +106,12 @@ class Retriever(nn.Module):
         self.config = config
         self.encoder = encoder if encoder is not None or hidden_size else Encoder(config.encoder)
         self.hidden_size = self.encoder.hidden_size if self.encoder is not None else hidden_size
-        if config.variant == "regular-moe":
-            self.moe: SBMoE | None = None
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed)  # the routers' initialisation depends on the seed only
-                upcycle(self._require_encoder(), config.moe_layers, config.num_experts, config.top_k)
-        elif config.variant == "finetune":
-            self.moe = None
-        else:
-            gate = {"sbmoe": "learned", "random-gate": "random", "adapter": None}[config.variant]
+        self.moe: SBMoE | None = None  # the block after the encoder, if the variant has one
+        if config.spec.block is not None:
+            build = block_builder(config.spec.block)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed)  # the block's initialisation depends on the seed only
-                self.moe = SBMoE(self.hidden_size, config.num_experts, config.combination, gate=gate, seed=config.seed)
+                self.moe = build(self)
 
     @property
     def device(self) -> torch.device:
@@ -224,8 +227,8 @@ class Retriever(nn.Module):
         model = cls(config, hidden_size=None if with_encoder else hidden_size)
         if model.moe is not None:
             model.moe.load_state_dict(_block_weights(folder / "moe.pt", model, model.moe, "block"))
-        if model.config.variant == "regular-moe":
-            feed_forward = model._require_encoder().feed_forward
+        if model.encoder is not None and len(model.encoder.feed_forward):  # MoE layers inside the encoder
+            feed_forward = model.encoder.feed_forward
             feed_forward.load_state_dict(_block_weights(folder / "regular_moe.pt", model, feed_forward, "MoE layers"))
         return model.to(device)
 

@@ -15,8 +15,9 @@ from sbmoe.data.datasets import MIRROR_ENV, VALIDATION_SPLIT, DatasetSpec, load_
 from sbmoe.io.errors import InputError
 from sbmoe.evaluation.metrics import metric_problem
 from sbmoe.models.hub import model_path_problem
-from sbmoe.selection.experts import BM25, parse_expert
+from sbmoe.systems.names import BM25, parse_expert
 from sbmoe.systems.names import poolings, study_systems
+from sbmoe.systems.registry import variant
 
 
 class StudyError(InputError):
@@ -78,31 +79,11 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
                     f"({mirror or 'none set'}); put corpus.jsonl, queries.jsonl and qrels/<split>.tsv there"
                 )
 
-    train_layers = config["training"].get("train_layers", "all")
-    for index, entry in enumerate(config["systems"]):
-        if entry["variant"] in ("sbmoe", "random-gate", "regular-moe") and not entry.get("experts"):
-            raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} needs a list of expert counts")
-        if entry["variant"] in ("finetune", "adapter") and entry.get("experts"):
-            raise StudyError(f"systems[{index}].experts: variant {entry['variant']!r} takes no expert counts")
-        if entry["variant"] != "regular-moe":
-            extra = [key for key in ("top_k", "moe_layers") if key in entry]
-            if extra:
-                raise StudyError(f"systems[{index}].{extra[0]}: only variant 'regular-moe' takes it")
-            continue
-        if train_layers == 0:
-            raise StudyError(f"systems[{index}]: the Regular MoE is inside the encoder, so it needs "
-                             "training.train_layers >= 1 (a frozen encoder trains nothing inside it)")
-        for experts in entry["experts"]:
-            if not 1 <= entry.get("top_k", 2) <= experts:
-                raise StudyError(f"systems[{index}].top_k: must be between 1 and the number of experts ({experts})")
-        for layer in entry.get("moe_layers", [-1]):
-            if train_layers != "all" and not -train_layers <= layer < 0:
-                raise StudyError(f"systems[{index}].moe_layers: layer {layer} is not among the top {train_layers} "
-                                 f"trained layers (training.train_layers); name them -1 (the top layer) to -{train_layers}")
     try:
-        systems = list(study_systems(config["systems"]))
+        systems = list(study_systems(config["systems"]))  # refuses keys an entry's variant does not take
     except ValueError as error:
         raise StudyError(str(error)) from None
+    _check_layers(config)
     if "finetune" not in systems:
         raise StudyError("systems: every system is compared with FT, but no {variant: finetune} is listed")
     for index, metric in enumerate((config.get("evaluation") or {}).get("metrics") or []):
@@ -117,6 +98,25 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
     _check_analysis(config, list(systems))
     if config.get("routing"):
         _check_routing(config, table, list(systems))
+
+
+def _check_layers(config: dict) -> None:
+    """The systems whose block sits inside the encoder need trained encoder layers, and their layers
+    must be among them; a top-k router picks among its experts."""
+    train_layers = config["training"].get("train_layers", "all")
+    for index, entry in enumerate(config["systems"]):
+        spec = variant(entry["variant"])
+        if spec.inside_encoder and train_layers == 0:
+            raise StudyError(f"systems[{index}]: the {spec.label} is inside the encoder, so it needs "
+                             "training.train_layers >= 1 (a frozen encoder trains nothing inside it)")
+        if "top_k" in spec.keys:
+            for experts in entry["experts"]:
+                if not 1 <= entry.get("top_k", spec.keys["top_k"]) <= experts:
+                    raise StudyError(f"systems[{index}].top_k: must be between 1 and the number of experts ({experts})")
+        for layer in entry.get("moe_layers", spec.keys.get("moe_layers") or []):
+            if train_layers != "all" and not -train_layers <= layer < 0:
+                raise StudyError(f"systems[{index}].moe_layers: layer {layer} is not among the top {train_layers} "
+                                 f"trained layers (training.train_layers); name them -1 (the top layer) to -{train_layers}")
 
 
 def _check_analysis(config: dict, systems: list[str]) -> None:

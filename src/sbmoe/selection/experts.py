@@ -5,7 +5,8 @@ The retrieval analogue of SB-MoE's gate, one level up: the experts are complete 
 the zero-shot encoder, trained systems of the study), each with its run for every query.
 
 - An expert is named ``bm25``, ``zeroshot`` or a system of the study with its inference pooling
-  (``finetune``, ``sbmoe-learned-e6/top1``; see :func:`parse_expert`).
+  (``finetune``, ``sbmoe-learned-e6/top1``; see :func:`sbmoe.systems.names.parse_expert`; their labels
+  are :func:`sbmoe.systems.labels.expert_label`).
 - The **utility** of an expert for a query is its per-query nDCG@10 against the qrels.
 - The gate (:class:`sbmoe.selection.router.Router`) reads the query's embedding from the base encoder and,
   optionally, cheap query features (:data:`FEATURES`): the query's length and the statistics of its
@@ -29,53 +30,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sbmoe.evaluation.results import display_label
+from sbmoe.evaluation.metrics import evaluate
 from sbmoe.io.collection import Qrels
 from sbmoe.io.runs import Run
 from sbmoe.retrieval.fusion import align, fuse, per_query_fusion, top_k
-from sbmoe.evaluation.metrics import evaluate
-from sbmoe.systems.names import poolings
+from sbmoe.systems.names import BM25
 
-BM25 = "bm25"
 UTILITY = "ndcg@10"
 FEATURES = {"length": ("log_length",), "bm25": ("bm25_top1", "bm25_mean10", "bm25_std10")}
 ROUTED = ("rrf", "wsum", "router-hard", "router-soft", "oracle")
-ROUTED_LABELS = {
-    "rrf": "Fusion (RRF)",
-    "wsum": "Fusion (WSUM)",
-    "router-hard": "Router (hard)",
-    "router-soft": "Router (soft)",
-    "oracle": "Oracle",
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Experts
-
-
-def parse_expert(name: str) -> tuple[str, str | None]:
-    """``(system, pooling)`` of an expert name: ``bm25`` → ``("bm25", None)``; ``zeroshot`` and
-    ``finetune`` → pooling ``none``; ``sbmoe-learned-e6/top1`` → ``("sbmoe-learned-e6", "top1")``;
-    a system named without its pooling is read with its first (``top1`` for SB-MoE)."""
-    if name == BM25:
-        return BM25, None
-    system, _, pooling = name.partition("/")
-    allowed = poolings(system)  # raises ValueError for an unknown system
-    pooling = pooling or allowed[0]
-    if pooling not in allowed:
-        raise ValueError(f"expert {name!r}: system {system} is read with pooling {allowed}, not {pooling!r}")
-    return system, pooling
-
-
-def expert_label(name: str) -> str:
-    """The label tables and figures show for an expert (``BM25``, ``FT``, ``SB-MoE TOP-1 E=6 ...``)."""
-    system, pooling = parse_expert(name)
-    return "BM25" if system == BM25 else display_label(system, pooling)
-
-
-def system_label(name: str) -> str:
-    """The label of an expert or of a routed system (:data:`ROUTED`)."""
-    return ROUTED_LABELS.get(name) or expert_label(name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ import pyterrier as pt
 
 from sbmoe.models.retriever import Retriever
 from sbmoe.selection.router import Router
-from sbmoe.selection.experts import BM25, hard_routing, query_features, soft_routing
+from sbmoe.systems.names import BM25
+from sbmoe.selection.experts import hard_routing, query_features, soft_routing
 from sbmoe.io.runs import Run
 
 MODES = ("hard", "soft")

@@ -26,7 +26,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sbmoe.io.atomic import atomic_path
-from sbmoe.selection.experts import BM25, best_experts, feature_names, parse_expert
+from sbmoe.selection.experts import best_experts, feature_names
+from sbmoe.systems.names import BM25, parse_expert
 
 _STD_FLOOR = 1e-6
 

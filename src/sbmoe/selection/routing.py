@@ -16,7 +16,8 @@ from sbmoe.io.collection import load_qrels, load_queries
 from sbmoe.io.encoded import Encoded
 from sbmoe.io.runs import read_trec_run, write_trec_run
 from sbmoe.retrieval.fusion import align, tune_wsum
-from sbmoe.selection.experts import BM25, UTILITY, query_features, routed_runs, utilities
+from sbmoe.systems.names import BM25
+from sbmoe.selection.experts import UTILITY, query_features, routed_runs, utilities
 from sbmoe.selection.router import Router, RouterConfig, read_description, train_router
 
 

@@ -1,1 +1,2 @@
-"""The study's systems by name: the variants, their names in paths and their labels in tables; free of PyTorch."""
+"""The study's systems: the variant registry (:mod:`.registry`), their names in paths (:mod:`.names`) and every
+label tables and figures show (:mod:`.labels`); free of PyTorch."""

@@ -12,7 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sbmoe.analysis.figures.canvas import FT_COLOUR, colours, save_figure
-from sbmoe.evaluation.results import aggregate_seeds, metric_label
+from sbmoe.evaluation.results import aggregate_seeds
+from sbmoe.systems.labels import metric_label
 
 _MAX_WIDTH = 10.0  # inches; wider figures would print with unreadable text at the paper's width
 _TICK_CHARACTERS = 12  # dataset names longer than this wrap onto several lines

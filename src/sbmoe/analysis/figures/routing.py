@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 
 from sbmoe.analysis.figures.canvas import colours, save_figure
 from sbmoe.selection.comparison import choice_shares
-from sbmoe.selection.experts import expert_label
+from sbmoe.systems.labels import expert_label
 
 _ROUTING_BARS = (("router", "Router (hard)"), ("soft", "Router (soft, mean weight)"), ("oracle", "Oracle"))
 

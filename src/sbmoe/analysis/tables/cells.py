@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from sbmoe.analysis.latex import latex_escape
-from sbmoe.evaluation.results import aggregate_seeds, metric_label, system_order
+from sbmoe.evaluation.results import aggregate_seeds
+from sbmoe.systems.labels import metric_label, system_order
 
 
 def label_of(name: str, labels: Mapping[str, str] | None) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from sbmoe.analysis.latex import Table, latex_escape, row, spanning_header, tabular
 from sbmoe.analysis.tables.cells import label_of
-from sbmoe.evaluation.results import display_label, system_order
+from sbmoe.systems.labels import display_label, system_order
 from sbmoe.systems.names import parse_system
 
 _KEYS = ("encoder", "trainset", "system", "pooling", "seed", "testset")

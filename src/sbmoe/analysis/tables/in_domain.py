@@ -17,7 +17,8 @@ from sbmoe.analysis.tables.cells import (
     significant_cells,
     summaries,
 )
-from sbmoe.evaluation.results import display_label, place_untrained
+from sbmoe.evaluation.results import place_untrained
+from sbmoe.systems.labels import display_label
 
 
 def in_domain_table(

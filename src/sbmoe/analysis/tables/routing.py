@@ -23,7 +23,7 @@ from sbmoe.analysis.latex import (
 from sbmoe.analysis.tables.cells import label_of, metric_header
 from sbmoe.io.errors import DataFormatError, read_yaml
 from sbmoe.selection.comparison import best_single
-from sbmoe.selection.experts import system_label
+from sbmoe.systems.labels import system_label
 
 _ROUTING_BLOCKS = (("fusion", ("rrf", "wsum")), ("router", ("router-hard", "router-soft")), ("oracle", ("oracle",)))
 BM25_REFERENCE_METRIC = "ndcg@10"  # the one metric BEIR publishes for BM25 on every dataset

@@ -28,7 +28,8 @@ from sbmoe.analysis.tables.cells import (
     significant_cells,
     summaries,
 )
-from sbmoe.evaluation.results import display_label, place_untrained
+from sbmoe.evaluation.results import place_untrained
+from sbmoe.systems.labels import display_label
 
 
 def zero_shot_table(

@@ -13,7 +13,7 @@ from sbmoe.models.hub import is_hub_id
 from sbmoe.pipeline.resume import claim_workdir
 from sbmoe.selection.experts import BM25, parse_expert
 from sbmoe.systems.names import TRAINED_SYSTEM_PATTERN, parse_system, poolings, study_systems
-from sbmoe.pipeline.study import check_study, routing_split, routing_trainsets, study_table
+from sbmoe.pipeline.study import check_config_files, check_study, routing_split, routing_trainsets, study_table
 
 
 # After kill -9 or a power loss, Snakemake's lock and the killed jobs' scratch folders are left
@@ -23,12 +23,18 @@ if workflow.is_main_process:
         logger.info(done)
 
 
+# the files the configuration came from (--configfile, else the Snakefile's configfile:), to name them
+CONFIG_FILES = [str(path) for path in workflow.configfiles]
+try:
+    check_config_files(CONFIG_FILES)
+except InputError as error:
+    raise WorkflowError(f"invalid configuration: {error}")
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 try:
     DATASETS = study_table(config)
     check_study(config, DATASETS)
 except InputError as error:
-    raise WorkflowError(f"invalid configuration: {error}")
+    raise WorkflowError(f"invalid configuration ({', '.join(CONFIG_FILES) or 'no file'}): {error}")
 
 
 TRAINED_SYSTEM = TRAINED_SYSTEM_PATTERN

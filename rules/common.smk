@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 from sbmoe.io.errors import InputError
 from sbmoe.models.hub import is_hub_id
-from sbmoe.pipeline.resume import claim_workdir
+from sbmoe.pipeline.resume import WorkdirBusy, claim_workdir, is_dry_run
 from sbmoe.selection.experts import BM25, parse_expert
 from sbmoe.systems.names import TRAINED_SYSTEM_PATTERN, parse_system, poolings, study_systems
 from sbmoe.pipeline.study import check_config_files, check_study, routing_split, routing_trainsets, study_table
@@ -18,9 +18,14 @@ from sbmoe.pipeline.study import check_config_files, check_study, routing_split,
 
 # After kill -9 or a power loss, Snakemake's lock and the killed jobs' scratch folders are left
 # behind: removed here when no other run of this workflow is alive in the folder (sbmoe.pipeline.resume).
+# A second run while one is alive is refused here, before Snakemake's own lock check (which would
+# advise --unlock); a dry run may look on.
 if workflow.is_main_process:
-    for done in claim_workdir():
-        logger.info(done)
+    try:
+        for done in claim_workdir(dry_run=is_dry_run(sys.argv)):
+            logger.info(done)
+    except WorkdirBusy as error:
+        raise WorkflowError(str(error))
 
 
 # the files the configuration came from (--configfile, else the Snakefile's configfile:), to name them

@@ -35,6 +35,7 @@ from sbmoe.io.atomic import atomic_path, write_json, write_text
 from sbmoe.io.collection import (
     DataFormatError,
     Qrels,
+    check_disjoint_splits,
     check_judged_documents,
     corpus_path,
     document_text,
@@ -361,6 +362,7 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
         corpora[file_name] = _write_jsonl(folder / file_name, records, f"{spec.name} {file_name}", total)
     queries: dict[str, str] = {}
     qrels_counts = {}
+    judged: dict[str, tuple[str, set[str]]] = {}  # split -> (its source, its judged queries)
     for split, data in splits.items():
         for qid, text in tqdm(data.queries(), desc=f"{spec.name} {split} queries", total=data.totals.get("queries")):
             if queries.setdefault(qid, text) != text:
@@ -371,8 +373,10 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
             if gain is not None:
                 qrels.setdefault(qid, {})[doc_id] = gain
         check_judged_documents(qrels, doc_ids[corpus_files[data.corpus]], f"{spec.name} {split} qrels")
+        judged[split] = (f"{spec.name} {split} qrels ({_source_name(spec.splits[split])})", set(qrels))
         write_qrels(folder / "qrels" / f"{split}.tsv", qrels)
         qrels_counts[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
+    check_disjoint_splits(judged)
     records = ({"_id": qid, "text": text} for qid, text in queries.items())
     _write_jsonl(folder / "queries.jsonl", records, f"{spec.name} queries.jsonl")
     splits_record = {}
@@ -388,6 +392,10 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
     return record
 
 
+def _source_name(source: SplitSource) -> str:
+    return f"ir_datasets {source.ir_datasets}" if source.ir_datasets else str(source.url)
+
+
 def check_beir_folder(folder: str | os.PathLike, splits: Iterable[str]) -> dict:
     """Check that ``folder`` holds a dataset in BEIR layout and return its counts.
 
@@ -400,11 +408,14 @@ def check_beir_folder(folder: str | os.PathLike, splits: Iterable[str]) -> dict:
     corpora = {path.name: set(load_corpus(path)) for path in corpus_paths}
     queries = load_queries(folder / "queries.jsonl")
     qrels_counts = {}
+    judged = {}
     for split in splits:
         path = folder / "qrels" / f"{split}.tsv"
         qrels = load_qrels(path, queries=queries)
         check_judged_documents(qrels, corpora[corpus_path(folder, split).name], path)
         qrels_counts[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
+        judged[split] = (path, set(qrels))
+    check_disjoint_splits(judged)
     return {"corpora": {name: len(ids) for name, ids in corpora.items()}, "queries": len(queries), "qrels": qrels_counts}
 
 

@@ -87,7 +87,12 @@ def text_lines(path: str | os.PathLike, kind: str, expected: str):
         raise DataFormatError(path, None, f"{found} {kind} file (expected {expected})")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            yield number, decode_line(path, number, raw).rstrip("\r\n")
+            line = decode_line(path, number, raw).rstrip("\r\n")
+            if "\r" in line:  # CR-only line ends (classic Mac OS) would read the whole file as one line
+                raise DataFormatError(path, number, f"a carriage return (CR) inside the line at column "
+                                                    f"{line.index(chr(13)) + 1}: the file has CR-only line ends? "
+                                                    f"expected {expected} on lines ending in LF (or CRLF)")
+            yield number, line
 
 
 def decode_text(path: Path, raw: bytes, kind: str) -> str:

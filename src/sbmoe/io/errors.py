@@ -90,7 +90,7 @@ def text_lines(path: str | os.PathLike, kind: str, expected: str):
             line = decode_line(path, number, raw).rstrip("\r\n")
             if "\r" in line:  # CR-only line ends (classic Mac OS) would read the whole file as one line
                 raise DataFormatError(path, number, f"a carriage return (CR) inside the line at column "
-                                                    f"{line.index(chr(13)) + 1}: the file has CR-only line ends? "
+                                                    f"{line.index(chr(13)) + 1}, as in a file with CR-only line ends: "
                                                     f"expected {expected} on lines ending in LF (or CRLF)")
             yield number, line
 

@@ -23,7 +23,7 @@ import yaml
 
 from conftest import ENV, ROOT, SNAKEMAKE, workdir
 from sbmoe.analysis.tables import load_bm25_reference, load_reference
-from sbmoe.data.datasets import export_dataset, load_table, parse_table
+from sbmoe.data.datasets import export_dataset, parse_table
 from sbmoe.io.atomic import DiskFullError, atomic_path, write_json
 from sbmoe.io.collection import Collection, load_qrels
 from sbmoe.io.errors import DataFormatError, InputError, read_yaml
@@ -342,3 +342,32 @@ def test_study_configurations_of_the_repository_pass(monkeypatch):
         config = copy.deepcopy(read_yaml(ROOT / name, "a study configuration"))
         config["datasets"]["offline"] = False  # the full study's datasets need not be on this machine
         check_study(config, study_table(config))
+
+
+# ---- the datasets table, validated with its JSON schema ----
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"relevance_threshold": 2.0}, "dataset 'toy': 'relevance_threshold' must be a positive integer grade, got 2.0"),
+    ({"drop_self_hits": "no"}, "dataset 'toy': 'drop_self_hits' must be true or false, got 'no'"),
+    ({"grade_map": {"1": 2}}, "dataset 'toy': 'grade_map' must map integer grades to integer gains or null"),
+    ({"label": 3}, "dataset 'toy': 'label' must be a string, got 3"),
+    ({"splits": {"valid": {"ir_datasets": "cranfield"}}},
+     "dataset 'toy', split 'valid': bad split name ('valid' is written by the pipeline)"),
+    ({"splits": {"test": "cranfield"}},
+     "dataset 'toy', split 'test': a source needs either 'ir_datasets' or 'url' (with 'sha256' and 'format'), "
+     "got 'cranfield'"),
+    ({"splits": {"test": {"url": "https://example.org/a.zip", "sha256": "abc", "format": "beir"}}},
+     "dataset 'toy', split 'test': 'sha256' must be 64 lower-case hex digits or null, got 'abc'"),
+], ids=["float-threshold", "self-hits", "grade-map", "label", "valid-split", "source-string", "sha256"])
+def test_the_table_schema_names_the_dataset_split_and_key(entry, words):
+    base = {"splits": {"test": {"ir_datasets": "cranfield"}}, "relevance_threshold": 1, "drop_self_hits": False}
+    with pytest.raises(InputError) as caught:
+        parse_table({"datasets": {"ok": base, "toy": {**base, **entry}}}, source="table.yaml")
+    assert str(caught.value) == f"table.yaml: {words}"
+
+
+def test_the_table_schema_is_a_json_schema_file_of_the_workflow():
+    schema = read_yaml(ROOT / "workflow" / "schemas" / "datasets.schema.yaml", "a JSON schema")
+    assert set(schema["definitions"]) == {"dataset", "source"}
+    assert schema["definitions"]["dataset"]["required"] == ["splits", "relevance_threshold", "drop_self_hits"]

@@ -111,7 +111,9 @@ def test_a_dry_run_alone_cleans_up_and_leaves_the_folder_free(tmp_path):
 
 
 def test_dry_run_command_lines():
-    for argv in (["snakemake", "-n"], ["snakemake", "--dry-run", "x"], ["snakemake", "-pn"], ["s", "--dryrun"]):
+    for argv in (["snakemake", "-n"], ["snakemake", "--dry-run", "x"], ["snakemake", "-pn"], ["s", "--dryrun"],
+                 ["snakemake", "--dag"], ["snakemake", "--summary"], ["snakemake", "--lint=json"], ["snakemake", "-l"]):
         assert is_dry_run(argv), argv
-    for argv in (["snakemake", "--cores", "all"], ["snakemake", "-c4"], ["snakemake", "--configfile", "n"], ["snakemake"]):
+    for argv in (["snakemake", "--cores", "all"], ["snakemake", "-c4"], ["snakemake", "--configfile", "n"], ["snakemake"],
+                 ["snakemake", "--unlock"], ["snakemake", "-p"], ["snakemake", "--report", "r.html"]):
         assert not is_dry_run(argv), argv

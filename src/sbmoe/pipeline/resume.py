@@ -46,13 +46,22 @@ def _holder(path: Path) -> str:
     return text or "pid unknown"
 
 
+# Snakemake options that only look at the workflow and its files (a dry run, graphs, summaries, lists)
+LOOKING = {"-n", "--dry-run", "--dryrun", "--dag", "--rulegraph", "--filegraph", "--d3dag", "--summary", "-S",
+           "--detailed-summary", "-D", "--list-rules", "--list", "-l", "--list-target-rules", "--lt", "--lint",
+           "--list-changes", "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp",
+           "--list-code-changes", "--list-untracked", "--lu"}
+LOOKING_SHORT = {"n", "S", "D", "l"}
+
+
 def is_dry_run(argv: list[str]) -> bool:
-    """Whether a Snakemake command line asks for a dry run (``-n``, ``--dry-run``, ``--dryrun``, or
-    ``-n`` among combined short flags such as ``-pn``); Snakemake says so only after the Snakefile is read."""
+    """Whether a Snakemake command line only looks (a dry run ``-n``, also among combined short flags
+    such as ``-pn``; a graph, summary or list) and changes nothing; Snakemake says so only after the
+    Snakefile is read."""
     for arg in argv[1:]:
-        if arg in ("-n", "--dry-run", "--dryrun"):
+        if arg.split("=", 1)[0] in LOOKING:
             return True
-        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha() and "n" in arg[1:]:
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha() and LOOKING_SHORT & set(arg[1:]):
             return True
     return False
 
@@ -63,10 +72,11 @@ def claim_workdir(folder: str | os.PathLike = ".", outputs: tuple[str, ...] = ("
     lock and the stale scratch folders under ``outputs``. Return what was done, one line each.
 
     When another run holds the folder, a run is refused with :class:`WorkdirBusy` naming it (its
-    pid and start time); a ``dry_run`` goes on without the lock and changes nothing. A file system
+    pid and start time); a ``dry_run`` (or another command that only looks, :func:`is_dry_run`)
+    goes on without the lock and changes nothing. A file system
     without locks gives nothing: Snakemake's own locking then applies as it is."""
     state = Path(folder) / ".snakemake"
-    if state.resolve() in _held:  # the workflow is read twice in one process (e.g. --unlock, then the run)
+    if state.resolve() in _held:  # the Snakefile read again by the process that holds the folder
         return []
     state.mkdir(parents=True, exist_ok=True)
     handle = open(state / RUNNING, "a+", encoding="utf-8")

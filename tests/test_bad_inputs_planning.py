@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import errno
+import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import yaml
 from conftest import ENV, ROOT, SNAKEMAKE, workdir
 from sbmoe.analysis.tables import load_bm25_reference, load_reference
 from sbmoe.data.datasets import export_dataset, parse_table
+from sbmoe.data.download import download
 from sbmoe.io.atomic import DiskFullError, atomic_path, write_json
 from sbmoe.io.collection import Collection, load_qrels
 from sbmoe.io.errors import DataFormatError, InputError, read_yaml
@@ -273,6 +276,56 @@ def test_a_full_disk_in_an_atomic_write_names_the_output(tmp_path):
     assert not output.exists()
     write_json(output, {"a": 1})  # other errors and successful writes are untouched
     assert json.loads(output.read_text()) == {"a": 1}
+
+
+class _Payload(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PAYLOAD)))
+        self.end_headers()
+        self.wfile.write(PAYLOAD)
+
+    def log_message(self, *args):
+        pass
+
+
+PAYLOAD = bytes(range(256)) * 64
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_downloading_is_named_not_a_truncated_download(tmp_path, monkeypatch):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Payload)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    real_open = Path.open
+
+    def open_part(self, *args, **kwargs):
+        handle = real_open(self, *args, **kwargs)
+        return _FullDisk(handle) if self.name.endswith(".part") else handle
+
+    monkeypatch.setattr(Path, "open", open_part)
+    dest = tmp_path / "downloads" / "archive.zip"
+    try:
+        with pytest.raises(DiskFullError, match=rf"^{dest}.part: no space left on device \({len(PAYLOAD):,} bytes "
+                                                "needed, [\\d,]+ bytes free there\\)"):
+            download(f"http://127.0.0.1:{httpd.server_address[1]}/archive.zip", dest)
+    finally:
+        httpd.shutdown()
+    assert not dest.exists()
 
 
 def test_training_qrels_without_a_positive_grade_say_so(tmp_path, tiny_collection):

@@ -40,10 +40,11 @@ from sbmoe.data.table import (  # noqa: F401 (the table's names, read from here 
     lookup,
     parse_table,
 )
-from sbmoe.io.atomic import atomic_path, write_json
+from sbmoe.io.atomic import DiskFullError, atomic_path, write_json
 from sbmoe.io.collection import (
     DataFormatError,
     Qrels,
+    SplitOverlapError,
     check_disjoint_splits,
     check_judged_documents,
     corpus_path,
@@ -361,6 +362,8 @@ def export_dataset(
             tmp.mkdir()
             record = _export_sources(spec, tmp, downloads)
             write_json(tmp / "SOURCE.json", _source_record(spec, record))
+    except (SplitOverlapError, DiskFullError):  # the data or the disk: another source would not help
+        raise
     except Exception as error:  # ir_datasets, urllib and archives fail in many ways; keep the cause
         cause = f"{type(error).__name__}: {error}"
         raise DatasetUnavailableError(missing_dataset_message(spec, dest, cause)) from error

@@ -179,6 +179,10 @@ def split_validation(qrels: Qrels, fraction: float, seed: int) -> tuple[Qrels, Q
     return train, valid
 
 
+class SplitOverlapError(DataFormatError):
+    """Two splits of a collection judge the same queries."""
+
+
 NESTED_SPLITS = {("train", "valid")}  # the validation split is carved from train (training removes it)
 
 
@@ -198,7 +202,7 @@ def check_disjoint_splits(judged: dict[str, tuple[str | Path, set[str]]]) -> Non
                 continue
             shared = judged[first][1] & judged[second][1]
             if shared:
-                raise DataFormatError(judged[first][0], None, f"{len(shared)} query id(s) are also judged in "
+                raise SplitOverlapError(judged[first][0], None, f"{len(shared)} query id(s) are also judged in "
                                       f"{judged[second][0]} (the {second!r} split): {_shown(shared)}; the queries of "
                                       f"the {first!r} and {second!r} splits must be disjoint")
 

@@ -94,6 +94,15 @@ def test_router_split_with_the_test_queries_of_a_zero_shot_set_is_refused(study,
     refused(study, "routing.splits.scifact", "'dev' queries of 'scifact'", "test queries of 'cranfield'")
 
 
+def test_a_test_set_whose_queries_are_the_training_queries_is_refused(study, tmp_path):
+    table = tmp_path / "datasets.yaml"
+    document = yaml.safe_load((ROOT / "workflow" / "datasets.yaml").read_text())
+    document["datasets"]["scifact"]["splits"]["train"] = dict(document["datasets"]["cranfield"]["splits"]["test"])
+    table.write_text(yaml.safe_dump(document))
+    study["datasets"]["table"] = str(table)
+    refused(study, "zero_shot.scifact", "'cranfield' is tested on the queries 'scifact' trains on", str(table))
+
+
 def test_zero_shot_set_that_is_the_training_set_is_refused(study):
     study["zero_shot"]["scifact"] = ["cranfield", "scifact"]
     refused(study, "zero_shot.scifact", "'scifact' is the training set itself", "not zero-shot")

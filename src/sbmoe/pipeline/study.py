@@ -73,6 +73,13 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
                 what = "the training set itself" if test == trainset else f"listed in in_domain.{trainset}"
                 raise StudyError(f"zero_shot.{trainset}: {test!r} is {what}: its results are in-domain, "
                                  "not zero-shot (list only datasets the models never saw)")
+    for key, tested in (("in_domain", config["in_domain"]), ("zero_shot", config.get("zero_shot") or {})):
+        for trainset, tests in tested.items():
+            train = table[trainset].splits["train"].ir_datasets
+            for test in tests:
+                if train and train == table[test].splits["test"].ir_datasets:
+                    raise StudyError(f"{key}.{trainset}: {test!r} is tested on the queries {trainset!r} trains on "
+                                     f"(both ir_datasets {train}); fix the splits in {config['datasets']['table']}")
 
     mirror, key = config["datasets"].get("mirror") or "", "datasets.mirror"
     if not mirror:
@@ -255,7 +262,7 @@ def _check_held_out(config: dict, table: dict[str, DatasetSpec], trainset: str, 
     for testset in dict.fromkeys(tested):
         test_source = table[testset].splits.get("test")
         same = testset == trainset and split == "test"
-        if split != VALIDATION_SPLIT and source is not None and source.ir_datasets and test_source is not None:
+        if source is not None and source.ir_datasets and test_source is not None:  # 'valid' is carved from train
             same = same or source.ir_datasets == test_source.ir_datasets
         if same:
             raise StudyError(f"routing.splits.{trainset}: the router and the WSUM weights would learn on the "

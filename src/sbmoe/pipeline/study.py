@@ -56,10 +56,9 @@ def _check_dataset(key: str, name: str, table: dict[str, DatasetSpec], split: st
         raise StudyError(f"{key}: dataset {name!r} has no {split!r} split (it has {sorted(table[name].splits)})")
 
 
-def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os.PathLike = "resources/datasets") -> None:
-    """Raise :class:`StudyError` naming the first key of ``config`` the study cannot use."""
-    for name, encoder in config["encoders"].items():
-        _check_encoder(name, encoder["name_or_path"])
+def _check_test_sets(config: dict, table: dict[str, DatasetSpec]) -> None:
+    """Every training and test set is in the table with the split it is used for; a zero-shot set is
+    none the models trained on, and no test set is scored on the queries its models train on."""
     for trainset, tests in config["in_domain"].items():
         _check_dataset(f"in_domain.{trainset}", trainset, table, "train")
         for test in tests:
@@ -81,6 +80,12 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
                     raise StudyError(f"{key}.{trainset}: {test!r} is tested on the queries {trainset!r} trains on "
                                      f"(both ir_datasets {train}); fix the splits in {config['datasets']['table']}")
 
+
+def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os.PathLike = "resources/datasets") -> None:
+    """Raise :class:`StudyError` naming the first key of ``config`` the study cannot use."""
+    for name, encoder in config["encoders"].items():
+        _check_encoder(name, encoder["name_or_path"])
+    _check_test_sets(config, table)
     mirror, key = config["datasets"].get("mirror") or "", "datasets.mirror"
     if not mirror:
         mirror, key = os.environ.get(MIRROR_ENV, ""), f"{MIRROR_ENV} (environment variable; datasets.mirror is empty)"

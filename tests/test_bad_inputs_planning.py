@@ -9,33 +9,32 @@ workflow (``snakemake -n --configfile``) in a copy of it.
 from __future__ import annotations
 
 import copy
-import errno
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ENV, ROOT, SNAKEMAKE, workdir
+
 from sbmoe.analysis.tables import load_bm25_reference, load_reference
 from sbmoe.data.datasets import export_dataset, parse_table
-from sbmoe.data.download import download
-from sbmoe.io.atomic import DiskFullError, atomic_path, write_json
 from sbmoe.io.collection import Collection, load_qrels
 from sbmoe.io.errors import DataFormatError, InputError, read_yaml
 from sbmoe.models.encoder import TINY_RANDOM_MODEL, EncoderConfig
-from sbmoe.models.prefix import compute_prefix
-from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.models.retriever import ModelConfig
 from sbmoe.pipeline.config import load_config
 from sbmoe.pipeline.stages import train_stage
-from sbmoe.pipeline.study import StudyError, check_config_files, check_study, study_table
+from sbmoe.pipeline.study import (
+    StudyError,
+    check_config_files,
+    check_study,
+    study_table,
+)
 from sbmoe.training.trainer import TrainConfig
 
 
@@ -259,84 +258,6 @@ def test_train_layers_not_a_whole_number_names_the_configfile(tmp_path):
 # ---- unclear failures: precise messages where they happen ----
 
 
-def test_a_full_disk_while_writing_a_prefix_cache_names_the_file_and_the_bytes(tmp_path, monkeypatch):
-    encoder = EncoderConfig(TINY_RANDOM_MODEL, query_max_length=16, doc_max_length=24)
-    model = Retriever(ModelConfig(encoder, variant="finetune", encoder_trained=False))
-
-    def full(fd, offset, size):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "posix_fallocate", full)
-    output = tmp_path / "prefix" / "corpus-0"
-    with pytest.raises(DiskFullError) as caught:
-        compute_prefix(model.encoder, ["a", "b"], ["a text", "another text"], "doc", 1, output, progress=False)
-    message = str(caught.value)
-    assert message.startswith(f"{output.parent}/.corpus-0.") and "tokens.npy: no space left on device (" in message
-    assert "bytes needed" in message and "free there" in message, message
-    assert not output.exists() and not any(output.parent.iterdir())
-
-
-def test_a_full_disk_in_an_atomic_write_names_the_output(tmp_path):
-    output = tmp_path / "results" / "eval.json"
-    with pytest.raises(DiskFullError, match=rf"^{output}: no space left on device \([\d,]+ bytes free there\)"):
-        with atomic_path(output) as tmp:
-            tmp.write_text("{")
-            raise OSError(errno.ENOSPC, "No space left on device")
-    assert not output.exists()
-    write_json(output, {"a": 1})  # other errors and successful writes are untouched
-    assert json.loads(output.read_text()) == {"a": 1}
-
-
-class _Payload(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(PAYLOAD)))
-        self.end_headers()
-        self.wfile.write(PAYLOAD)
-
-    def log_message(self, *args):
-        pass
-
-
-PAYLOAD = bytes(range(256)) * 64
-
-
-class _FullDisk:
-    """A file whose writes fail as on a full disk."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-
-def test_a_full_disk_while_downloading_is_named_not_a_truncated_download(tmp_path, monkeypatch):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Payload)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    real_open = Path.open
-
-    def open_part(self, *args, **kwargs):
-        handle = real_open(self, *args, **kwargs)
-        return _FullDisk(handle) if self.name.endswith(".part") else handle
-
-    monkeypatch.setattr(Path, "open", open_part)
-    dest = tmp_path / "downloads" / "archive.zip"
-    try:
-        with pytest.raises(DiskFullError, match=rf"^{dest}.part: no space left on device \({len(PAYLOAD):,} bytes "
-                                                "needed, [\\d,]+ bytes free there\\)"):
-            download(f"http://127.0.0.1:{httpd.server_address[1]}/archive.zip", dest)
-    finally:
-        httpd.shutdown()
-    assert not dest.exists()
-
-
 def test_training_qrels_without_a_positive_grade_say_so(tmp_path, tiny_collection):
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_collection, folder)
@@ -404,32 +325,3 @@ def test_study_configurations_of_the_repository_pass(monkeypatch):
         config = copy.deepcopy(read_yaml(ROOT / name, "a study configuration"))
         config["datasets"]["offline"] = False  # the full study's datasets need not be on this machine
         check_study(config, study_table(config))
-
-
-# ---- the datasets table, validated with its JSON schema ----
-
-
-@pytest.mark.parametrize("entry, words", [
-    ({"relevance_threshold": 2.0}, "dataset 'toy': 'relevance_threshold' must be a positive integer grade, got 2.0"),
-    ({"drop_self_hits": "no"}, "dataset 'toy': 'drop_self_hits' must be true or false, got 'no'"),
-    ({"grade_map": {"1": 2}}, "dataset 'toy': 'grade_map' must map integer grades to integer gains or null"),
-    ({"label": 3}, "dataset 'toy': 'label' must be a string, got 3"),
-    ({"splits": {"valid": {"ir_datasets": "cranfield"}}},
-     "dataset 'toy', split 'valid': bad split name ('valid' is written by the pipeline)"),
-    ({"splits": {"test": "cranfield"}},
-     "dataset 'toy', split 'test': a source needs either 'ir_datasets' or 'url' (with 'sha256' and 'format'), "
-     "got 'cranfield'"),
-    ({"splits": {"test": {"url": "https://example.org/a.zip", "sha256": "abc", "format": "beir"}}},
-     "dataset 'toy', split 'test': 'sha256' must be 64 lower-case hex digits or null, got 'abc'"),
-], ids=["float-threshold", "self-hits", "grade-map", "label", "valid-split", "source-string", "sha256"])
-def test_the_table_schema_names_the_dataset_split_and_key(entry, words):
-    base = {"splits": {"test": {"ir_datasets": "cranfield"}}, "relevance_threshold": 1, "drop_self_hits": False}
-    with pytest.raises(InputError) as caught:
-        parse_table({"datasets": {"ok": base, "toy": {**base, **entry}}}, source="table.yaml")
-    assert str(caught.value) == f"table.yaml: {words}"
-
-
-def test_the_table_schema_is_a_json_schema_file_of_the_workflow():
-    schema = read_yaml(ROOT / "workflow" / "schemas" / "datasets.schema.yaml", "a JSON schema")
-    assert set(schema["definitions"]) == {"dataset", "source"}
-    assert schema["definitions"]["dataset"]["required"] == ["splits", "relevance_threshold", "drop_self_hits"]

@@ -32,7 +32,7 @@ def test_a_full_disk_while_writing_a_prefix_cache_names_the_file_and_the_bytes(t
     with pytest.raises(DiskFullError) as caught:
         compute_prefix(model.encoder, ["a", "b"], ["a text", "another text"], "doc", 1, output, progress=False)
     message = str(caught.value)
-    assert message.startswith(f"{output.parent}/.corpus-0.") and "tokens.npy: no space left on device (" in message
+    assert message.startswith(f"{output / 'tokens.npy'}: no space left on device ("), message
     assert "bytes needed" in message and "free there" in message, message
     assert not output.exists() and not any(output.parent.iterdir())
 

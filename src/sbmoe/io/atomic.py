@@ -162,7 +162,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(target, path)
             _fsync(path.parent)
         except OSError as error:  # "[Errno 28] No space left on device" says not where
-            if error.errno != errno.ENOSPC or isinstance(error, DiskFullError):
+            if error.errno != errno.ENOSPC:
+                raise
+            if isinstance(error, DiskFullError) and Path(error.path).is_relative_to(target):
+                # named by the output's path, not the scratch folder's, which is gone once this ends
+                raise DiskFullError(path / Path(error.path).relative_to(target), error.needed) from error
+            if isinstance(error, DiskFullError):
                 raise
             raise DiskFullError(path) from error
 

@@ -10,6 +10,7 @@ and :func:`read_yaml` are the reading primitives of the line-based, JSON and YAM
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -130,6 +131,7 @@ class DuplicateKeyError(Exception):
         self.key, self.line, self.first = key, line, first
 
 
+@functools.cache
 def _unique_key_loader():
     """A safe YAML loader that refuses a key given twice in one mapping, at any nesting level."""
     import yaml

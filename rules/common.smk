@@ -10,24 +10,35 @@ from snakemake.utils import validate
 
 from sbmoe.io.errors import InputError
 from sbmoe.models.hub import is_hub_id
-from sbmoe.pipeline.resume import claim_workdir
+from sbmoe.pipeline.resume import WorkdirBusy, claim_workdir, is_dry_run
 from sbmoe.systems.names import BM25, parse_expert, parse_system, poolings, study_systems, trained_system_pattern, variant_of
-from sbmoe.pipeline.study import check_study, routing_split, routing_trainsets, study_table
+from sbmoe.pipeline.study import check_config_files, check_study, routing_split, routing_trainsets, study_table
 
 
 # After kill -9 or a power loss, Snakemake's lock and the killed jobs' scratch folders are left
 # behind: removed here when no other run of this workflow is alive in the folder (sbmoe.pipeline.resume).
+# A second run while one is alive is refused here, before Snakemake's own lock check (which would
+# advise --unlock); a dry run may look on.
 if workflow.is_main_process:
-    for done in claim_workdir():
-        logger.info(done)
+    try:
+        for done in claim_workdir(dry_run=is_dry_run(sys.argv)):
+            logger.info(done)
+    except WorkdirBusy as error:
+        raise WorkflowError(str(error))
 
 
+# the files the configuration came from (--configfile, else the Snakefile's configfile:), to name them
+CONFIG_FILES = [str(path) for path in workflow.configfiles]
+try:
+    check_config_files(CONFIG_FILES)
+except InputError as error:
+    raise WorkflowError(f"invalid configuration: {error}")
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 try:
     DATASETS = study_table(config)
     check_study(config, DATASETS)
 except InputError as error:
-    raise WorkflowError(f"invalid configuration: {error}")
+    raise WorkflowError(f"invalid configuration ({', '.join(CONFIG_FILES) or 'no file'}): {error}")
 
 
 TRAINED_SYSTEM = trained_system_pattern()  # every trained variant of sbmoe.systems.registry

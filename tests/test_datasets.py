@@ -21,16 +21,9 @@ import pytest
 
 from sbmoe.io.collection import Collection, load_corpus, load_qrels, load_queries, write_qrels
 from sbmoe.analysis.tables.dataset_stats import statistics_table, write_statistics_csv
-from sbmoe.data.datasets import (
-    MIRROR_ENV,
-    DatasetUnavailableError,
-    TableError,
-    dataset_statistics,
-    export_dataset,
-    load_table,
-    parse_table,
-    write_validation_split,
-)
+from sbmoe.data.datasets import DatasetUnavailableError, export_dataset, write_validation_split
+from sbmoe.data.table import MIRROR_ENV, TableError, load_table, parse_table
+from sbmoe.data.statistics import dataset_statistics
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "workflow" / "datasets.yaml"

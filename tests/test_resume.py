@@ -1,5 +1,6 @@
 """claim_workdir: a stale Snakemake lock and killed jobs' scratch folders are removed when no other
-run is alive in the folder, and left alone while one is."""
+run is alive in the folder, and left alone while one is; a second run is then refused, naming the
+first, and a dry run may look on."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Claim the folder sys.argv[1], print what was done, and hold the claim until sys.argv[2] appears.
+from sbmoe.pipeline.resume import is_dry_run
+
+# Claim the folder sys.argv[1] (for a dry run when sys.argv[3] is "dry"), print what was done or
+# the refusal, and hold the claim until sys.argv[2] appears.
 CLAIM = """
 import json, sys, time
 from pathlib import Path
-from sbmoe.pipeline.resume import claim_workdir
-print(json.dumps(claim_workdir(sys.argv[1])), flush=True)
+from sbmoe.pipeline.resume import WorkdirBusy, claim_workdir
+try:
+    print(json.dumps(claim_workdir(sys.argv[1], dry_run=sys.argv[3:] == ["dry"])), flush=True)
+except WorkdirBusy as error:
+    print(json.dumps(str(error)), flush=True)
+    sys.exit(3)
 while not Path(sys.argv[2]).exists():
     time.sleep(0.05)
 """
@@ -28,8 +36,10 @@ with atomic_path(sys.argv[1]) as tmp:
 """
 
 
-def claim(folder: Path, release: Path) -> tuple[subprocess.Popen, list[str]]:
-    process = subprocess.Popen([sys.executable, "-c", CLAIM, str(folder), str(release)], stdout=subprocess.PIPE, text=True)
+def claim(folder: Path, release: Path, dry: bool = False) -> tuple[subprocess.Popen, list[str] | str]:
+    """A process that claims ``folder`` until ``release`` appears; what it did, or its refusal."""
+    argv = [sys.executable, "-c", CLAIM, str(folder), str(release), *(["dry"] if dry else [])]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     return process, json.loads(process.stdout.readline())
 
 
@@ -66,18 +76,44 @@ def test_alone_it_removes_the_stale_lock_and_scratch(tmp_path):
     assert not any((tmp_path / ".snakemake" / "scripts").iterdir())
 
 
-def test_while_another_run_is_alive_it_leaves_everything(tmp_path):
+def test_while_another_run_is_alive_it_leaves_everything_and_a_second_run_is_refused(tmp_path):
     first, done = claim(tmp_path, tmp_path / "release")
     assert done == []  # nothing to clean
     locks = stale_snakemake_lock(tmp_path)  # as the live run's Snakemake writes them
     scratch = killed_job_scratch(tmp_path / "results" / "x.json")
-    second, done = claim(tmp_path, tmp_path / "release")
+    second, refusal = claim(tmp_path, tmp_path / "release")
+    assert second.wait(timeout=60) == 3
+    assert refusal.startswith(f"another run (pid {first.pid}, started at ") and "is working in this folder" in refusal
+    assert "--unlock" not in refusal
+    # a dry run changes nothing: it looks on without the claim, and a third run is refused as well
+    dry, done = claim(tmp_path, tmp_path / "release", dry=True)
     assert done == [] and (locks / "0.output.lock").exists() and scratch.exists()
     assert (tmp_path / ".snakemake" / "scripts" / "tmpa1b2c3.train.py").exists()
-    # two runs hold the folder: a third finds it busy until both have ended
-    third, done = claim(tmp_path, tmp_path / "release")
-    assert done == [] and locks.exists()
+    third, refusal = claim(tmp_path, tmp_path / "release")
+    assert third.wait(timeout=60) == 3 and f"pid {first.pid}," in refusal
     (tmp_path / "release").touch()
-    assert first.wait(timeout=60) == 0 and second.wait(timeout=60) == 0 and third.wait(timeout=60) == 0
+    assert first.wait(timeout=60) == 0 and dry.wait(timeout=60) == 0
+    (tmp_path / "release").unlink()
     fourth, done = claim(tmp_path, tmp_path / "release")
-    assert fourth.wait(timeout=60) == 0 and len(done) == 3 and not locks.exists() and not scratch.exists()
+    assert len(done) == 3 and not locks.exists() and not scratch.exists()
+    (tmp_path / "release").touch()
+    assert fourth.wait(timeout=60) == 0
+
+
+def test_a_dry_run_alone_cleans_up_and_leaves_the_folder_free(tmp_path):
+    locks = stale_snakemake_lock(tmp_path)
+    dry, done = claim(tmp_path, tmp_path / "release", dry=True)
+    assert len(done) == 2 and not locks.exists()
+    run, done = claim(tmp_path, tmp_path / "release")  # while the dry run is still alive
+    assert done == []
+    (tmp_path / "release").touch()
+    assert dry.wait(timeout=60) == 0 and run.wait(timeout=60) == 0
+
+
+def test_dry_run_command_lines():
+    for argv in (["snakemake", "-n"], ["snakemake", "--dry-run", "x"], ["snakemake", "-pn"], ["s", "--dryrun"],
+                 ["snakemake", "--dag"], ["snakemake", "--summary"], ["snakemake", "--lint=json"], ["snakemake", "-l"]):
+        assert is_dry_run(argv), argv
+    for argv in (["snakemake", "--cores", "all"], ["snakemake", "-c4"], ["snakemake", "--configfile", "n"], ["snakemake"],
+                 ["snakemake", "--unlock"], ["snakemake", "-p"], ["snakemake", "--report", "r.html"]):
+        assert not is_dry_run(argv), argv

@@ -6,7 +6,7 @@ writes ``snakemake.output.json``, ``snakemake.output.tex`` and ``snakemake.outpu
 
 from sbmoe.io.atomic import write_json, write_text
 from sbmoe.analysis.tables.dataset_stats import statistics_table, write_statistics_csv
-from sbmoe.data.datasets import dataset_statistics
+from sbmoe.data.statistics import dataset_statistics
 
 folders = list(snakemake.input.folders)  # noqa: F821 (set by Snakemake)
 names = list(snakemake.params.names)  # noqa: F821

@@ -6,7 +6,8 @@ and ``snakemake.params.seed``; writes the folder ``snakemake.output.folder`` (an
 with a train split, its ``qrels/valid.tsv``); logs (and progress bars) go to ``snakemake.log[0]``.
 """
 
-from sbmoe.data.datasets import export_dataset, load_table, write_validation_split
+from sbmoe.data.datasets import export_dataset, write_validation_split
+from sbmoe.data.table import load_table
 from sbmoe.pipeline.joblog import log_to
 
 

@@ -1,9 +1,7 @@
-"""The study's datasets: the table ``workflow/datasets.yaml`` and its export to BEIR layout.
+"""The study's datasets exported to BEIR layout, from the table ``workflow/datasets.yaml``
+(:mod:`sbmoe.data.table`; its statistics are :mod:`sbmoe.data.statistics`).
 
-The table names every dataset, where each split comes from (an ir_datasets id, or a zip archive
-with its pinned SHA-256) and how it is scored (relevance threshold of the binary metrics, whether
-BEIR's evaluator drops self hits, an optional grade map). :func:`export_dataset` turns one entry
-into a BEIR folder::
+:func:`export_dataset` turns one entry of the table into a BEIR folder::
 
     <dest>/corpus.jsonl            {"_id", "title", "text"} per line
     <dest>/queries.jsonl           {"_id", "text"} per line, the queries of every split
@@ -12,7 +10,8 @@ into a BEIR folder::
     <dest>/SOURCE.json             where the data came from, digests, counts
 
 ``corpus.jsonl`` holds the corpus of the test split (the one retrieval searches); a split whose
-source has other documents (BEIR's nq-train) gets its own corpus file.
+source has other documents (BEIR's nq-train) gets its own corpus file. The splits' judged queries
+are disjoint (but for the validation split, carved from train).
 """
 
 from __future__ import annotations
@@ -20,22 +19,30 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from sbmoe.io.atomic import atomic_path, write_json
+from sbmoe.data.download import download, extract_zip
+from sbmoe.data.table import (
+    MIRROR_ENV,
+    VALIDATION_SPLIT,
+    DatasetSpec,
+    SplitSource,
+    lookup,
+)
+from sbmoe.io.atomic import DiskFullError, atomic_path, write_json
 from sbmoe.io.collection import (
     DataFormatError,
     Qrels,
+    SplitOverlapError,
+    check_disjoint_splits,
     check_judged_documents,
     corpus_path,
-    document_text,
     load_corpus,
     load_qrels,
     load_queries,
@@ -43,153 +50,12 @@ from sbmoe.io.collection import (
     split_validation,
     write_qrels,
 )
-from sbmoe.data.download import download, extract_zip
-from sbmoe.io.errors import InputError, read_yaml
 
 log = logging.getLogger(__name__)
-
-MIRROR_ENV = "SBMOE_DATASET_MIRROR"
-ARCHIVE_FORMATS = ("beir", "multi-domain")
-VALIDATION_SPLIT = "valid"
-SPLIT_ORDER = ("train", VALIDATION_SPLIT, "test")
-
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-_SPLIT = re.compile(r"[a-z][a-z0-9_-]*")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class TableError(InputError):
-    """A datasets table that does not follow the schema (unknown key, missing field, bad value)."""
 
 
 class DatasetUnavailableError(RuntimeError):
     """A dataset that is neither on disk nor obtainable from its source."""
-
-
-@dataclass(frozen=True)
-class SplitSource:
-    """Where one split comes from: an ir_datasets id, or a zip archive (URL, SHA-256, layout)."""
-
-    ir_datasets: str | None = None
-    url: str | None = None
-    sha256: str | None = None
-    format: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One row of the table: a dataset's splits and its evaluation conventions."""
-
-    name: str
-    splits: dict[str, SplitSource]
-    relevance_threshold: int
-    drop_self_hits: bool
-    grade_map: dict[int, int | None] | None = None
-    label: str = ""  # the name tables and figures show (the published one where the paper names it)
-
-    def __post_init__(self):
-        object.__setattr__(self, "label", self.label or self.name)
-
-    def has_own_corpus(self, split: str) -> bool:
-        """Whether ``split`` is exported with its own ``corpus.<split>.jsonl``: its archive differs from
-        the test split's source (ir_datasets splits of one dataset share its documents)."""
-        main = self.splits.get("test") or next(iter(self.splits.values()))
-        source = self.splits[split]
-        if source is main:
-            return False
-        return source.url != main.url
-
-
-# ---------------------------------------------------------------------------------------------
-# The table
-
-
-def load_table(path: str | os.PathLike) -> dict[str, DatasetSpec]:
-    """Read and validate the datasets table (``workflow/datasets.yaml``)."""
-    try:
-        document = read_yaml(path, "a datasets table in YAML")
-    except DataFormatError as error:
-        raise TableError(str(error)) from None
-    return parse_table(document, source=str(path))
-
-
-def parse_table(document: Any, source: str = "datasets table") -> dict[str, DatasetSpec]:
-    """Validate a parsed table; any unknown key, missing field or bad value raises :class:`TableError`."""
-    _check_keys(document, ("datasets",), (), source)
-    if not isinstance(document["datasets"], dict) or not document["datasets"]:
-        raise TableError(f"{source}: 'datasets' must map dataset names to entries")
-    return {
-        name: _parse_dataset(name, entry, f"{source}: dataset {name!r}") for name, entry in document["datasets"].items()
-    }
-
-
-def _check_keys(entry: Any, required: Iterable[str], optional: Iterable[str], where: str) -> None:
-    required, optional = tuple(required), tuple(optional)
-    if not isinstance(entry, dict):
-        raise TableError(f"{where}: expected a mapping with keys {', '.join(required + optional)}")
-    for key in entry:
-        if key not in required + optional:
-            raise TableError(f"{where}: unknown key {key!r} (allowed: {', '.join(required + optional)})")
-    for key in required:
-        if key not in entry:
-            raise TableError(f"{where}: missing field {key!r}")
-
-
-def _parse_dataset(name: Any, entry: Any, where: str) -> DatasetSpec:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise TableError(f"{where}: a dataset name is lower-case letters, digits and '-'")
-    _check_keys(entry, ("splits", "relevance_threshold", "drop_self_hits"), ("grade_map", "label"), where)
-    if not isinstance(entry.get("label", ""), str):
-        raise TableError(f"{where}: 'label' must be a string, got {entry['label']!r}")
-    splits = entry["splits"]
-    if not isinstance(splits, dict) or not splits:
-        raise TableError(f"{where}: 'splits' must map split names to sources")
-    for split in splits:
-        if not isinstance(split, str) or not _SPLIT.fullmatch(split) or split == VALIDATION_SPLIT:
-            raise TableError(f"{where}: bad split name {split!r} ({VALIDATION_SPLIT!r} is written by the pipeline)")
-    threshold = entry["relevance_threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-        raise TableError(f"{where}: 'relevance_threshold' must be a positive integer grade, got {threshold!r}")
-    if not isinstance(entry["drop_self_hits"], bool):
-        raise TableError(f"{where}: 'drop_self_hits' must be true or false, got {entry['drop_self_hits']!r}")
-    grade_map = entry.get("grade_map")
-    if grade_map is not None and not (
-        isinstance(grade_map, dict)
-        and all(isinstance(k, int) and (v is None or isinstance(v, int)) for k, v in grade_map.items())
-    ):
-        raise TableError(f"{where}: 'grade_map' must map integer grades to integer gains or null")
-    return DatasetSpec(
-        name=name,
-        splits={split: _parse_source(source, f"{where}, split {split!r}") for split, source in splits.items()},
-        relevance_threshold=threshold,
-        drop_self_hits=entry["drop_self_hits"],
-        grade_map=grade_map,
-        label=entry.get("label", ""),
-    )
-
-
-def _parse_source(entry: Any, where: str) -> SplitSource:
-    if isinstance(entry, dict) and "ir_datasets" in entry:
-        _check_keys(entry, ("ir_datasets",), (), where)
-        if not isinstance(entry["ir_datasets"], str) or not entry["ir_datasets"]:
-            raise TableError(f"{where}: 'ir_datasets' must be a dataset id")
-        return SplitSource(ir_datasets=entry["ir_datasets"])
-    if not isinstance(entry, dict) or "url" not in entry:
-        raise TableError(f"{where}: a source needs either 'ir_datasets' or 'url' (with 'sha256' and 'format')")
-    _check_keys(entry, ("url", "sha256", "format"), (), where)
-    if not isinstance(entry["url"], str) or "://" not in entry["url"]:
-        raise TableError(f"{where}: 'url' must be an absolute URL, got {entry['url']!r}")
-    if entry["sha256"] is not None and not (isinstance(entry["sha256"], str) and _SHA256.fullmatch(entry["sha256"])):
-        raise TableError(f"{where}: 'sha256' must be 64 lower-case hex digits or null")
-    if entry["format"] not in ARCHIVE_FORMATS:
-        raise TableError(f"{where}: 'format' must be one of {', '.join(ARCHIVE_FORMATS)}, got {entry['format']!r}")
-    return SplitSource(url=entry["url"], sha256=entry["sha256"], format=entry["format"])
-
-
-def _lookup(table: Mapping[str, DatasetSpec], name: str) -> DatasetSpec:
-    if name not in table:
-        raise TableError(f"unknown dataset {name!r}; the table names: {', '.join(table)}")
-    return table[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +225,7 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
         corpora[file_name] = _write_jsonl(folder / file_name, records, f"{spec.name} {file_name}", total)
     queries: dict[str, str] = {}
     qrels_counts = {}
+    judged: dict[str, tuple[str, set[str]]] = {}  # split -> (its source, its judged queries)
     for split, data in splits.items():
         for qid, text in tqdm(data.queries(), desc=f"{spec.name} {split} queries", total=data.totals.get("queries")):
             if queries.setdefault(qid, text) != text:
@@ -369,8 +236,10 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
             if gain is not None:
                 qrels.setdefault(qid, {})[doc_id] = gain
         check_judged_documents(qrels, doc_ids[corpus_files[data.corpus]], f"{spec.name} {split} qrels")
+        judged[split] = (f"{spec.name} {split} qrels ({_source_name(spec.splits[split])})", set(qrels))
         write_qrels(folder / "qrels" / f"{split}.tsv", qrels)
         qrels_counts[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
+    check_disjoint_splits(judged)
     records = ({"_id": qid, "text": text} for qid, text in queries.items())
     _write_jsonl(folder / "queries.jsonl", records, f"{spec.name} queries.jsonl")
     splits_record = {}
@@ -386,6 +255,10 @@ def _export_sources(spec: DatasetSpec, folder: Path, downloads: Path) -> dict:
     return record
 
 
+def _source_name(source: SplitSource) -> str:
+    return f"ir_datasets {source.ir_datasets}" if source.ir_datasets else str(source.url)
+
+
 def check_beir_folder(folder: str | os.PathLike, splits: Iterable[str]) -> dict:
     """Check that ``folder`` holds a dataset in BEIR layout and return its counts.
 
@@ -398,11 +271,14 @@ def check_beir_folder(folder: str | os.PathLike, splits: Iterable[str]) -> dict:
     corpora = {path.name: set(load_corpus(path)) for path in corpus_paths}
     queries = load_queries(folder / "queries.jsonl")
     qrels_counts = {}
+    judged = {}
     for split in splits:
         path = folder / "qrels" / f"{split}.tsv"
         qrels = load_qrels(path, queries=queries)
         check_judged_documents(qrels, corpora[corpus_path(folder, split).name], path)
         qrels_counts[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
+        judged[split] = (path, set(qrels))
+    check_disjoint_splits(judged)
     return {"corpora": {name: len(ids) for name, ids in corpora.items()}, "queries": len(queries), "qrels": qrels_counts}
 
 
@@ -463,7 +339,7 @@ def export_dataset(
     ``dest`` at the end, with a ``SOURCE.json``. A source that fails (network, ir_datasets, archive)
     raises :class:`DatasetUnavailableError` saying which files to put where.
     """
-    spec = _lookup(table, name)
+    spec = lookup(table, name)
     dest = Path(dest)
     if dest.is_dir():
         try:
@@ -481,6 +357,8 @@ def export_dataset(
             tmp.mkdir()
             record = _export_sources(spec, tmp, downloads)
             write_json(tmp / "SOURCE.json", _source_record(spec, record))
+    except (SplitOverlapError, DiskFullError):  # the data or the disk: another source would not help
+        raise
     except Exception as error:  # ir_datasets, urllib and archives fail in many ways; keep the cause
         cause = f"{type(error).__name__}: {error}"
         raise DatasetUnavailableError(missing_dataset_message(spec, dest, cause)) from error
@@ -507,40 +385,3 @@ def write_validation_split(folder: str | os.PathLike, fraction: float = 0.05, se
     path = folder / "qrels" / f"{VALIDATION_SPLIT}.tsv"
     write_qrels(path, valid)
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Statistics
-
-
-def ordered_splits(splits: Iterable[str]) -> list[str]:
-    """Split names in the study's order (:data:`SPLIT_ORDER`), others after them by name."""
-    rank = {split: i for i, split in enumerate(SPLIT_ORDER)}
-    return sorted(set(splits), key=lambda split: (rank.get(split, len(rank)), split))
-
-
-def _mean(values: Iterable[int]) -> float:
-    total = count = 0
-    for value in values:
-        total += value
-        count += 1
-    return total / count if count else 0.0
-
-
-def dataset_statistics(folder: str | os.PathLike) -> dict:
-    """Counts of a BEIR folder: documents, queries, per split judged queries and qrels, and mean
-    document (title + text) and query lengths in whitespace tokens."""
-    folder = Path(folder)
-    corpus = load_corpus(folder / "corpus.jsonl")
-    queries = load_queries(folder / "queries.jsonl")
-    splits = {}
-    for split in ordered_splits(path.stem for path in (folder / "qrels").glob("*.tsv")):
-        qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
-        splits[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
-    return {
-        "documents": len(corpus),
-        "queries": len(queries),
-        "mean_document_length": _mean(len(document_text(doc).split()) for doc in corpus.values()),
-        "mean_query_length": _mean(len(text.split()) for text in queries.values()),
-        "splits": splits,
-    }

@@ -8,6 +8,7 @@ checked and written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import logging
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sbmoe.io.atomic import atomic_path
+from sbmoe.io.atomic import DiskFullError, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,9 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeo
             except http.client.IncompleteRead as error:
                 out.write(error.partial)
                 interrupted = True
-            except OSError:
+            except OSError as error:
+                if error.errno == errno.ENOSPC:  # the disk, not the connection: resuming would not help
+                    raise DiskFullError(part, expected) from None
                 interrupted = True
     received = part.stat().st_size
     if interrupted or (expected is not None and received < expected):

@@ -7,11 +7,16 @@ is free belongs to nobody: the next :func:`scratch_folder` beside the same outpu
 :func:`remove_stale` (which the workflow runs on start), delete it. Outputs are flushed to disk
 (``fsync``) before they are renamed into place, so a power loss never leaves part of an output:
 the old one, the whole new one, or (while a folder is replaced) none.
+
+A full disk is named: a write that fails for lack of space raises :class:`DiskFullError` with the
+output's path, and :func:`reserve_space` allocates a file's blocks before it is filled through a
+memory map (where a full disk is otherwise a ``Bus error`` that kills the process without a word).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -22,6 +27,48 @@ from typing import Iterator
 
 SUFFIX = ".tmp"
 LOCK = ".lock"
+
+
+class DiskFullError(OSError):
+    """No space left on the device while writing ``path``: the message names it, with the bytes
+    needed (where known) and those free."""
+
+    def __init__(self, path: str | os.PathLike, needed: int | None = None):
+        path = Path(path)
+        free = _free_bytes(path)
+        need = f"{needed:,} bytes needed, " if needed is not None else ""
+        super().__init__(errno.ENOSPC, f"{path}: no space left on device ({need}{free} free there); "
+                                       "free some space or point the output elsewhere, then run again")
+        self.path, self.needed = str(path), needed
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _free_bytes(path: Path) -> str:
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return f"{shutil.disk_usage(folder).free:,} bytes"
+    return "unknown bytes"
+
+
+def reserve_space(path: str | os.PathLike, size: int) -> None:
+    """Allocate the first ``size`` bytes of the existing file ``path`` on disk now: a memory map
+    written on a full disk dies with ``Bus error``; this fails first, with :class:`DiskFullError`.
+    Where the file system cannot allocate ahead, its free space is compared with ``size``."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise DiskFullError(path, size) from None
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        if shutil.disk_usage(path.parent).free < size - os.fstat(fd).st_blocks * 512:
+            raise DiskFullError(path, size) from None
+    finally:
+        os.close(fd)
 
 
 def _held_by_nobody(folder: Path) -> bool:
@@ -105,14 +152,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     with scratch_folder(path) as folder:
         target = folder / path.name
-        yield target
-        if not target.exists():
-            raise FileNotFoundError(f"nothing was written to {target} for {path}")
-        _fsync_tree(target)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(target, path)
-        _fsync(path.parent)
+        try:
+            yield target
+            if not target.exists():
+                raise FileNotFoundError(f"nothing was written to {target} for {path}")
+            _fsync_tree(target)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            os.replace(target, path)
+            _fsync(path.parent)
+        except OSError as error:  # "[Errno 28] No space left on device" says not where
+            if error.errno != errno.ENOSPC:
+                raise
+            if isinstance(error, DiskFullError) and Path(error.path).is_relative_to(target):
+                # named by the output's path, not the scratch folder's, which is gone once this ends
+                raise DiskFullError(path / Path(error.path).relative_to(target), error.needed) from error
+            if isinstance(error, DiskFullError):
+                raise
+            raise DiskFullError(path) from error
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -179,10 +179,54 @@ def split_validation(qrels: Qrels, fraction: float, seed: int) -> tuple[Qrels, Q
     return train, valid
 
 
+class SplitOverlapError(DataFormatError):
+    """Two splits of a collection judge the same queries."""
+
+
+NESTED_SPLITS = {("train", "valid")}  # the validation split is carved from train (training removes it)
+
+
+def _shown(ids: set[str], limit: int = 5) -> str:
+    first = sorted(ids)[:limit]
+    return ", ".join(map(repr, first)) + (", ..." if len(ids) > limit else "")
+
+
+def check_disjoint_splits(judged: dict[str, tuple[str | Path, set[str]]]) -> None:
+    """The query ids judged in different splits (``split -> (file, ids)``) are disjoint, but for the
+    validation split inside train: a query of the test split in the training (or a tuning) split is
+    learnt on and then scored. An overlap names both files, the count and the first ids."""
+    names = list(judged)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if (first, second) in NESTED_SPLITS or (second, first) in NESTED_SPLITS:
+                continue
+            shared = judged[first][1] & judged[second][1]
+            if shared:
+                raise SplitOverlapError(judged[first][0], None, f"{len(shared)} query id(s) are also judged in "
+                                      f"{judged[second][0]} (the {second!r} split): {_shown(shared)}; the queries of "
+                                      f"the {first!r} and {second!r} splits must be disjoint")
+
+
+def check_split_queries(folder: str | Path, split: str, qrels: Qrels) -> None:
+    """The judged queries of ``split`` are judged in no other split of the BEIR ``folder``
+    (:func:`check_disjoint_splits`)."""
+    folder = Path(folder)
+    own = folder / "qrels" / f"{split}.tsv"
+    judged = {split: (own, set(qrels))}
+    for path in sorted((folder / "qrels").glob("*.tsv")):
+        if path.stem != split and (split, path.stem) not in NESTED_SPLITS and (path.stem, split) not in NESTED_SPLITS:
+            judged[path.stem] = (path, set(load_qrels(path)))
+    check_disjoint_splits(judged)
+
+
 def corpus_path(folder: str | Path, split: str) -> Path:
     """The corpus a split searches: ``corpus.<split>.jsonl`` where a split has its own (BEIR's NQ
     training corpus differs from its test corpus), else ``corpus.jsonl``."""
     own = Path(folder) / f"corpus.{split}.jsonl"
+    if split == "test" and own.is_file():  # it would silently replace corpus.jsonl for the test split
+        raise DataFormatError(own, None, "the test split's corpus is corpus.jsonl, not this file "
+                                         "(corpus.<split>.jsonl is for another split whose documents differ, "
+                                         "e.g. corpus.train.jsonl): remove or rename it")
     return own if own.is_file() else Path(folder) / "corpus.jsonl"
 
 
@@ -204,7 +248,9 @@ class Collection:
         corpus = load_corpus(corpus_path(folder, split))
         queries = load_queries(folder / "queries.jsonl")
         path = folder / "qrels" / f"{split}.tsv"
-        qrels = check_judged_documents(load_qrels(path, queries=queries), corpus, path, drop=training)
+        judged = load_qrels(path, queries=queries)
+        check_split_queries(folder, split, judged)
+        qrels = check_judged_documents(judged, corpus, path, drop=training)
         return cls(corpus=corpus, queries=queries, qrels=qrels)
 
     def judged_queries(self) -> Queries:

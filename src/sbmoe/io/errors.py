@@ -10,6 +10,7 @@ and :func:`read_yaml` are the reading primitives of the line-based, JSON and YAM
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -87,7 +88,12 @@ def text_lines(path: str | os.PathLike, kind: str, expected: str):
         raise DataFormatError(path, None, f"{found} {kind} file (expected {expected})")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            yield number, decode_line(path, number, raw).rstrip("\r\n")
+            line = decode_line(path, number, raw).rstrip("\r\n")
+            if "\r" in line:  # CR-only line ends (classic Mac OS) would read the whole file as one line
+                raise DataFormatError(path, number, f"a carriage return (CR) inside the line at column "
+                                                    f"{line.index(chr(13)) + 1}, as in a file with CR-only line ends: "
+                                                    f"expected {expected} on lines ending in LF (or CRLF)")
+            yield number, line
 
 
 def decode_text(path: Path, raw: bytes, kind: str) -> str:
@@ -117,19 +123,60 @@ def read_json(path: str | os.PathLike, kind: str):
         raise DataFormatError(path, error.lineno, f"not valid JSON ({json_problem(error)}); expected {kind}") from None
 
 
-def read_yaml(path: str | os.PathLike, kind: str):
-    """The parsed content of a UTF-8 YAML (or JSON) file holding ``kind``, as :func:`read_json`."""
+class DuplicateKeyError(Exception):
+    """A key given twice in one YAML mapping (PyYAML keeps the last silently)."""
+
+    def __init__(self, key, line: int, first: int):
+        super().__init__(f"duplicate key {key!r} (first on line {first}): the second would silently replace the first")
+        self.key, self.line, self.first = key, line, first
+
+
+@functools.cache
+def _unique_key_loader():
+    """A safe YAML loader that refuses a key given twice in one mapping, at any nesting level."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, None, f"missing file (expected {kind})")
-    text = decode_text(path, path.read_bytes(), kind)
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges, then overrides on purpose
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        if key in seen:
+                            raise DuplicateKeyError(key, key_node.start_mark.line + 1, seen[key])
+                    except TypeError:  # an unhashable key: SafeLoader's own error names it
+                        continue
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", UniqueKeyLoader.construct_yaml_map)
+    return UniqueKeyLoader
+
+
+def parse_yaml(path: str | os.PathLike, text: str, kind: str):
+    """The parsed YAML ``text`` of ``path``; invalid YAML, or a key given twice in a mapping at any
+    level, is a :class:`DataFormatError` naming the file, the line and (for a duplicate) the key."""
+    import yaml
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader)
+    except DuplicateKeyError as error:
+        raise DataFormatError(path, error.line, f"{error} (in {kind})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or first_line(error)
         column = f" at column {mark.column + 1}" if mark is not None else ""
         raise DataFormatError(path, mark.line + 1 if mark is not None else None,
                               f"not valid YAML ({problem}{column}); expected {kind}") from None
+
+
+def read_yaml(path: str | os.PathLike, kind: str):
+    """The parsed content of a UTF-8 YAML (or JSON) file holding ``kind``, as :func:`read_json`; a key
+    given twice in one mapping (PyYAML would keep the last) is an error naming the line and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, None, f"missing file (expected {kind})")
+    return parse_yaml(path, decode_text(path, path.read_bytes(), kind), kind)

@@ -33,7 +33,7 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
-from sbmoe.io.atomic import atomic_path
+from sbmoe.io.atomic import atomic_path, reserve_space
 from sbmoe.models.encoder import Encoder
 
 FILES = ("tokens.npy", "offsets.npy", "ids.npy", "meta.json")
@@ -181,6 +181,7 @@ def compute_prefix(
     with atomic_path(output) as tmp:
         tmp.mkdir()
         tokens = open_memmap(tmp / "tokens.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), encoder.hidden_size))
+        reserve_space(tmp / "tokens.npy", (tmp / "tokens.npy").stat().st_size)  # not a Bus error when the disk fills
         fill(tokens)
         tokens.flush()
         del tokens

@@ -60,6 +60,9 @@ def train_stage(
     """
     dataset = Path(dataset)
     collection = Collection.load(dataset, split, training=True)
+    if not any(grade > 0 for docs in collection.qrels.values() for grade in docs.values()):
+        raise DataFormatError(dataset / "qrels" / f"{split}.tsv", None, "no judgement has a positive grade (every "
+                              "one is 0 or below): training needs a relevant document (grade >= 1) per query")
     valid_path = dataset / "qrels" / f"{valid_split}.tsv" if valid_split else None
     valid = None
     if valid_path and valid_path.is_file():

@@ -12,7 +12,7 @@ import numpy as np
 
 from sbmoe.evaluation.metrics import METRICS, evaluate
 from sbmoe.io.atomic import atomic_path, write_json
-from sbmoe.io.collection import load_qrels, load_queries
+from sbmoe.io.collection import check_split_queries, load_qrels, load_queries
 from sbmoe.io.encoded import Encoded
 from sbmoe.io.runs import read_trec_run, write_trec_run
 from sbmoe.retrieval.fusion import align, tune_wsum
@@ -46,6 +46,7 @@ def _load_split(inputs: ExpertInputs, experts: Sequence[str], groups: Sequence[s
     dataset = Path(inputs.dataset)
     texts = load_queries(dataset / "queries.jsonl")
     qrels = load_qrels(dataset / "qrels" / f"{inputs.split}.tsv", queries=texts)
+    check_split_queries(dataset, inputs.split, qrels)  # the router must not learn on queries it is scored on
     pooled = Encoded.load(inputs.queries)
     if set(pooled.ids) != set(qrels):
         raise ValueError(f"{inputs.queries}: its queries are not the judged queries of {dataset}/qrels/{inputs.split}.tsv")

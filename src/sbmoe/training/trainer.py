@@ -275,6 +275,9 @@ def train(
     encoder) and ``prefix`` (``train_layers`` N) supply the caches, which are otherwise built here.
     """
     set_seed(config.seed)
+    if not any(grade > 0 for docs in qrels.values() for grade in docs.values()):
+        raise ValueError(f"the training qrels judge no document relevant: every grade of their {len(qrels)} queries "
+                         "is 0 or below, and training needs a positive (grade >= 1) per query")
     if valid_qrels is None:
         train_qrels, valid_qrels = split_validation(qrels, config.valid_fraction, config.seed)
     else:
@@ -316,7 +319,8 @@ def train(
         valid_examples = sample_positives(valid_qrels, random.Random(config.seed))
         if len(valid_examples) < 2:  # one query has no in-batch negative
             raise ValueError(f"the validation split needs at least two queries with a positive document, got "
-                             f"{len(valid_examples)} (see training.valid_fraction or the qrels/valid.tsv file)")
+                             f"{len(valid_examples)} of its {len(valid_qrels)} queries (see training.valid_fraction "
+                             "or the qrels/valid.tsv file)")
         texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config, depth, pooled, prefix)
         device_type = model.device.type
         best_state = None

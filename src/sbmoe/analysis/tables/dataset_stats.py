@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 
 from sbmoe.analysis.latex import MISSING, latex_escape, row, spanning_header, tabular
-from sbmoe.data.datasets import ordered_splits
+from sbmoe.data.statistics import ordered_splits
 from sbmoe.io.atomic import write_text
 
 

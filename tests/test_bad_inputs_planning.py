@@ -21,7 +21,8 @@ import pytest
 import yaml
 from conftest import ENV, ROOT, SNAKEMAKE, workdir
 
-from sbmoe.analysis.tables import load_bm25_reference, load_reference
+from sbmoe.analysis.tables.reproduction import load_reference
+from sbmoe.analysis.tables.routing import load_bm25_reference
 from sbmoe.data.datasets import export_dataset
 from sbmoe.data.table import parse_table
 from sbmoe.io.collection import Collection, load_qrels

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sbmoe.analysis.figures import tsne_figure
+from sbmoe.analysis.figures.tsne import tsne_figure
 from sbmoe.data.datasets import write_validation_split
 from sbmoe.evaluation import significance
 from sbmoe.models.encoder import EncoderConfig

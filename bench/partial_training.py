@@ -25,7 +25,9 @@ from sbmoe.models.encoder import EMBEDDED_MODEL, EncoderConfig
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.models.prefix import compute_prefix, pad
 from sbmoe.models.regular_moe import RoutingLog
-from sbmoe.training.trainer import TrainConfig, encoder_groups, info_nce
+from sbmoe.training.config import TrainConfig
+from sbmoe.training.trainer import encoder_groups
+from sbmoe.training.examples import info_nce
 
 
 def _batch(collection: Collection, size: int, seed: int) -> tuple[list[str], list[str]]:

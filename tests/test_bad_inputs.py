@@ -28,7 +28,7 @@ from sbmoe.io.encoded import Encoded
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.pipeline.stages import init_stage, pool_stage, search_stage, train_stage
 from sbmoe.pipeline.study import StudyError, check_study, study_table
-from sbmoe.training.trainer import TrainConfig
+from sbmoe.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,7 +37,7 @@ from sbmoe.pipeline.study import (
     check_study,
     study_table,
 )
-from sbmoe.training.trainer import TrainConfig
+from sbmoe.training.config import TrainConfig
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from sbmoe.pipeline.config import ConfigError, build_configs, load_config
 from sbmoe.models.encoder import EncoderConfig
 from sbmoe.models.retriever import ModelConfig
-from sbmoe.training.trainer import TrainConfig
+from sbmoe.training.config import TrainConfig
 
 YAML = """\
 encoder:

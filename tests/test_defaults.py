@@ -23,7 +23,7 @@ from sbmoe.selection.comparison import significance_against_best_single
 from sbmoe.selection.router import RouterConfig
 from sbmoe.selection.routing import route_stage, train_router_stage
 from sbmoe.systems.registry import VARIANTS
-from sbmoe.training.trainer import TrainConfig
+from sbmoe.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())

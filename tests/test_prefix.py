@@ -16,7 +16,8 @@ from sbmoe.io.encoded import Encoded
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.models.prefix import FILES, PrefixCache, PrefixStates, compute_prefix, pad, prefix_depth
 from sbmoe.pipeline.stages import encode_stage, init_stage, prefix_stage, train_stage
-from sbmoe.training.trainer import TrainConfig, train
+from sbmoe.training.config import TrainConfig
+from sbmoe.training.trainer import train
 
 TEXTS = [
     "vitamin d and bone density in elderly women",

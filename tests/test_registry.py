@@ -33,7 +33,8 @@ from sbmoe.systems.registry import (
     trained_variants,
     unregister,
 )
-from sbmoe.training.trainer import TrainConfig, train
+from sbmoe.training.config import TrainConfig
+from sbmoe.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"

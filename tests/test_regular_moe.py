@@ -15,7 +15,8 @@ from sbmoe.models.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfi
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.models.prefix import compute_prefix
 from sbmoe.models.regular_moe import MoEFeedForward, TokenRouting, balance_loss, layer_indices
-from sbmoe.training.trainer import TrainConfig, train
+from sbmoe.training.config import TrainConfig
+from sbmoe.training.trainer import train
 
 TEXTS = ["vitamin d and bone density", "x", "exercise lowers blood pressure in adults over twelve weeks", "genes"]
 

@@ -20,7 +20,7 @@ from sbmoe.io.encoded import Encoded
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.io.runs import read_trec_run
 from sbmoe.pipeline.stages import encode_stage, evaluate_stage, init_stage, pool_stage, search_stage, train_stage
-from sbmoe.training.trainer import TrainConfig
+from sbmoe.training.config import TrainConfig
 
 def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))

@@ -13,7 +13,9 @@ import torch
 from sbmoe.training import trainer as training
 from sbmoe.io.collection import Collection
 from sbmoe.models.retriever import ModelConfig, Retriever
-from sbmoe.training.trainer import TrainConfig, info_nce, sample_positives, train
+from sbmoe.training.config import TrainConfig
+from sbmoe.training.examples import info_nce, sample_positives
+from sbmoe.training.trainer import train
 
 LOG_FIELDS = {"epoch", "loss", "val_loss", "gate_grad_norm", "routing_entropy", "expert_load", "layer_routing", "seconds",
               "best"}

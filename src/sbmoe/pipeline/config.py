@@ -19,7 +19,7 @@ from pathlib import Path
 from sbmoe.models.encoder import EncoderConfig, model_path_problem
 from sbmoe.io.errors import DataFormatError, InputError, read_yaml
 from sbmoe.models.retriever import ModelConfig
-from sbmoe.training.trainer import TrainConfig
+from sbmoe.training.config import TrainConfig
 
 
 class ConfigError(InputError):

@@ -30,7 +30,8 @@ from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.models.prefix import PrefixCache, PrefixStates, compute_prefix, prefix_depth
 from sbmoe.io.runs import check_run_against_qrels, read_trec_run, write_trec_run
 from sbmoe.retrieval.search import search
-from sbmoe.training.trainer import TrainConfig, set_seed, train
+from sbmoe.training.config import TrainConfig, set_seed
+from sbmoe.training.trainer import train
 
 
 def default_device() -> str:

@@ -26,105 +26,20 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from sbmoe.io.collection import Corpus, Qrels, Queries, document_text, split_validation
-from sbmoe.models.retriever import Retriever
+from sbmoe.io.collection import Corpus, Qrels, Queries, split_validation
 from sbmoe.models.moe import Gate, load_balancing_loss, routing_entropy
-from sbmoe.models.prefix import PrefixCache, check_fits, compute_prefix, pad, prefix_depth
+from sbmoe.models.prefix import prefix_depth
 from sbmoe.models.regular_moe import MoEFeedForward, RoutingLog, replaced_parameters
-
-
-@dataclass
-class TrainConfig:
-    """Training settings; defaults are the authors' (METHOD.md §3)."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    encoder_lr: float = 1e-6
-    moe_lr: float = 1e-4
-    weight_decay: float = 0.01
-    temperature: float = 1.0
-    valid_fraction: float = 0.05
-    patience: int = 0  # epochs without validation improvement before stopping; 0 never stops early
-    train_layers: int | str = "all"  # top Transformer layers trained: "all" (and the embeddings), N, or 0 (frozen)
-    cache_frozen: bool = True  # run the frozen part once per text and train on its cached output
-    balance_coef: float = 0.0  # weight of the load-balancing loss (the learned combination only)
-    router_balance_coef: float = 0.01  # weight of the Regular MoE's load-balancing loss
-    mixed_precision: bool = False
-    seed: int = 42
-    encode_batch_size: int = 128
-
-    def __post_init__(self):
-        if self.epochs < 1:
-            raise ValueError(f"training epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 2:  # in-batch negatives: a query's negatives are the batch's other documents
-            raise ValueError(f"training batch_size must be at least 2 (in-batch negatives), got {self.batch_size}")
-        if self.encode_batch_size < 1:
-            raise ValueError(f"training encode_batch_size must be at least 1, got {self.encode_batch_size}")
-        for key in ("encoder_lr", "moe_lr", "temperature"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"training {key} must be positive, got {getattr(self, key)}")
-        if self.train_layers != "all" and (
-            isinstance(self.train_layers, bool) or not isinstance(self.train_layers, int) or self.train_layers < 0
-        ):
-            raise ValueError(f"training train_layers must be 'all' or a number of layers >= 0, got {self.train_layers!r}")
-        for key in ("weight_decay", "balance_coef", "router_balance_coef", "patience"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"training {key} must not be negative, got {getattr(self, key)}")
-        if not 0 < self.valid_fraction < 1:
-            raise ValueError(f"training valid_fraction must be in (0, 1), got {self.valid_fraction}")
-
-    @property
-    def frozen(self) -> bool:
-        """Whether the encoder is frozen (``train_layers: 0``): only a block is trained."""
-        return self.train_layers == 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
-
-
-def info_nce(queries: torch.Tensor, docs: torch.Tensor, temperature: float, doc_ids: list[str] | None = None) -> torch.Tensor:
-    """In-batch-negative InfoNCE: query ``i``'s positive is document ``i``, the others are negatives.
-
-    Scores are dot products of ``queries / temperature`` with ``docs``. When ``doc_ids`` is given, a
-    batch document that is another query's copy of the same positive is not counted as a negative.
-    """
-    scores = (queries / temperature) @ docs.T
-    if doc_ids is not None:
-        same = torch.tensor([[a == b for b in doc_ids] for a in doc_ids], device=scores.device)
-        same.fill_diagonal_(False)
-        scores = scores.masked_fill(same, float("-inf"))
-    return F.cross_entropy(scores, torch.arange(len(queries), device=scores.device))
-
-
-@dataclass
-class Example:
-    qid: str
-    doc_id: str
-
-
-def sample_positives(qrels: Qrels, rng: random.Random) -> list[Example]:
-    """One positive document per query, drawn from its judgements with a grade above zero."""
-    examples = []
-    for qid in sorted(qrels):
-        positives = sorted(d for d, grade in qrels[qid].items() if grade > 0)
-        if positives:
-            examples.append(Example(qid, rng.choice(positives)))
-    return examples
+from sbmoe.models.retriever import Retriever
+from sbmoe.training.config import TrainConfig, set_seed
+from sbmoe.training.examples import Example, batches, info_nce, sample_positives
+from sbmoe.training.texts import Pooled, Prefix, TrainingTexts
 
 
 @dataclass
@@ -132,78 +47,6 @@ class TrainResult:
     log: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = math.inf
-
-
-Pooled = dict[str, tuple[list[str], torch.Tensor]]  # kind ("query"/"doc") -> (ids, pooled embeddings)
-Prefix = dict[str, PrefixCache]  # kind ("query"/"doc") -> cached prefix states
-
-
-class _Texts:
-    """Pooled embeddings of training texts: from a pooled cache (frozen encoder), from the trained top
-    layers over cached prefix states, or from the encoder on every batch.
-
-    ``depth`` is the first trained layer (None when every layer is trained); the cache it calls for
-    is built here unless ``pooled`` or ``prefix`` supplies it.
-    """
-
-    def __init__(self, model: Retriever, queries: Queries, corpus: Corpus, qrels: Qrels, config: TrainConfig,
-                 depth: int | None, pooled: Pooled | None = None, prefix: Prefix | None = None):
-        self.model, self.queries, self.corpus, self.config, self.depth = model, queries, corpus, config, depth
-        self.cache: dict[str, tuple[dict[str, int], torch.Tensor]] | None = None
-        self.prefix: Prefix | None = None
-        if pooled is not None and not config.frozen:
-            raise ValueError("cached pooled embeddings need training.train_layers: 0 (a frozen encoder)")
-        if prefix is not None and (config.frozen or depth is None):
-            raise ValueError(f"cached prefix states need training.train_layers >= 1 and below the encoder's "
-                             f"number of layers, got {config.train_layers!r}")
-        qids = sorted(qrels)
-        doc_ids = sorted({d for docs in qrels.values() for d, grade in docs.items() if grade > 0})
-        if config.frozen and config.cache_frozen and pooled is None:
-            encoder = model._require_encoder()
-            pooled = {
-                "query": (qids, encoder.pool([queries[q] for q in qids], "query", config.encode_batch_size)),
-                "doc": (doc_ids, encoder.pool([document_text(corpus[d]) for d in doc_ids], "doc", config.encode_batch_size)),
-            }
-        if pooled is not None:
-            self.cache = {kind: ({i: row for row, i in enumerate(ids)}, matrix) for kind, (ids, matrix) in pooled.items()}
-        if depth is not None and not config.frozen and config.cache_frozen and prefix is None:
-            encoder = model._require_encoder()
-            prefix = {
-                "query": PrefixCache([compute_prefix(encoder, qids, [queries[q] for q in qids], "query", depth,
-                                                     batch_size=config.encode_batch_size)]),
-                "doc": PrefixCache([compute_prefix(encoder, doc_ids, [document_text(corpus[d]) for d in doc_ids], "doc",
-                                                   depth, batch_size=config.encode_batch_size)]),
-            }
-        if prefix is not None:
-            for kind, cache in prefix.items():
-                if cache.depth != depth:
-                    raise ValueError(f"cached {kind} prefix states enter layer {cache.depth}, but training.train_layers: "
-                                     f"{config.train_layers} trains the layers from {depth} up")
-                check_fits(model._require_encoder(), cache.depth, kind, cache.max_length, f"cached {kind} prefix states")
-            self.prefix = prefix
-
-    def pooled(self, ids: list[str], kind: str) -> torch.Tensor:
-        if self.cache is not None:
-            rows, matrix = self.cache[kind]
-            try:
-                index = [rows[i] for i in ids]
-            except KeyError as missing:
-                raise KeyError(f"{kind} {missing} is not in the cached pooled embeddings") from None
-            return matrix[index].to(self.model.device)
-        encoder = self.model._require_encoder()
-        if self.prefix is not None:
-            hidden, mask = pad(self.prefix[kind].states(ids), self.model.device)
-            return encoder.top(hidden, mask, self.depth)
-        texts = [self.queries[i] for i in ids] if kind == "query" else [document_text(self.corpus[i]) for i in ids]
-        batch = encoder.tokenize(texts, kind)
-        if self.config.frozen:
-            with torch.no_grad():
-                return encoder(**batch)
-        if self.depth is not None:
-            with torch.no_grad():
-                hidden = encoder.prefix(batch["input_ids"], batch["attention_mask"], self.depth, batch.get("token_type_ids"))
-            return encoder.top(hidden, batch["attention_mask"], self.depth)
-        return encoder(**batch)
 
 
 def _gate_grad_norm(model: Retriever) -> float | None:
@@ -218,11 +61,6 @@ def _snapshot(model: Retriever, config: TrainConfig) -> dict[str, torch.Tensor]:
     """A copy of the trained weights (the block alone when the encoder is frozen)."""
     module = model.moe if config.frozen else model
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
-def _batches(examples: list[Example], size: int) -> list[list[Example]]:
-    batches = [examples[i : i + size] for i in range(0, len(examples), size)]
-    return [b for b in batches if len(b) > 1]  # one example has no in-batch negative
 
 
 def encoder_groups(model: Retriever, config: TrainConfig, depth: int | None) -> list[dict]:
@@ -275,6 +113,50 @@ def train(
     encoder) and ``prefix`` (``train_layers`` N) supply the caches, which are otherwise built here.
     """
     set_seed(config.seed)
+    train_qrels, valid_qrels = _training_split(qrels, config, valid_qrels)
+    if pooled is not None and not config.frozen:  # before a block-only model asks for its encoder
+        raise ValueError("cached pooled embeddings need training.train_layers: 0 (a frozen encoder)")
+    depth = None if config.frozen else prefix_depth(config.train_layers, model._require_encoder().num_layers)
+    groups = _parameter_groups(model, config, depth)
+    model.config.encoder_trained = not config.frozen
+    model.config.frozen_layers = depth or 0
+
+    result = TrainResult()
+    log_file = open(log_path, "w") if log_path else None  # noqa: SIM115 (closed below)
+    try:
+        if not any(g["params"] for g in groups):
+            # a frozen encoder with no block: nothing to learn, the model is the zero-shot encoder
+            _record(result, log_file, {"epoch": 0, "loss": None, "val_loss": None, "gate_grad_norm": None,
+                                       "routing_entropy": None, "expert_load": None, "layer_routing": None,
+                                       "seconds": 0.0, "best": True})
+            return result
+        optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        valid_examples = _validation_examples(valid_qrels, config)
+        texts = TrainingTexts(model, queries, corpus, {**train_qrels, **valid_qrels}, config, depth, pooled, prefix)
+        best_state, stale = None, 0
+        for epoch in tqdm(range(1, config.epochs + 1), desc="epochs", disable=not progress):
+            started = time.perf_counter()
+            entry = _train_epoch(model, texts, optimizer, train_qrels, config, epoch, depth, progress)
+            val_loss = _validation_loss(model, texts, valid_examples, config)
+            entry = _with_validation(entry, val_loss, result, time.perf_counter() - started)
+            if entry["best"]:
+                result.best_val_loss, result.best_epoch, stale = entry["val_loss"], epoch, 0
+                best_state = _snapshot(model, config)
+            else:
+                stale += 1
+            _record(result, log_file, entry)
+            if config.patience and stale >= config.patience:
+                break
+        if best_state is not None:
+            (model.moe if config.frozen else model).load_state_dict(best_state)
+        return result
+    finally:
+        if log_file:
+            log_file.close()
+
+
+def _training_split(qrels: Qrels, config: TrainConfig, valid_qrels: Qrels | None) -> tuple[Qrels, Qrels]:
+    """The training and validation queries (see :func:`train`), refusing qrels that train nothing."""
     if not any(grade > 0 for docs in qrels.values() for grade in docs.values()):
         raise ValueError(f"the training qrels judge no document relevant: every grade of their {len(qrels)} queries "
                          "is 0 or below, and training needs a positive (grade >= 1) per query")
@@ -284,11 +166,11 @@ def train(
         train_qrels = {q: docs for q, docs in qrels.items() if q not in valid_qrels}
     if not train_qrels or not valid_qrels:
         raise ValueError("training needs at least one training and one validation query")
-    if pooled is not None and not config.frozen:  # before a block-only model asks for its encoder
-        raise ValueError("cached pooled embeddings need training.train_layers: 0 (a frozen encoder)")
+    return train_qrels, valid_qrels
 
-    encoder = model.encoder
-    depth = None if config.frozen else prefix_depth(config.train_layers, model._require_encoder().num_layers)
+
+def _parameter_groups(model: Retriever, config: TrainConfig, depth: int | None) -> list[dict]:
+    """The optimizer's groups: the encoder's (:func:`encoder_groups`) and the block's at ``moe_lr``."""
     groups = encoder_groups(model, config, depth)
     if model.moe is not None:
         block = [p for p in model.moe.parameters() if p.requires_grad]
@@ -300,105 +182,101 @@ def train(
             gate = {id(p) for p in model.moe.gate.parameters()}
             block = [p for p in block if id(p) not in gate]
         groups.append({"params": block, "lr": config.moe_lr})
-    trainable = [p for g in groups for p in g["params"]]
-    model.config.encoder_trained = not config.frozen
-    model.config.frozen_layers = depth or 0
+    return groups
 
-    result = TrainResult()
-    log_file = open(log_path, "w") if log_path else None  # noqa: SIM115 (closed below)
-    try:
-        if not trainable:
-            # a frozen encoder with no block: nothing to learn, the model is the zero-shot encoder
-            result.log.append({"epoch": 0, "loss": None, "val_loss": None, "gate_grad_norm": None,
-                               "routing_entropy": None, "expert_load": None, "layer_routing": None,
-                               "seconds": 0.0, "best": True})
-            if log_file:
-                log_file.write(json.dumps(result.log[-1]) + "\n")
-            return result
-        optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-        valid_examples = sample_positives(valid_qrels, random.Random(config.seed))
-        if len(valid_examples) < 2:  # one query has no in-batch negative
-            raise ValueError(f"the validation split needs at least two queries with a positive document, got "
-                             f"{len(valid_examples)} of its {len(valid_qrels)} queries (see training.valid_fraction "
-                             "or the qrels/valid.tsv file)")
-        texts = _Texts(model, queries, corpus, {**train_qrels, **valid_qrels}, config, depth, pooled, prefix)
-        device_type = model.device.type
-        best_state = None
-        stale = 0
-        for epoch in tqdm(range(1, config.epochs + 1), desc="epochs", disable=not progress):
-            started = time.perf_counter()
-            rng = random.Random(config.seed * 1000 + epoch)
-            examples = sample_positives(train_qrels, rng)
-            rng.shuffle(examples)
-            model.train()
-            if config.frozen and encoder is not None:
-                encoder.eval()
-            elif depth is not None:  # dropout in the trained layers only
-                encoder.model.eval()
-                encoder.layers[depth:].train()
-            losses, grad_norms = [], []
-            load = torch.zeros(max(model.config.num_experts, 1))
-            layer_routing = RoutingLog(encoder) if encoder is not None and not config.frozen else None
-            batches = _batches(examples, config.batch_size)
-            for batch in tqdm(batches, desc=f"epoch {epoch} batches", unit="batch", leave=False, disable=not progress):
-                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.mixed_precision):
-                    q, q_routing = model.represent(texts.pooled([e.qid for e in batch], "query"))
-                    q_balance = layer_routing.balance_loss() if layer_routing else None
-                    d, d_routing = model.represent(texts.pooled([e.doc_id for e in batch], "doc"))
-                    d_balance = layer_routing.balance_loss() if layer_routing else None
-                    loss = info_nce(q.float(), d.float(), config.temperature, [e.doc_id for e in batch])
-                    if config.balance_coef > 0 and model.config.combination == "learned" and q_routing is not None and q_routing.probs is not None:
-                        loss = loss + config.balance_coef * (load_balancing_loss(q_routing) + load_balancing_loss(d_routing)) / 2
-                    if layer_routing and config.router_balance_coef > 0:
-                        loss = loss + config.router_balance_coef * (q_balance + d_balance) / 2
-                model.zero_grad(set_to_none=True)  # also the gradients of a gate left out of the optimizer
-                loss.backward()
-                norm = _gate_grad_norm(model)
-                if norm is not None:
-                    grad_norms.append(norm)
-                optimizer.step()
-                losses.append(loss.item())
-                if q_routing is not None and model.config.has_gate:
-                    for routing in (q_routing, d_routing):
-                        load += torch.bincount(routing.experts.cpu(), minlength=len(load)).float()
-            val_loss = _validation_loss(model, texts, valid_examples, config)
-            share = (load / load.sum()) if load.sum() > 0 else None
-            entry = {
-                "epoch": epoch,
-                "loss": float(np.mean(losses)) if losses else math.nan,
-                "val_loss": val_loss,
-                "gate_grad_norm": float(np.mean(grad_norms)) if grad_norms else None,
-                "routing_entropy": routing_entropy(share) if share is not None else None,
-                "expert_load": share.tolist() if share is not None else None,
-                "layer_routing": layer_routing.summary() if layer_routing else None,
-                "seconds": time.perf_counter() - started,
-                "best": val_loss < result.best_val_loss,
-            }
-            if entry["best"]:
-                result.best_val_loss, result.best_epoch, stale = val_loss, epoch, 0
-                best_state = _snapshot(model, config)
-            else:
-                stale += 1
-            result.log.append(entry)
-            if log_file:
-                log_file.write(json.dumps(entry) + "\n")
-                log_file.flush()
-            if config.patience and stale >= config.patience:
-                break
-        if best_state is not None:
-            (model.moe if config.frozen else model).load_state_dict(best_state)
-        return result
-    finally:
-        if log_file:
-            log_file.close()
 
+def _validation_examples(valid_qrels: Qrels, config: TrainConfig) -> list[Example]:
+    examples = sample_positives(valid_qrels, random.Random(config.seed))
+    if len(examples) < 2:  # one query has no in-batch negative
+        raise ValueError(f"the validation split needs at least two queries with a positive document, got "
+                         f"{len(examples)} of its {len(valid_qrels)} queries (see training.valid_fraction "
+                         "or the qrels/valid.tsv file)")
+    return examples
+
+
+def _train_mode(model: Retriever, config: TrainConfig, depth: int | None) -> None:
+    """Training mode for what is trained: a frozen encoder runs in eval mode (no dropout), and with
+    ``train_layers`` N only the top N layers run in training mode."""
+    model.train()
+    if config.frozen and model.encoder is not None:
+        model.encoder.eval()
+    elif depth is not None:
+        model.encoder.model.eval()
+        model.encoder.layers[depth:].train()
+
+
+def _batch_loss(model: Retriever, texts: TrainingTexts, batch: list[Example], config: TrainConfig,
+                layer_routing: RoutingLog | None):
+    """InfoNCE of one batch plus the load-balancing losses that apply; also the query and document routing."""
+    q, q_routing = model.represent(texts.pooled([e.qid for e in batch], "query"))
+    q_balance = layer_routing.balance_loss() if layer_routing else None
+    d, d_routing = model.represent(texts.pooled([e.doc_id for e in batch], "doc"))
+    d_balance = layer_routing.balance_loss() if layer_routing else None
+    loss = info_nce(q.float(), d.float(), config.temperature, [e.doc_id for e in batch])
+    learned = model.config.combination == "learned" and q_routing is not None and q_routing.probs is not None
+    if config.balance_coef > 0 and learned:
+        loss = loss + config.balance_coef * (load_balancing_loss(q_routing) + load_balancing_loss(d_routing)) / 2
+    if layer_routing and config.router_balance_coef > 0:
+        loss = loss + config.router_balance_coef * (q_balance + d_balance) / 2
+    return loss, (q_routing, d_routing)
+
+
+def _train_epoch(model: Retriever, texts: TrainingTexts, optimizer: torch.optim.Optimizer, train_qrels: Qrels,
+                 config: TrainConfig, epoch: int, depth: int | None, progress: bool) -> dict:
+    """One pass over freshly sampled, shuffled training examples; the epoch's log entry without validation."""
+    rng = random.Random(config.seed * 1000 + epoch)
+    examples = sample_positives(train_qrels, rng)
+    rng.shuffle(examples)
+    _train_mode(model, config, depth)
+    losses, grad_norms = [], []
+    load = torch.zeros(max(model.config.num_experts, 1))
+    encoder = model.encoder
+    layer_routing = RoutingLog(encoder) if encoder is not None and not config.frozen else None
+    for batch in tqdm(batches(examples, config.batch_size), desc=f"epoch {epoch} batches", unit="batch",
+                      leave=False, disable=not progress):
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
+            loss, routings = _batch_loss(model, texts, batch, config, layer_routing)
+        model.zero_grad(set_to_none=True)  # also the gradients of a gate left out of the optimizer
+        loss.backward()
+        norm = _gate_grad_norm(model)
+        if norm is not None:
+            grad_norms.append(norm)
+        optimizer.step()
+        losses.append(loss.item())
+        if routings[0] is not None and model.config.has_gate:
+            for routing in routings:
+                load += torch.bincount(routing.experts.cpu(), minlength=len(load)).float()
+    share = (load / load.sum()) if load.sum() > 0 else None
+    return {
+        "epoch": epoch,
+        "loss": float(np.mean(losses)) if losses else math.nan,
+        "gate_grad_norm": float(np.mean(grad_norms)) if grad_norms else None,
+        "routing_entropy": routing_entropy(share) if share is not None else None,
+        "expert_load": share.tolist() if share is not None else None,
+        "layer_routing": layer_routing.summary() if layer_routing else None,
+    }
+
+
+def _with_validation(entry: dict, val_loss: float, result: TrainResult, seconds: float) -> dict:
+    """The epoch's log entry in the log's key order, with its validation loss, its time (training and
+    validation) and whether it is the best."""
+    keys = ("epoch", "loss", "val_loss", "gate_grad_norm", "routing_entropy", "expert_load", "layer_routing", "seconds")
+    full = {**entry, "val_loss": val_loss, "seconds": seconds}
+    return {**{key: full[key] for key in keys}, "best": val_loss < result.best_val_loss}
+
+
+def _record(result: TrainResult, log_file, entry: dict) -> None:
+    result.log.append(entry)
+    if log_file:
+        log_file.write(json.dumps(entry) + "\n")
+        log_file.flush()
 
 @torch.no_grad()
-def _validation_loss(model: Retriever, texts: _Texts, examples: list[Example], config: TrainConfig) -> float:
+def _validation_loss(model: Retriever, texts: TrainingTexts, examples: list[Example], config: TrainConfig) -> float:
     """Mean InfoNCE over the validation queries in fixed batches, the model in eval mode (TOP-1)."""
     model.eval()
     losses, sizes = [], []
-    for batch in _batches(examples, config.batch_size):
+    for batch in batches(examples, config.batch_size):
         q, _ = model.represent(texts.pooled([e.qid for e in batch], "query"))
         d, _ = model.represent(texts.pooled([e.doc_id for e in batch], "doc"))
         losses.append(float(info_nce(q.float(), d.float(), config.temperature, [e.doc_id for e in batch])))

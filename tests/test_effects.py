@@ -1,5 +1,5 @@
 """Effect statistics of paired per-query differences (sbmoe.evaluation.effects) and the reproduction
-measures of Breuer et al. (sbmoe.analysis.reproduction)."""
+measures of Breuer et al. (sbmoe.analysis.claims.reproduction)."""
 
 import math
 
@@ -9,7 +9,7 @@ import pytest
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
-from sbmoe.analysis.reproduction import (
+from sbmoe.analysis.claims.reproduction import (
     delta_relative_improvement,
     effect_ratio,
     reproduction_measures,

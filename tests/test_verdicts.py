@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sbmoe.analysis.verdicts import Scores, Study, decide, load_claims, study_verdicts
-from sbmoe.analysis.verdicts_report import (
+from sbmoe.analysis.claims.verdicts import Scores, Study, decide, load_claims, study_verdicts
+from sbmoe.analysis.claims.report import (
     abstract_sentences,
     json_ready,
     overview,

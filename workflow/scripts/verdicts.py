@@ -1,4 +1,4 @@
-"""Claim-by-claim verdicts (``sbmoe.analysis.verdicts``) and their report (``sbmoe.analysis.verdicts_report``).
+"""Claim-by-claim verdicts (``sbmoe.analysis.claims.verdicts``) and their report (``sbmoe.analysis.claims.report``).
 
 Snakemake contract
 ------------------
@@ -21,10 +21,10 @@ log[0]                     the job's log
 
 import logging
 
-from sbmoe.analysis.reproduction import reproduction_measures
+from sbmoe.analysis.claims.reproduction import reproduction_measures
 from sbmoe.analysis.tables.reproduction import load_reference
-from sbmoe.analysis.verdicts import Scores, Study, load_claims, study_verdicts
-from sbmoe.analysis.verdicts_report import (
+from sbmoe.analysis.claims.verdicts import Scores, Study, load_claims, study_verdicts
+from sbmoe.analysis.claims.report import (
     abstract_sentences,
     json_ready,
     overview,

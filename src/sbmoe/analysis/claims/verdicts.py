@@ -21,7 +21,7 @@ import jsonschema
 import numpy as np
 import pandas as pd
 
-from sbmoe.analysis.evidence import (
+from sbmoe.analysis.claims.evidence import (
     Comparison,
     Scores,
     Study,

@@ -3,7 +3,7 @@
 mean per-query difference with its bootstrap interval and TOST p-value (:func:`metric_evidence`),
 and the corrected p-value of the study's paired test (:func:`p_values`): from the significance
 reports where the comparison is in one of their families, else tested here over the claim's own
-family. The verdicts themselves are :mod:`sbmoe.analysis.verdicts`'s.
+family. The verdicts themselves are :mod:`sbmoe.analysis.claims.verdicts`'s.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ import yaml
 from sbmoe.analysis.figures.tsne import tsne_figure
 from sbmoe.data.datasets import write_validation_split
 from sbmoe.evaluation import significance
+from sbmoe.evaluation.metrics import METRICS, evaluate
+from sbmoe.evaluation.results import REPORTED_METRICS
 from sbmoe.models.encoder import EncoderConfig
 from sbmoe.models.retriever import ModelConfig
 from sbmoe.pipeline.stages import encode_stage, pool_stage, prefix_stage, search_stage
@@ -103,6 +105,9 @@ LIBRARY = {
         (f"{f.__name__}(alpha)", keyword(f, "alpha"))
         for f in (significance.compare_to_baseline, significance.significance_report, significance_against_best_single)
     ],
+    ("evaluation", "metrics"): [("METRICS", list(METRICS)), ("evaluate(metrics)", list(keyword(evaluate, "metrics")))],
+    ("analysis", "metrics"): [("REPORTED_METRICS", list(REPORTED_METRICS))]
+    + [("significance_against_best_single(metrics)", list(keyword(significance_against_best_single, "metrics")))],
     ("analysis", "tsne", "query_seed"): [("tsne_figure(seed)", keyword(tsne_figure, "seed"))],
     ("routing", "wsum_step"): [
         ("tune_wsum(step)", keyword(fusion.tune_wsum, "step")),

@@ -24,5 +24,5 @@ include: "rules/paper.smk"
 
 rule all:
     input:
-        final_outputs(),
+        STUDY.targets(),
     default_target: True

@@ -9,9 +9,9 @@ localrules:
 
 rule export_dataset:
     output:
-        folder=directory("resources/datasets/{dataset}"),
+        folder=directory(layout.dataset()),
     log:
-        "logs/datasets/{dataset}.log",
+        layout.log("datasets/{dataset}"),
     params:
         table=config["datasets"]["table"],
         mirror=config["datasets"].get("mirror", ""),
@@ -25,15 +25,15 @@ rule export_dataset:
 
 rule dataset_stats:
     input:
-        folders=[dataset_folder(name) for name in all_datasets()],
+        folders=[layout.dataset(name) for name in STUDY.all_datasets()],
     output:
-        json="results/analysis/dataset_stats.json",
-        tex="results/analysis/tables/dataset_stats.tex",
-        csv="results/analysis/tables/dataset_stats.csv",
+        json=layout.DATASET_STATS,
+        tex=layout.table("dataset_stats", "tex"),
+        csv=layout.table("dataset_stats", "csv"),
     log:
-        "logs/analysis/dataset_stats.log",
+        layout.log("analysis/dataset_stats"),
     params:
-        names=all_datasets(),
+        names=STUDY.all_datasets(),
     conda:
         "../envs/sbmoe.yaml"
     script:

@@ -6,14 +6,14 @@ rule evaluate:
     wildcard_constraints:
         trainset="(?!none/)[a-z0-9][a-z0-9-]*",
     input:
-        runs=evaluation_inputs,
-        datasets=evaluation_datasets,
+        runs=STUDY.evaluation_inputs,
+        datasets=STUDY.evaluation_datasets,
     output:
-        json=[f"results/eval/{{encoder}}/{{trainset}}/{system}/seed{{seed}}.json" for system in systems()],
+        json=[layout.evaluation(system=system) for system in STUDY.systems],
     log:
-        "logs/evaluate/{encoder}/{trainset}/seed{seed}.log",
+        layout.log(f"evaluate/{layout.SEED_JOB}"),
     params:
-        evaluation=evaluation_params,
+        evaluation=STUDY.evaluation_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
     conda:
         "../envs/sbmoe.yaml"
@@ -26,14 +26,14 @@ rule evaluate_untrained:
         trainset="none",
         seed="0",
     input:
-        runs=evaluation_inputs,
-        datasets=evaluation_datasets,
+        runs=STUDY.evaluation_inputs,
+        datasets=STUDY.evaluation_datasets,
     output:
-        json=["results/eval/{encoder}/{trainset}/zeroshot/seed{seed}.json"],
+        json=[layout.evaluation(system="zeroshot")],
     log:
-        "logs/evaluate/{encoder}/{trainset}/seed{seed}.log",
+        layout.log(f"evaluate/{layout.SEED_JOB}"),
     params:
-        evaluation=evaluation_params,
+        evaluation=STUDY.evaluation_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
     conda:
         "../envs/sbmoe.yaml"

@@ -9,15 +9,15 @@ if not FROZEN:
 
     rule encode_corpus:
         input:
-            model=model_folder,
-            dataset=lambda wildcards: dataset_folder(wildcards.testset),
-            **({"prefix": prefix_corpus_shard} if PARTIAL else {}),
+            model=model_input,
+            dataset=testset_input,
+            **({"prefix": STUDY.prefix_corpus_shard} if PARTIAL else {}),
         output:
-            folder=directory(f"{ENCODED}/corpus/{{shard}}"),
+            folder=directory(layout.encoded_shard()),
         log:
-            f"logs/encode/{MODEL}/{{testset}}/corpus-{{shard}}.log",
+            layout.log(f"encode/{MODEL}/{{testset}}/corpus-{{shard}}"),
         benchmark:
-            f"benchmarks/encode/{MODEL}/{{testset}}/corpus-{{shard}}.tsv"
+            layout.benchmark(f"encode/{MODEL}/{{testset}}/corpus-{{shard}}")
         params:
             kind="corpus",
             split="test",
@@ -40,18 +40,18 @@ if FROZEN:
     # of the pooled cache is a small matrix product, and starting a job costs more than that.
     rule search:
         input:
-            unpack(search_inputs),
+            unpack(STUDY.search_inputs),
         output:
-            queries=[directory(p) for p in each_system(f"{ENCODED}/queries")],
-            corpus=[directory(p) for p in each_system(f"{ENCODED}/corpus")],
-            runs=[directory(p) for p in each_system(f"results/runs/{MODEL}/{{testset}}")],
+            queries=[directory(layout.encoded("queries", system=system)) for system in STUDY.systems],
+            corpus=[directory(layout.encoded("corpus", system=system)) for system in STUDY.systems],
+            runs=[directory(layout.runs(system=system)) for system in STUDY.systems],
         log:
-            "logs/search/{encoder}/{trainset}/seed{seed}/{testset}.log",
+            layout.log(f"search/{layout.SEED_JOB}/{{testset}}"),
         benchmark:
-            "benchmarks/search/{encoder}/{trainset}/seed{seed}/{testset}.tsv"
+            layout.benchmark(f"search/{layout.SEED_JOB}/{{testset}}")
         params:
             split="test",
-            models=search_params,
+            models=STUDY.search_params,
             batch_size=config["encoding"].get("batch_size", 128),
             k=config["search"].get("k", 1000),
         conda:
@@ -64,25 +64,25 @@ if FROZEN:
             trainset="none",
             seed="0",
         output:
-            queries=[directory("results/encoded/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}/queries")],
-            corpus=[directory("results/encoded/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}/corpus")],
-            runs=[directory("results/runs/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}")],
+            queries=[directory(layout.encoded("queries", system="zeroshot"))],
+            corpus=[directory(layout.encoded("corpus", system="zeroshot"))],
+            runs=[directory(layout.runs(system="zeroshot"))],
 
 else:
 
     rule search:
         input:
-            unpack(search_inputs),
+            unpack(STUDY.search_inputs),
         output:
-            queries=[directory(f"{ENCODED}/queries")],
-            runs=[directory(f"results/runs/{MODEL}/{{testset}}")],
+            queries=[directory(layout.encoded("queries"))],
+            runs=[directory(layout.runs())],
         log:
-            f"logs/search/{MODEL}/{{testset}}.log",
+            layout.log(f"search/{MODEL}/{{testset}}"),
         benchmark:
-            f"benchmarks/search/{MODEL}/{{testset}}.tsv"
+            layout.benchmark(f"search/{MODEL}/{{testset}}")
         params:
             split="test",
-            models=search_params,
+            models=STUDY.search_params,
             batch_size=config["encoding"].get("batch_size", 128),
             k=config["search"].get("k", 1000),
         resources:

@@ -6,15 +6,15 @@ rule bm25:
     input:
         dataset=dataset_input,
     output:
-        index=directory("results/bm25/{dataset}/index"),
-        runs=directory("results/bm25/{dataset}/runs"),
+        index=directory(layout.bm25("index")),
+        runs=directory(layout.bm25("runs")),
     log:
-        "logs/bm25/{dataset}.log",
+        layout.log("bm25/{dataset}"),
     benchmark:
-        "benchmarks/bm25/{dataset}.tsv"
+        layout.benchmark("bm25/{dataset}")
     params:
-        splits=bm25_splits,
-        bm25=ROUTING_CONFIG.get("bm25", {}),
+        splits=STUDY.routing.bm25_splits,
+        bm25=STUDY.routing.settings.get("bm25", {}),
         k=config["search"].get("k", 1000),
     conda:
         "../envs/sbmoe.yaml"
@@ -24,18 +24,18 @@ rule bm25:
 
 rule search_split:
     input:
-        unpack(split_search_inputs),
+        unpack(STUDY.routing.split_search_inputs),
     output:
-        queries=[temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/queries"))],
-        runs=[directory(f"results/routing/dense/{MODEL}/{{dataset}}/{{split}}")],
-        **({"corpus": [temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/corpus"))]} if FROZEN else {}),
+        queries=[temp(directory(layout.split_encoded("queries")))],
+        runs=[directory(layout.split_runs())],
+        **({"corpus": [temp(directory(layout.split_encoded("corpus")))]} if FROZEN else {}),
     log:
-        f"logs/routing/search/{MODEL}/{{dataset}}-{{split}}.log",
+        layout.log(f"routing/search/{MODEL}/{{dataset}}-{{split}}"),
     benchmark:
-        f"benchmarks/routing/search/{MODEL}/{{dataset}}-{{split}}.tsv"
+        layout.benchmark(f"routing/search/{MODEL}/{{dataset}}-{{split}}")
     params:
         split="{split}",
-        models=split_search_params,
+        models=STUDY.routing.split_search_params,
         batch_size=config["encoding"].get("batch_size", 128),
         k=config["search"].get("k", 1000),
     resources:
@@ -48,16 +48,16 @@ rule search_split:
 
 rule train_router:
     input:
-        unpack(router_inputs),
+        unpack(STUDY.routing.router_inputs),
     output:
-        router=directory(f"{ROUTER}/router"),
+        router=directory(layout.router("router")),
     log:
-        f"logs/routing/{{encoder}}/{{trainset}}/train_router.log",
+        layout.log("routing/{encoder}/{trainset}/train_router"),
     params:
-        experts=ROUTING_EXPERTS,
-        split=router_params,
-        router=ROUTING_CONFIG.get("router", {}),
-        wsum_step=ROUTING_CONFIG.get("wsum_step", 0.1),
+        experts=STUDY.routing.experts,
+        split=STUDY.routing.router_params,
+        router=STUDY.routing.settings.get("router", {}),
+        wsum_step=STUDY.routing.settings.get("wsum_step", 0.1),
     conda:
         "../envs/sbmoe.yaml"
     script:
@@ -66,15 +66,15 @@ rule train_router:
 
 rule route:
     input:
-        unpack(route_inputs),
+        unpack(STUDY.routing.route_inputs),
     output:
-        runs=directory(f"{ROUTER}/runs"),
-        evaluation=f"{ROUTER}/eval.json",
-        choices=f"{ROUTER}/choices.json",
+        runs=directory(layout.router("runs")),
+        evaluation=layout.router("eval.json"),
+        choices=layout.router("choices.json"),
     log:
-        f"logs/routing/{{encoder}}/{{trainset}}/route.log",
+        layout.log("routing/{encoder}/{trainset}/route"),
     params:
-        testsets=route_params,
+        testsets=STUDY.routing.route_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
         k=config["search"].get("k", 1000),
         tag="{encoder}-{trainset}",

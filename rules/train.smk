@@ -14,11 +14,11 @@ if any(is_hub_id(encoder["name_or_path"]) for encoder in config["encoders"].valu
 
 rule init_model:
     output:
-        model=directory("results/models/{encoder}/none/zeroshot/seed0/model"),
+        model=directory(layout.untrained_model()),
     log:
-        "logs/models/{encoder}/zeroshot.log",
+        layout.log("models/{encoder}/zeroshot"),
     params:
-        config=zeroshot_config,
+        config=STUDY.untrained_config,
     conda:
         "../envs/sbmoe.yaml"
     script:
@@ -30,11 +30,11 @@ rule pool_queries:
         model=base_model,
         dataset=dataset_input,
     output:
-        pooled="results/pooled/{encoder}/{dataset}/queries-{split}.npz",
+        pooled=layout.pooled(part=layout.queries_part()),
     log:
-        "logs/pooled/{encoder}/{dataset}/queries-{split}.log",
+        layout.log(layout.cache_job("pooled", layout.queries_part())),
     benchmark:
-        "benchmarks/pooled/{encoder}/{dataset}/queries-{split}.tsv"
+        layout.benchmark(layout.cache_job("pooled", layout.queries_part()))
     params:
         kind="queries",
         split="{split}",
@@ -55,11 +55,11 @@ rule pool_corpus:
         model=base_model,
         dataset=dataset_input,
     output:
-        pooled="results/pooled/{encoder}/{dataset}/{corpus}-{shard}.npz",
+        pooled=layout.pooled(part=layout.corpus_part()),
     log:
-        "logs/pooled/{encoder}/{dataset}/{corpus}-{shard}.log",
+        layout.log(layout.cache_job("pooled", layout.corpus_part())),
     benchmark:
-        "benchmarks/pooled/{encoder}/{dataset}/{corpus}-{shard}.tsv"
+        layout.benchmark(layout.cache_job("pooled", layout.corpus_part()))
     params:
         kind="corpus",
         split=corpus_split,
@@ -82,11 +82,11 @@ if PARTIAL:
             model=base_model,
             dataset=dataset_input,
         output:
-            prefix=directory(prefix_folder("{encoder}", "{dataset}", "queries-{split}")),
+            prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.queries_part())),
         log:
-            f"logs/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/queries-{{split}}.log",
+            layout.log(layout.cache_job("prefix", layout.queries_part(), TRAIN_LAYERS)),
         benchmark:
-            f"benchmarks/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/queries-{{split}}.tsv"
+            layout.benchmark(layout.cache_job("prefix", layout.queries_part(), TRAIN_LAYERS))
         params:
             kind="queries",
             split="{split}",
@@ -107,11 +107,11 @@ if PARTIAL:
             model=base_model,
             dataset=dataset_input,
         output:
-            prefix=directory(prefix_folder("{encoder}", "{dataset}", "{corpus}-{shard}")),
+            prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.corpus_part())),
         log:
-            f"logs/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/{{corpus}}-{{shard}}.log",
+            layout.log(layout.cache_job("prefix", layout.corpus_part(), TRAIN_LAYERS)),
         benchmark:
-            f"benchmarks/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/{{corpus}}-{{shard}}.tsv"
+            layout.benchmark(layout.cache_job("prefix", layout.corpus_part(), TRAIN_LAYERS))
         params:
             kind="corpus",
             split=corpus_split,
@@ -134,16 +134,16 @@ if FROZEN:
     # takes seconds, and starting a job costs about as much.
     rule train:
         input:
-            unpack(train_inputs),
+            unpack(STUDY.train_inputs),
         output:
-            model=[directory(p) for p in each_system(f"results/models/{MODEL}/model")],
-            log=each_system(f"results/models/{MODEL}/train_log.jsonl"),
+            model=[directory(layout.model(system=system)) for system in STUDY.systems],
+            log=[layout.train_log(system=system) for system in STUDY.systems],
         log:
-            "logs/train/{encoder}/{trainset}/seed{seed}.log",
+            layout.log(f"train/{layout.SEED_JOB}"),
         benchmark:
-            "benchmarks/train/{encoder}/{trainset}/seed{seed}.tsv"
+            layout.benchmark(f"train/{layout.SEED_JOB}")
         params:
-            configs=frozen_train_configs,
+            configs=STUDY.train_configs,
         conda:
             "../envs/sbmoe.yaml"
         script:
@@ -153,18 +153,18 @@ else:
 
     rule train:
         wildcard_constraints:
-            system=TRAINED_SYSTEM,
+            system=TRAINED_SYSTEM_PATTERN,
         input:
-            unpack(train_inputs),
+            unpack(STUDY.train_inputs),
         output:
-            model=[directory(f"results/models/{MODEL}/model")],
-            log=[f"results/models/{MODEL}/train_log.jsonl"],
+            model=[directory(layout.model())],
+            log=[layout.train_log()],
         log:
-            f"logs/train/{MODEL}.log",
+            layout.log(f"train/{layout.MODEL_JOB}"),
         benchmark:
-            f"benchmarks/train/{MODEL}.tsv"
+            layout.benchmark(f"train/{layout.MODEL_JOB}")
         params:
-            configs=model_configs,
+            configs=STUDY.train_configs,
         resources:
             gpu=1,
         conda:

@@ -5,6 +5,9 @@ and is told, and which targets the study ends with.
 datasets table. The workflow's rules call its methods; a method that takes ``wildcards`` is an input
 or params function (any mapping of wildcard names to values will do). Paths come from
 :mod:`sbmoe.pipeline.layout`; routing over whole retrievers from :mod:`sbmoe.pipeline.routing_design`.
+
+A job's params hold exactly what changes its output, so that changing a setting re-runs only the jobs
+it touches: the untrained encoder is told its encoder settings and nothing about training.
 """
 
 from __future__ import annotations
@@ -112,10 +115,10 @@ class Study:
         return {"encoder": encoder, "model": dict(self._systems[system]["model"]), "training": training, "seed": seed}
 
     def untrained_config(self, wildcards: Mapping) -> dict:
-        """The untrained encoder's configuration."""
-        encoder, training = self._encoder(wildcards["encoder"])
-        return {"encoder": encoder, "model": {"variant": "finetune"}, "training": {**self.config["training"], **training},
-                "seed": layout.UNTRAINED["seed"]}
+        """The untrained encoder's configuration: its encoder settings only, since training settings
+        do not change it (and every cache built on it would be recomputed if they were there)."""
+        encoder, _ = self._encoder(wildcards["encoder"])
+        return {"encoder": encoder, "model": {"variant": "finetune"}, "seed": layout.UNTRAINED["seed"]}
 
     def train_configs(self, wildcards: Mapping) -> list[dict]:
         """The configurations of the systems one training job trains: every system of the study on a

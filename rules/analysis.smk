@@ -156,7 +156,7 @@ rule figure_tsne:
         runs=[runs for _, runs, _, _ in TSNE],
         queries=[queries for _, _, queries, _ in TSNE],
         corpus=[shard for _, _, _, shards in TSNE for shard in shards],
-        qrels=f"resources/datasets/{config['analysis']['tsne']['testset']}",
+        qrels=layout.dataset(config["analysis"]["tsne"]["testset"]),
     output:
         pdf=report("results/analysis/figures/tsne.pdf", category="Figures", caption="../workflow/report/tsne.rst"),
         png="results/analysis/figures/tsne.png",

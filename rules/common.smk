@@ -30,7 +30,6 @@ STUDY = Study(config, DATASETS)
 TRAIN_LAYERS = STUDY.train_layers
 FROZEN = STUDY.frozen
 PARTIAL = STUDY.partial
-MODEL = layout.MODEL
 
 wildcard_constraints:
     encoder="[a-z0-9][a-z0-9-]*",
@@ -91,4 +90,3 @@ ROUTING_EXPERTS = STUDY.routing.experts
 router_records = STUDY.routing.router_records
 router_pairs = STUDY.routing.router_pairs
 routing_macro_inputs = STUDY.routing.macro_inputs
-dataset_folder = layout.dataset

@@ -11,7 +11,7 @@ rule export_dataset:
     output:
         folder=directory(layout.dataset()),
     log:
-        layout.log("datasets/{dataset}"),
+        layout.log("export_dataset"),
     params:
         table=config["datasets"]["table"],
         mirror=config["datasets"].get("mirror", ""),
@@ -31,7 +31,7 @@ rule dataset_stats:
         tex=layout.table("dataset_stats", "tex"),
         csv=layout.table("dataset_stats", "csv"),
     log:
-        layout.log("analysis/dataset_stats"),
+        layout.log("dataset_stats"),
     params:
         names=STUDY.all_datasets(),
     conda:

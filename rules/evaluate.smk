@@ -11,7 +11,7 @@ rule evaluate:
     output:
         json=[layout.evaluation(system=system) for system in STUDY.systems],
     log:
-        layout.log(f"evaluate/{layout.SEED_JOB}"),
+        layout.log("evaluate"),
     params:
         evaluation=STUDY.evaluation_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
@@ -31,7 +31,7 @@ rule evaluate_untrained:
     output:
         json=[layout.evaluation(system="zeroshot")],
     log:
-        layout.log(f"evaluate/{layout.SEED_JOB}"),
+        layout.log("evaluate"),
     params:
         evaluation=STUDY.evaluation_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),

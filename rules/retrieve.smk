@@ -15,9 +15,9 @@ if not FROZEN:
         output:
             folder=directory(layout.encoded_shard()),
         log:
-            layout.log(f"encode/{MODEL}/{{testset}}/corpus-{{shard}}"),
+            layout.log("encode_corpus"),
         benchmark:
-            layout.benchmark(f"encode/{MODEL}/{{testset}}/corpus-{{shard}}")
+            layout.benchmark("encode_corpus")
         params:
             kind="corpus",
             split="test",
@@ -46,9 +46,9 @@ if FROZEN:
             corpus=[directory(layout.encoded("corpus", system=system)) for system in STUDY.systems],
             runs=[directory(layout.runs(system=system)) for system in STUDY.systems],
         log:
-            layout.log(f"search/{layout.SEED_JOB}/{{testset}}"),
+            layout.log("search_frozen"),
         benchmark:
-            layout.benchmark(f"search/{layout.SEED_JOB}/{{testset}}")
+            layout.benchmark("search_frozen")
         params:
             split="test",
             models=STUDY.search_params,
@@ -77,9 +77,9 @@ else:
             queries=[directory(layout.encoded("queries"))],
             runs=[directory(layout.runs())],
         log:
-            layout.log(f"search/{MODEL}/{{testset}}"),
+            layout.log("search"),
         benchmark:
-            layout.benchmark(f"search/{MODEL}/{{testset}}")
+            layout.benchmark("search")
         params:
             split="test",
             models=STUDY.search_params,

@@ -9,9 +9,9 @@ rule bm25:
         index=directory(layout.bm25("index")),
         runs=directory(layout.bm25("runs")),
     log:
-        layout.log("bm25/{dataset}"),
+        layout.log("bm25"),
     benchmark:
-        layout.benchmark("bm25/{dataset}")
+        layout.benchmark("bm25")
     params:
         splits=STUDY.routing.bm25_splits,
         bm25=STUDY.routing.settings.get("bm25", {}),
@@ -30,9 +30,9 @@ rule search_split:
         runs=[directory(layout.split_runs())],
         **({"corpus": [temp(directory(layout.split_encoded("corpus")))]} if FROZEN else {}),
     log:
-        layout.log(f"routing/search/{MODEL}/{{dataset}}-{{split}}"),
+        layout.log("search_split"),
     benchmark:
-        layout.benchmark(f"routing/search/{MODEL}/{{dataset}}-{{split}}")
+        layout.benchmark("search_split")
     params:
         split="{split}",
         models=STUDY.routing.split_search_params,
@@ -52,7 +52,7 @@ rule train_router:
     output:
         router=directory(layout.router("router")),
     log:
-        layout.log("routing/{encoder}/{trainset}/train_router"),
+        layout.log("train_router"),
     params:
         experts=STUDY.routing.experts,
         split=STUDY.routing.router_params,
@@ -72,7 +72,7 @@ rule route:
         evaluation=layout.router("eval.json"),
         choices=layout.router("choices.json"),
     log:
-        layout.log("routing/{encoder}/{trainset}/route"),
+        layout.log("route"),
     params:
         testsets=STUDY.routing.route_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),

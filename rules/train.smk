@@ -16,7 +16,7 @@ rule init_model:
     output:
         model=directory(layout.untrained_model()),
     log:
-        layout.log("models/{encoder}/zeroshot"),
+        layout.log("init_model"),
     params:
         config=STUDY.untrained_config,
     conda:
@@ -32,9 +32,9 @@ rule pool_queries:
     output:
         pooled=layout.pooled(part=layout.queries_part()),
     log:
-        layout.log(layout.cache_job("pooled", layout.queries_part())),
+        layout.log("pool_queries"),
     benchmark:
-        layout.benchmark(layout.cache_job("pooled", layout.queries_part()))
+        layout.benchmark("pool_queries")
     params:
         kind="queries",
         split="{split}",
@@ -57,9 +57,9 @@ rule pool_corpus:
     output:
         pooled=layout.pooled(part=layout.corpus_part()),
     log:
-        layout.log(layout.cache_job("pooled", layout.corpus_part())),
+        layout.log("pool_corpus"),
     benchmark:
-        layout.benchmark(layout.cache_job("pooled", layout.corpus_part()))
+        layout.benchmark("pool_corpus")
     params:
         kind="corpus",
         split=corpus_split,
@@ -84,9 +84,9 @@ if PARTIAL:
         output:
             prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.queries_part())),
         log:
-            layout.log(layout.cache_job("prefix", layout.queries_part(), TRAIN_LAYERS)),
+            layout.log("prefix_queries", layers=TRAIN_LAYERS),
         benchmark:
-            layout.benchmark(layout.cache_job("prefix", layout.queries_part(), TRAIN_LAYERS))
+            layout.benchmark("prefix_queries", layers=TRAIN_LAYERS)
         params:
             kind="queries",
             split="{split}",
@@ -109,9 +109,9 @@ if PARTIAL:
         output:
             prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.corpus_part())),
         log:
-            layout.log(layout.cache_job("prefix", layout.corpus_part(), TRAIN_LAYERS)),
+            layout.log("prefix_corpus", layers=TRAIN_LAYERS),
         benchmark:
-            layout.benchmark(layout.cache_job("prefix", layout.corpus_part(), TRAIN_LAYERS))
+            layout.benchmark("prefix_corpus", layers=TRAIN_LAYERS)
         params:
             kind="corpus",
             split=corpus_split,
@@ -139,9 +139,9 @@ if FROZEN:
             model=[directory(layout.model(system=system)) for system in STUDY.systems],
             log=[layout.train_log(system=system) for system in STUDY.systems],
         log:
-            layout.log(f"train/{layout.SEED_JOB}"),
+            layout.log("train_frozen"),
         benchmark:
-            layout.benchmark(f"train/{layout.SEED_JOB}")
+            layout.benchmark("train_frozen")
         params:
             configs=STUDY.train_configs,
         conda:
@@ -160,9 +160,9 @@ else:
             model=[directory(layout.model())],
             log=[layout.train_log()],
         log:
-            layout.log(f"train/{layout.MODEL_JOB}"),
+            layout.log("train"),
         benchmark:
-            layout.benchmark(f"train/{layout.MODEL_JOB}")
+            layout.benchmark("train")
         params:
             configs=STUDY.train_configs,
         resources:

@@ -61,8 +61,6 @@ def test_caches_of_the_untrained_encoder():
     assert layout.pooled("minilm", "nq", layout.corpus_part("corpus.train", 2)) == (
         "results/pooled/minilm/nq/corpus.train-2.npz")
     assert layout.prefix("minilm", 1, "scifact", layout.corpus_part("corpus", 0)) == "results/prefix/minilm/top1/scifact/corpus-0"
-    assert layout.cache_job("pooled", layout.queries_part()) == "pooled/{encoder}/{dataset}/queries-{split}"
-    assert layout.cache_job("prefix", layout.corpus_part(), 2) == "prefix/{encoder}/top2/{dataset}/{corpus}-{shard}"
 
 
 def test_the_split_a_corpus_name_stands_for():
@@ -71,10 +69,21 @@ def test_the_split_a_corpus_name_stands_for():
 
 
 def test_logs_and_benchmarks_of_a_job_share_its_name():
-    job = f"search/{layout.SEED_JOB}/{{testset}}"
-    assert layout.log(job) == "logs/search/{encoder}/{trainset}/seed{seed}/{testset}.log"
-    assert layout.benchmark(job, TINY, testset="nq") == "benchmarks/search/tiny/scifact/seed1/nq.tsv"
-    assert layout.log(f"train/{layout.MODEL_JOB}", TINY) == "logs/train/tiny/scifact/sbmoe-paper-e3/seed1.log"
+    assert layout.log("search_frozen") == "logs/search/{encoder}/{trainset}/seed{seed}/{testset}.log"
+    assert layout.benchmark("search_frozen", TINY, testset="nq") == "benchmarks/search/tiny/scifact/seed1/nq.tsv"
+    assert layout.log("train", TINY) == "logs/train/tiny/scifact/sbmoe-paper-e3/seed1.log"
+    assert layout.benchmark("prefix_corpus", layers=2) == "benchmarks/prefix/{encoder}/top2/{dataset}/{corpus}-{shard}.tsv"
+    assert layout.log("pool_queries") == "logs/pooled/{encoder}/{dataset}/queries-{split}.log"
+    assert layout.log("init_model", encoder="tiny") == "logs/models/tiny/zeroshot.log"
+    assert layout.log("paper") == "logs/paper.log"
+
+
+def test_each_job_name_is_its_own():
+    names = list(layout.JOBS.values())
+    assert len(set(names)) == len(names)
+    # a job of a trained encoder is named by its model; one on a frozen encoder by its training set and seed
+    assert fields(layout.JOBS["train"]) == set(layout.MODEL_KEYS)
+    assert fields(layout.JOBS["train_frozen"]) == set(layout.MODEL_KEYS) - {"system"}
 
 
 def test_analysis_and_paper():

@@ -12,7 +12,7 @@ and the concrete path an input function asks for come from the same template::
 A model is named by its encoder, training set, system and seed; the untrained encoder (the zero-shot
 system, base of the pooled and prefix caches) is the model of training set ``none``, system
 ``zeroshot`` and seed 0. Each job's log is ``logs/<job>.log`` and its benchmark
-``benchmarks/<job>.tsv`` for the job's name ``<job>`` (:func:`log`, :func:`benchmark`).
+``benchmarks/<job>.tsv``, for the job's name in :data:`JOBS` (:func:`log`, :func:`benchmark`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,40 @@ def fill(template: str, keys: Mapping | None = None, **more) -> str:
     return template.format_map(_Wildcards({**(keys or {}), **more}))
 
 
+SEED = "{encoder}/{trainset}/seed{seed}"  # the jobs of a training set and seed that handle every system
+
+# The name of each job (``<job>`` in logs/<job>.log, benchmarks/<job>.tsv), by rule; ``_frozen``: the
+# rule's job on a frozen encoder, which handles every system of a training set and seed at once.
+JOBS = {
+    "export_dataset": "datasets/{dataset}",
+    "dataset_stats": "analysis/dataset_stats",
+    "init_model": "models/{encoder}/zeroshot",
+    "pool_queries": "pooled/{encoder}/{dataset}/queries-{split}",
+    "pool_corpus": "pooled/{encoder}/{dataset}/{corpus}-{shard}",
+    "prefix_queries": "prefix/{encoder}/top{layers}/{dataset}/queries-{split}",
+    "prefix_corpus": "prefix/{encoder}/top{layers}/{dataset}/{corpus}-{shard}",
+    "train": f"train/{MODEL}",
+    "train_frozen": f"train/{SEED}",
+    "encode_corpus": f"encode/{MODEL}/{{testset}}/corpus-{{shard}}",
+    "search": f"search/{MODEL}/{{testset}}",
+    "search_frozen": f"search/{SEED}/{{testset}}",
+    "evaluate": f"evaluate/{SEED}",
+    "bm25": "bm25/{dataset}",
+    "search_split": f"routing/search/{MODEL}/{{dataset}}-{{split}}",
+    "train_router": "routing/{encoder}/{trainset}/train_router",
+    "route": "routing/{encoder}/{trainset}/route",
+    "paper": "paper",
+}
+
+
 def log(job: str, keys: Mapping | None = None, **more) -> str:
-    return fill(f"logs/{job}.log", keys, **more)
+    """The log of a job of :data:`JOBS`."""
+    return fill(f"logs/{JOBS[job]}.log", keys, **more)
 
 
 def benchmark(job: str, keys: Mapping | None = None, **more) -> str:
-    return fill(f"benchmarks/{job}.tsv", keys, **more)
+    """The benchmark (time and memory) of a job of :data:`JOBS`."""
+    return fill(f"benchmarks/{JOBS[job]}.tsv", keys, **more)
 
 
 # ---- datasets ----
@@ -100,13 +128,6 @@ def prefix(encoder: str, layers, name: str, part: str) -> str:
     return f"results/prefix/{encoder}/top{layers}/{name}/{part}"
 
 
-def cache_job(kind: str, part: str, layers=None) -> str:
-    """The job name (for :func:`log`, :func:`benchmark`) of a pooled (``kind`` pooled) or prefix cache."""
-    if kind == "pooled":
-        return f"pooled/{{encoder}}/{{dataset}}/{part}"
-    return f"prefix/{{encoder}}/top{layers}/{{dataset}}/{part}"
-
-
 # ---- retrieval: encoded (routed) texts of a test set, and runs ----
 
 
@@ -126,11 +147,6 @@ def runs(keys: Mapping | None = None, **more) -> str:
 
 def evaluation(keys: Mapping | None = None, **more) -> str:
     return fill(f"results/eval/{MODEL}.json", keys, **more)
-
-
-# the jobs of a model (trained encoder) and of a training set and seed (one job for every system)
-MODEL_JOB = MODEL
-SEED_JOB = "{encoder}/{trainset}/seed{seed}"
 
 
 # ---- routing over whole retrievers: BM25, the dense experts on held-out splits, routers ----

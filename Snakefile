@@ -23,6 +23,6 @@ include: "rules/paper.smk"
 
 
 rule all:
+    default_target: True
     input:
         STUDY.targets(),
-    default_target: True

@@ -29,6 +29,8 @@ rule significance:
         json="results/analysis/significance.json",
     log:
         "logs/analysis/significance.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         eval_keys=[keys for _, keys in EVALS],
         metrics=["ndcg@10", "recall@100"],
@@ -38,8 +40,6 @@ rule significance:
         alpha=SIGNIFICANCE.get("alpha", 0.01),
         permutations=SIGNIFICANCE.get("permutations", 10000),
         seed=0,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/significance.py"
 
@@ -50,16 +50,20 @@ rule table_in_domain:
         significance="results/analysis/significance.json",
     output:
         tex="results/analysis/tables/in_domain.tex",
-        csv=report("results/analysis/tables/in_domain.csv", category="Tables", caption="../workflow/report/in_domain.rst"),
+        csv=report(
+            "results/analysis/tables/in_domain.csv",
+            category="Tables",
+            caption="../workflow/report/in_domain.rst",
+        ),
     log:
         "logs/analysis/table_in_domain.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="in_domain",
         eval_keys=[keys for _, keys in EVALS],
         datasets=in_domain_pairs(),
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -70,17 +74,21 @@ rule table_zero_shot:
         significance="results/analysis/significance.json",
     output:
         tex="results/analysis/tables/zero_shot.tex",
-        csv=report("results/analysis/tables/zero_shot.csv", category="Tables", caption="../workflow/report/zero_shot.rst"),
+        csv=report(
+            "results/analysis/tables/zero_shot.csv",
+            category="Tables",
+            caption="../workflow/report/zero_shot.rst",
+        ),
     log:
         "logs/analysis/table_zero_shot.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="zero_shot",
         eval_keys=[keys for _, keys in EVALS],
         trainset=zero_shot_trainset(),
         testsets=config["zero_shot"][zero_shot_trainset()],
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -91,9 +99,15 @@ rule table_reproduction:
         reference="workflow/reference_numbers.yaml",
     output:
         tex="results/analysis/tables/reproduction.tex",
-        csv=report("results/analysis/tables/reproduction.csv", category="Tables", caption="../workflow/report/reproduction.rst"),
+        csv=report(
+            "results/analysis/tables/reproduction.csv",
+            category="Tables",
+            caption="../workflow/report/reproduction.rst",
+        ),
     log:
         "logs/analysis/table_reproduction.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="reproduction",
         eval_keys=[keys for _, keys in EVALS],
@@ -102,8 +116,6 @@ rule table_reproduction:
         combination="paper",
         pooling="top1",
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -114,16 +126,20 @@ rule table_experts:
         corpus=[shard for _, _, shards in ROUTING for shard in shards],
     output:
         tex="results/analysis/tables/experts.tex",
-        csv=report("results/analysis/tables/experts.csv", category="Tables", caption="../workflow/report/experts.rst"),
+        csv=report(
+            "results/analysis/tables/experts.csv",
+            category="Tables",
+            caption="../workflow/report/experts.rst",
+        ),
     log:
         "logs/analysis/table_experts.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="experts",
         npz_keys=[keys for keys, _, _ in ROUTING],
         corpus_shards=[len(shards) for _, _, shards in ROUTING],
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -132,12 +148,17 @@ rule figure_expert_count:
     input:
         evals=[path for path, _ in EVALS],
     output:
-        pdf=report("results/analysis/figures/expert_count.pdf", category="Figures",
-                   caption="../workflow/report/expert_count.rst"),
+        pdf=report(
+            "results/analysis/figures/expert_count.pdf",
+            category="Figures",
+            caption="../workflow/report/expert_count.rst",
+        ),
         png="results/analysis/figures/expert_count.png",
         json="results/analysis/figures/expert_count.json",
     log:
         "logs/analysis/figure_expert_count.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         eval_keys=[keys for _, keys in EVALS],
         datasets=in_domain_pairs(),
@@ -145,8 +166,6 @@ rule figure_expert_count:
         combination="paper",
         pooling="top1",
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/figure_expert_count.py"
 
@@ -158,11 +177,17 @@ rule figure_tsne:
         corpus=[shard for _, _, _, shards in TSNE for shard in shards],
         qrels=layout.dataset(config["analysis"]["tsne"]["testset"]),
     output:
-        pdf=report("results/analysis/figures/tsne.pdf", category="Figures", caption="../workflow/report/tsne.rst"),
+        pdf=report(
+            "results/analysis/figures/tsne.pdf",
+            category="Figures",
+            caption="../workflow/report/tsne.rst",
+        ),
         png="results/analysis/figures/tsne.png",
         json="results/analysis/figures/tsne.json",
     log:
         "logs/analysis/figure_tsne.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         labels=["FT", "SB-MoE"],
         poolings=[keys["pooling"] for keys, _, _, _ in TSNE],
@@ -171,8 +196,6 @@ rule figure_tsne:
         depth=1000,
         min_grade=DATASETS[config["analysis"]["tsne"]["testset"]].relevance_threshold,
         perplexity=30,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/figure_tsne.py"
 
@@ -181,16 +204,19 @@ rule figure_training:
     input:
         logs=[path for _, path in CURVES],
     output:
-        pdf=report("results/analysis/figures/training_curves.pdf", category="Figures",
-                   caption="../workflow/report/training_curves.rst"),
+        pdf=report(
+            "results/analysis/figures/training_curves.pdf",
+            category="Figures",
+            caption="../workflow/report/training_curves.rst",
+        ),
         png="results/analysis/figures/training_curves.png",
         json="results/analysis/figures/training_curves.json",
     log:
         "logs/analysis/figure_training.log",
-    params:
-        labels=[keys["system"] for keys, _ in CURVES],
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        labels=[keys["system"] for keys, _ in CURVES],
     script:
         "../workflow/scripts/figure_training.py"
 
@@ -201,10 +227,16 @@ rule table_routing:
         bm25_reference="workflow/bm25_reference.yaml",
     output:
         tex="results/analysis/tables/routing.tex",
-        csv=report("results/analysis/tables/routing.csv", category="Tables", caption="../workflow/report/routing.rst"),
+        csv=report(
+            "results/analysis/tables/routing.csv",
+            category="Tables",
+            caption="../workflow/report/routing.rst",
+        ),
         significance="results/analysis/routing_significance.json",
     log:
         "logs/analysis/table_routing.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="routing",
         trainsets=[trainset for trainset, _, _ in router_records()],
@@ -218,8 +250,6 @@ rule table_routing:
             seed=0,
         ),
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -228,17 +258,21 @@ rule figure_routing:
     input:
         choices=[choices for _, _, choices in router_records()],
     output:
-        pdf=report("results/analysis/figures/routing.pdf", category="Figures", caption="../workflow/report/routing_figure.rst"),
+        pdf=report(
+            "results/analysis/figures/routing.pdf",
+            category="Figures",
+            caption="../workflow/report/routing_figure.rst",
+        ),
         png="results/analysis/figures/routing.png",
         json="results/analysis/figures/routing.json",
     log:
         "logs/analysis/figure_routing.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         trainsets=[trainset for trainset, _, _ in router_records()],
         pairs=router_pairs(),
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/figure_routing.py"
 
@@ -257,9 +291,9 @@ rule paper_macros:
         tex="results/analysis/macros.tex",
     log:
         "logs/analysis/paper_macros.log",
-    params:
-        log_keys=[keys for keys, _ in CURVES],
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        log_keys=[keys for keys, _ in CURVES],
     script:
         "../workflow/scripts/paper_macros.py"

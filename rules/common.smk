@@ -31,6 +31,7 @@ TRAIN_LAYERS = STUDY.train_layers
 FROZEN = STUDY.frozen
 PARTIAL = STUDY.partial
 
+
 wildcard_constraints:
     encoder="[a-z0-9][a-z0-9-]*",
     trainset="[a-z0-9][a-z0-9-]*",
@@ -42,40 +43,54 @@ wildcard_constraints:
     corpus="corpus(\\.[a-z0-9-]+)?",
     split="[a-z0-9-]+",
 
+
 # ---- input and params functions: the wildcards' values passed to the design ----
+
 
 def dataset_input(wildcards):
     return layout.dataset(wildcards.dataset)
 
+
 def testset_input(wildcards):
     return layout.dataset(wildcards.testset)
+
 
 def base_model(wildcards):
     """The untrained encoder, base of the pooled and prefix caches."""
     return layout.untrained_model(wildcards.encoder)
 
+
 def model_input(wildcards):
     return layout.model(wildcards)
+
 
 def corpus_split(wildcards):
     return layout.corpus_split(wildcards.corpus)
 
+
 def shard_index(wildcards):
     return int(wildcards.shard)
+
 
 def dataset_shards(wildcards):
     return STUDY.num_shards(wildcards.dataset)
 
+
 def testset_shards(wildcards):
     return STUDY.num_shards(wildcards.testset)
+
 
 def system_poolings(wildcards):
     return list(poolings(wildcards.system))
 
+
 def corpus_threads(wildcards):
     """Cores per corpus shard of the dataset; a cluster executor has no total core count."""
     cores = workflow.resource_settings.cores
-    return STUDY.cores_per_shard(None if cores == sys.maxsize else cores, wildcards.dataset)
+    return STUDY.cores_per_shard(
+        None if cores == sys.maxsize else cores, wildcards.dataset
+    )
+
 
 # ---- what rules/analysis.smk reads: every evaluation, routing and training log, with its keys ----
 

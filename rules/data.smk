@@ -12,13 +12,13 @@ rule export_dataset:
         folder=directory(layout.dataset()),
     log:
         layout.log("export_dataset"),
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table=config["datasets"]["table"],
         mirror=config["datasets"].get("mirror", ""),
         valid_fraction=config["datasets"].get("valid_fraction", 0.05),
         seed=config["datasets"].get("split_seed", 42),
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/export_dataset.py"
 
@@ -32,9 +32,9 @@ rule dataset_stats:
         csv=layout.table("dataset_stats", "csv"),
     log:
         layout.log("dataset_stats"),
-    params:
-        names=STUDY.all_datasets(),
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        names=STUDY.all_datasets(),
     script:
         "../workflow/scripts/dataset_stats.py"

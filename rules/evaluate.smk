@@ -3,8 +3,6 @@
 
 
 rule evaluate:
-    wildcard_constraints:
-        trainset="(?!none/)[a-z0-9][a-z0-9-]*",
     input:
         runs=STUDY.evaluation_inputs,
         datasets=STUDY.evaluation_datasets,
@@ -12,19 +10,18 @@ rule evaluate:
         json=[layout.evaluation(system=system) for system in STUDY.systems],
     log:
         layout.log("evaluate"),
+    wildcard_constraints:
+        trainset="(?!none/)[a-z0-9][a-z0-9-]*",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         evaluation=STUDY.evaluation_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/evaluate.py"
 
 
 rule evaluate_untrained:
-    wildcard_constraints:
-        trainset="none",
-        seed="0",
     input:
         runs=STUDY.evaluation_inputs,
         datasets=STUDY.evaluation_datasets,
@@ -32,10 +29,13 @@ rule evaluate_untrained:
         json=[layout.evaluation(system="zeroshot")],
     log:
         layout.log("evaluate"),
+    wildcard_constraints:
+        trainset="none",
+        seed="0",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         evaluation=STUDY.evaluation_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/evaluate.py"

@@ -1,5 +1,6 @@
 # The paper: paper/main.tex compiled with latexmk over the generated tables, figures and macros.
 
+
 localrules:
     paper,
 
@@ -15,13 +16,15 @@ rule paper:
         tables=[layout.table(name, "tex") for name in PAPER_TABLES],
         figures=[layout.figure(name, "pdf") for name in PAPER_FIGURES],
     output:
-        pdf=report(layout.PAPER, category="Paper", caption="../workflow/report/paper.rst"),
+        pdf=report(
+            layout.PAPER, category="Paper", caption="../workflow/report/paper.rst"
+        ),
     log:
         layout.log("paper"),
+    conda:
+        "../envs/latex.yaml"
     params:
         tables=PAPER_TABLES,
         figures=PAPER_FIGURES,
-    conda:
-        "../envs/latex.yaml"
     script:
         "../workflow/scripts/build_paper.py"

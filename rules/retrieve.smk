@@ -9,15 +9,20 @@ if not FROZEN:
 
     rule encode_corpus:
         input:
+            **({"prefix": STUDY.prefix_corpus_shard} if PARTIAL else {}),
             model=model_input,
             dataset=testset_input,
-            **({"prefix": STUDY.prefix_corpus_shard} if PARTIAL else {}),
         output:
             folder=directory(layout.encoded_shard()),
         log:
             layout.log("encode_corpus"),
         benchmark:
             layout.benchmark("encode_corpus")
+        conda:
+            "../envs/sbmoe.yaml"
+        threads: 8  # Snakemake lowers it to --cores
+        resources:
+            gpu=1,
         params:
             kind="corpus",
             split="test",
@@ -25,11 +30,6 @@ if not FROZEN:
             num_shards=testset_shards,
             poolings=system_poolings,
             batch_size=config["encoding"].get("batch_size", 128),
-        threads: 8  # Snakemake lowers it to --cores
-        resources:
-            gpu=1,
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/encode.py"
 
@@ -42,31 +42,37 @@ if FROZEN:
         input:
             unpack(STUDY.search_inputs),
         output:
-            queries=[directory(layout.encoded("queries", system=system)) for system in STUDY.systems],
-            corpus=[directory(layout.encoded("corpus", system=system)) for system in STUDY.systems],
+            queries=[
+                directory(layout.encoded("queries", system=system))
+                for system in STUDY.systems
+            ],
+            corpus=[
+                directory(layout.encoded("corpus", system=system))
+                for system in STUDY.systems
+            ],
             runs=[directory(layout.runs(system=system)) for system in STUDY.systems],
         log:
             layout.log("search_frozen"),
         benchmark:
             layout.benchmark("search_frozen")
+        conda:
+            "../envs/sbmoe.yaml"
         params:
             split="test",
             models=STUDY.search_params,
             batch_size=config["encoding"].get("batch_size", 128),
             k=config["search"].get("k", 1000),
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/search.py"
 
     use rule search as search_untrained with:
-        wildcard_constraints:
-            trainset="none",
-            seed="0",
         output:
             queries=[directory(layout.encoded("queries", system="zeroshot"))],
             corpus=[directory(layout.encoded("corpus", system="zeroshot"))],
             runs=[directory(layout.runs(system="zeroshot"))],
+        wildcard_constraints:
+            trainset="none",
+            seed="0",
 
 else:
 
@@ -80,14 +86,14 @@ else:
             layout.log("search"),
         benchmark:
             layout.benchmark("search")
+        conda:
+            "../envs/sbmoe.yaml"
+        resources:
+            gpu=1,
         params:
             split="test",
             models=STUDY.search_params,
             batch_size=config["encoding"].get("batch_size", 128),
             k=config["search"].get("k", 1000),
-        resources:
-            gpu=1,
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/search.py"

@@ -2,6 +2,7 @@
 # router's held-out split and on every test set; the router trained on the split; routing, fusion
 # and the oracle on the test sets. The table and figure are in rules/analysis.smk.
 
+
 rule bm25:
     input:
         dataset=dataset_input,
@@ -12,12 +13,12 @@ rule bm25:
         layout.log("bm25"),
     benchmark:
         layout.benchmark("bm25")
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         splits=STUDY.routing.bm25_splits,
         bm25=STUDY.routing.settings.get("bm25", {}),
         k=config["search"].get("k", 1000),
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/bm25.py"
 
@@ -26,22 +27,26 @@ rule search_split:
     input:
         unpack(STUDY.routing.split_search_inputs),
     output:
+        **(
+            {"corpus": [temp(directory(layout.split_encoded("corpus")))]}
+            if FROZEN
+            else {}
+        ),
         queries=[temp(directory(layout.split_encoded("queries")))],
         runs=[directory(layout.split_runs())],
-        **({"corpus": [temp(directory(layout.split_encoded("corpus")))]} if FROZEN else {}),
     log:
         layout.log("search_split"),
     benchmark:
         layout.benchmark("search_split")
+    conda:
+        "../envs/sbmoe.yaml"
+    resources:
+        gpu=1,
     params:
         split="{split}",
         models=STUDY.routing.split_search_params,
         batch_size=config["encoding"].get("batch_size", 128),
         k=config["search"].get("k", 1000),
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/search.py"
 
@@ -53,13 +58,13 @@ rule train_router:
         router=directory(layout.router("router")),
     log:
         layout.log("train_router"),
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         experts=STUDY.routing.experts,
         split=STUDY.routing.router_params,
         router=STUDY.routing.settings.get("router", {}),
         wsum_step=STUDY.routing.settings.get("wsum_step", 0.1),
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/train_router.py"
 
@@ -73,12 +78,12 @@ rule route:
         choices=layout.router("choices.json"),
     log:
         layout.log("route"),
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         testsets=STUDY.routing.route_params,
         metrics=config["evaluation"].get("metrics", ["ndcg@10", "recall@100"]),
         k=config["search"].get("k", 1000),
         tag="{encoder}-{trainset}",
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/route.py"

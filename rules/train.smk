@@ -17,10 +17,10 @@ rule init_model:
         model=directory(layout.untrained_model()),
     log:
         layout.log("init_model"),
-    params:
-        config=STUDY.untrained_config,
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        config=STUDY.untrained_config,
     script:
         "../workflow/scripts/init_model.py"
 
@@ -35,17 +35,17 @@ rule pool_queries:
         layout.log("pool_queries"),
     benchmark:
         layout.benchmark("pool_queries")
+    conda:
+        "../envs/sbmoe.yaml"
+    threads: 8  # running the encoder is the heavy part; Snakemake lowers it to --cores
+    resources:
+        gpu=1,
     params:
         kind="queries",
         split="{split}",
         shard=0,
         num_shards=1,
         batch_size=config["encoding"].get("batch_size", 128),
-    threads: 8  # running the encoder is the heavy part; Snakemake lowers it to --cores
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/pool.py"
 
@@ -60,17 +60,17 @@ rule pool_corpus:
         layout.log("pool_corpus"),
     benchmark:
         layout.benchmark("pool_corpus")
+    conda:
+        "../envs/sbmoe.yaml"
+    threads: corpus_threads
+    resources:
+        gpu=1,
     params:
         kind="corpus",
         split=corpus_split,
         shard=shard_index,
         num_shards=dataset_shards,
         batch_size=config["encoding"].get("batch_size", 128),
-    threads: corpus_threads
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/pool.py"
 
@@ -82,11 +82,18 @@ if PARTIAL:
             model=base_model,
             dataset=dataset_input,
         output:
-            prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.queries_part())),
+            prefix=directory(
+                STUDY.prefix("{encoder}", "{dataset}", layout.queries_part())
+            ),
         log:
             layout.log("prefix_queries", layers=TRAIN_LAYERS),
         benchmark:
             layout.benchmark("prefix_queries", layers=TRAIN_LAYERS)
+        conda:
+            "../envs/sbmoe.yaml"
+        threads: 8  # Snakemake lowers it to --cores
+        resources:
+            gpu=1,
         params:
             kind="queries",
             split="{split}",
@@ -94,11 +101,6 @@ if PARTIAL:
             num_shards=1,
             train_layers=TRAIN_LAYERS,
             batch_size=config["encoding"].get("batch_size", 128),
-        threads: 8  # Snakemake lowers it to --cores
-        resources:
-            gpu=1,
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/prefix.py"
 
@@ -107,11 +109,18 @@ if PARTIAL:
             model=base_model,
             dataset=dataset_input,
         output:
-            prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.corpus_part())),
+            prefix=directory(
+                STUDY.prefix("{encoder}", "{dataset}", layout.corpus_part())
+            ),
         log:
             layout.log("prefix_corpus", layers=TRAIN_LAYERS),
         benchmark:
             layout.benchmark("prefix_corpus", layers=TRAIN_LAYERS)
+        conda:
+            "../envs/sbmoe.yaml"
+        threads: corpus_threads
+        resources:
+            gpu=1,
         params:
             kind="corpus",
             split=corpus_split,
@@ -119,11 +128,6 @@ if PARTIAL:
             num_shards=dataset_shards,
             train_layers=TRAIN_LAYERS,
             batch_size=config["encoding"].get("batch_size", 128),
-        threads: corpus_threads
-        resources:
-            gpu=1,
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/prefix.py"
 
@@ -142,18 +146,16 @@ if FROZEN:
             layout.log("train_frozen"),
         benchmark:
             layout.benchmark("train_frozen")
-        params:
-            configs=STUDY.train_configs,
         conda:
             "../envs/sbmoe.yaml"
+        params:
+            configs=STUDY.train_configs,
         script:
             "../workflow/scripts/train.py"
 
 else:
 
     rule train:
-        wildcard_constraints:
-            system=TRAINED_SYSTEM_PATTERN,
         input:
             unpack(STUDY.train_inputs),
         output:
@@ -163,11 +165,13 @@ else:
             layout.log("train"),
         benchmark:
             layout.benchmark("train")
-        params:
-            configs=STUDY.train_configs,
-        resources:
-            gpu=1,
+        wildcard_constraints:
+            system=TRAINED_SYSTEM_PATTERN,
         conda:
             "../envs/sbmoe.yaml"
+        resources:
+            gpu=1,
+        params:
+            configs=STUDY.train_configs,
         script:
             "../workflow/scripts/train.py"

@@ -24,6 +24,6 @@ include: "rules/paper.smk"
 
 
 rule all:
-    input:
-        final_outputs(),
     default_target: True
+    input:
+        STUDY.targets(),

@@ -30,6 +30,8 @@ rule significance:
         json="results/analysis/significance.json",
     log:
         "logs/analysis/significance.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         eval_keys=[keys for _, keys in EVALS],
         metrics=REPORTED_METRICS,
@@ -39,8 +41,6 @@ rule significance:
         alpha=SIGNIFICANCE.get("alpha", 0.01),
         permutations=SIGNIFICANCE.get("permutations", 10000),
         seed=0,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/significance.py"
 
@@ -51,17 +51,19 @@ rule table_in_domain:
         significance="results/analysis/significance.json",
     output:
         tex="results/analysis/tables/in_domain.tex",
-        csv=report("results/analysis/tables/in_domain.csv", category="Tables", caption="../workflow/report/in_domain.rst"),
+        csv=report(
+            "results/analysis/tables/in_domain.csv", category="Tables", caption="../workflow/report/in_domain.rst"
+        ),
     log:
         "logs/analysis/table_in_domain.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="in_domain",
         metrics=REPORTED_METRICS,
         eval_keys=[keys for _, keys in EVALS],
         datasets=in_domain_pairs(),
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -72,9 +74,13 @@ rule table_zero_shot:
         significance="results/analysis/significance.json",
     output:
         tex="results/analysis/tables/zero_shot.tex",
-        csv=report("results/analysis/tables/zero_shot.csv", category="Tables", caption="../workflow/report/zero_shot.rst"),
+        csv=report(
+            "results/analysis/tables/zero_shot.csv", category="Tables", caption="../workflow/report/zero_shot.rst"
+        ),
     log:
         "logs/analysis/table_zero_shot.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="zero_shot",
         metrics=REPORTED_METRICS[:1],
@@ -82,8 +88,6 @@ rule table_zero_shot:
         trainset=zero_shot_trainset(),
         testsets=config["zero_shot"][zero_shot_trainset()],
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -94,9 +98,15 @@ rule table_reproduction:
         reference="workflow/reference_numbers.yaml",
     output:
         tex="results/analysis/tables/reproduction.tex",
-        csv=report("results/analysis/tables/reproduction.csv", category="Tables", caption="../workflow/report/reproduction.rst"),
+        csv=report(
+            "results/analysis/tables/reproduction.csv",
+            category="Tables",
+            caption="../workflow/report/reproduction.rst",
+        ),
     log:
         "logs/analysis/table_reproduction.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="reproduction",
         metrics=REPORTED_METRICS,
@@ -106,8 +116,6 @@ rule table_reproduction:
         combination="paper",
         pooling="top1",
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -121,13 +129,13 @@ rule table_experts:
         csv=report("results/analysis/tables/experts.csv", category="Tables", caption="../workflow/report/experts.rst"),
     log:
         "logs/analysis/table_experts.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="experts",
         npz_keys=[keys for keys, _, _ in ROUTING],
         corpus_shards=[len(shards) for _, _, shards in ROUTING],
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -136,12 +144,17 @@ rule figure_expert_count:
     input:
         evals=[path for path, _ in EVALS],
     output:
-        pdf=report("results/analysis/figures/expert_count.pdf", category="Figures",
-                   caption="../workflow/report/expert_count.rst"),
+        pdf=report(
+            "results/analysis/figures/expert_count.pdf",
+            category="Figures",
+            caption="../workflow/report/expert_count.rst",
+        ),
         png="results/analysis/figures/expert_count.png",
         json="results/analysis/figures/expert_count.json",
     log:
         "logs/analysis/figure_expert_count.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         eval_keys=[keys for _, keys in EVALS],
         datasets=in_domain_pairs(),
@@ -150,8 +163,6 @@ rule figure_expert_count:
         pooling="top1",
         metrics=REPORTED_METRICS,
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/figure_expert_count.py"
 
@@ -161,13 +172,15 @@ rule figure_tsne:
         runs=[runs for _, runs, _, _ in TSNE],
         queries=[queries for _, _, queries, _ in TSNE],
         corpus=[shard for _, _, _, shards in TSNE for shard in shards],
-        qrels=f"resources/datasets/{config['analysis']['tsne']['testset']}",
+        qrels=layout.dataset(config["analysis"]["tsne"]["testset"]),
     output:
         pdf=report("results/analysis/figures/tsne.pdf", category="Figures", caption="../workflow/report/tsne.rst"),
         png="results/analysis/figures/tsne.png",
         json="results/analysis/figures/tsne.json",
     log:
         "logs/analysis/figure_tsne.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         labels=["FT", "SB-MoE"],
         poolings=[keys["pooling"] for keys, _, _, _ in TSNE],
@@ -176,8 +189,6 @@ rule figure_tsne:
         depth=1000,
         min_grade=DATASETS[config["analysis"]["tsne"]["testset"]].relevance_threshold,
         perplexity=30,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/figure_tsne.py"
 
@@ -186,16 +197,19 @@ rule figure_training:
     input:
         logs=[path for _, path in CURVES],
     output:
-        pdf=report("results/analysis/figures/training_curves.pdf", category="Figures",
-                   caption="../workflow/report/training_curves.rst"),
+        pdf=report(
+            "results/analysis/figures/training_curves.pdf",
+            category="Figures",
+            caption="../workflow/report/training_curves.rst",
+        ),
         png="results/analysis/figures/training_curves.png",
         json="results/analysis/figures/training_curves.json",
     log:
         "logs/analysis/figure_training.log",
-    params:
-        labels=[keys["system"] for keys, _ in CURVES],
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        labels=[keys["system"] for keys, _ in CURVES],
     script:
         "../workflow/scripts/figure_training.py"
 
@@ -210,6 +224,8 @@ rule table_routing:
         significance="results/analysis/routing_significance.json",
     log:
         "logs/analysis/table_routing.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table="routing",
         metrics=REPORTED_METRICS,
@@ -224,8 +240,6 @@ rule table_routing:
             seed=0,
         ),
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/tables.py"
 
@@ -234,17 +248,19 @@ rule figure_routing:
     input:
         choices=[choices for _, _, choices in router_records()],
     output:
-        pdf=report("results/analysis/figures/routing.pdf", category="Figures", caption="../workflow/report/routing_figure.rst"),
+        pdf=report(
+            "results/analysis/figures/routing.pdf", category="Figures", caption="../workflow/report/routing_figure.rst"
+        ),
         png="results/analysis/figures/routing.png",
         json="results/analysis/figures/routing.json",
     log:
         "logs/analysis/figure_routing.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         trainsets=[trainset for trainset, _, _ in router_records()],
         pairs=router_pairs(),
         dataset_labels=DATASET_LABELS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/figure_routing.py"
 
@@ -263,10 +279,10 @@ rule paper_macros:
         tex="results/analysis/macros.tex",
     log:
         "logs/analysis/paper_macros.log",
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         log_keys=[keys for keys, _ in CURVES],
         metrics=REPORTED_METRICS,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/paper_macros.py"

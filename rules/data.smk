@@ -9,32 +9,32 @@ localrules:
 
 rule export_dataset:
     output:
-        folder=directory("resources/datasets/{dataset}"),
+        folder=directory(layout.dataset()),
     log:
-        "logs/datasets/{dataset}.log",
+        layout.log("export_dataset"),
+    conda:
+        "../envs/sbmoe.yaml"
     params:
         table=config["datasets"]["table"],
         mirror=config["datasets"].get("mirror", ""),
         valid_fraction=config["datasets"].get("valid_fraction", 0.05),
         seed=config["datasets"].get("split_seed", 42),
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/export_dataset.py"
 
 
 rule dataset_stats:
     input:
-        folders=[dataset_folder(name) for name in all_datasets()],
+        folders=[layout.dataset(name) for name in STUDY.all_datasets()],
     output:
-        json="results/analysis/dataset_stats.json",
-        tex="results/analysis/tables/dataset_stats.tex",
-        csv="results/analysis/tables/dataset_stats.csv",
+        json=layout.DATASET_STATS,
+        tex=layout.table("dataset_stats", "tex"),
+        csv=layout.table("dataset_stats", "csv"),
     log:
-        "logs/analysis/dataset_stats.log",
-    params:
-        names=all_datasets(),
+        layout.log("dataset_stats"),
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        names=STUDY.all_datasets(),
     script:
         "../workflow/scripts/dataset_stats.py"

@@ -3,39 +3,39 @@
 
 
 rule evaluate:
+    input:
+        runs=STUDY.evaluation_inputs,
+        datasets=STUDY.evaluation_datasets,
+    output:
+        json=[layout.evaluation(system=system) for system in STUDY.systems],
+    log:
+        layout.log("evaluate"),
     wildcard_constraints:
         trainset="(?!none/)[a-z0-9][a-z0-9-]*",
-    input:
-        runs=evaluation_inputs,
-        datasets=evaluation_datasets,
-    output:
-        json=[f"results/eval/{{encoder}}/{{trainset}}/{system}/seed{{seed}}.json" for system in systems()],
-    log:
-        "logs/evaluate/{encoder}/{trainset}/seed{seed}.log",
-    params:
-        evaluation=evaluation_params,
-        metrics=config["evaluation"]["metrics"],
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        evaluation=STUDY.evaluation_params,
+        metrics=config["evaluation"]["metrics"],
     script:
         "../workflow/scripts/evaluate.py"
 
 
 rule evaluate_untrained:
+    input:
+        runs=STUDY.evaluation_inputs,
+        datasets=STUDY.evaluation_datasets,
+    output:
+        json=[layout.evaluation(system="zeroshot")],
+    log:
+        layout.log("evaluate"),
     wildcard_constraints:
         trainset="none",
         seed="0",
-    input:
-        runs=evaluation_inputs,
-        datasets=evaluation_datasets,
-    output:
-        json=["results/eval/{encoder}/{trainset}/zeroshot/seed{seed}.json"],
-    log:
-        "logs/evaluate/{encoder}/{trainset}/seed{seed}.log",
-    params:
-        evaluation=evaluation_params,
-        metrics=config["evaluation"]["metrics"],
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        evaluation=STUDY.evaluation_params,
+        metrics=config["evaluation"]["metrics"],
     script:
         "../workflow/scripts/evaluate.py"

@@ -1,32 +1,30 @@
 # The paper: paper/main.tex compiled with latexmk over the generated tables, figures and macros.
 
+
 localrules:
     paper,
 
 
-PAPER_TABLES = ["dataset_stats", "in_domain", "zero_shot", "reproduction", "experts"]
-PAPER_FIGURES = ["expert_count", "tsne", "training_curves"]
-if ROUTED_SETS:
-    PAPER_TABLES.append("routing")
-    PAPER_FIGURES.append("routing")
+PAPER_TABLES = STUDY.paper_tables()
+PAPER_FIGURES = STUDY.paper_figures()
 
 
 rule paper:
     input:
-        main="paper/main.tex",
-        macros="results/analysis/macros.tex",
-        verdicts="results/analysis/verdicts.tex",
-        verdicts_abstract="results/analysis/verdicts_abstract.tex",
-        tables=expand("results/analysis/tables/{table}.tex", table=PAPER_TABLES),
-        figures=expand("results/analysis/figures/{figure}.pdf", figure=PAPER_FIGURES),
+        main=layout.PAPER_SOURCE,
+        macros=layout.MACROS,
+        verdicts=layout.VERDICTS_SECTION,
+        verdicts_abstract=layout.VERDICTS_ABSTRACT,
+        tables=[layout.table(name, "tex") for name in PAPER_TABLES],
+        figures=[layout.figure(name, "pdf") for name in PAPER_FIGURES],
     output:
-        pdf=report("results/paper/main.pdf", category="Paper", caption="../workflow/report/paper.rst"),
+        pdf=report(layout.PAPER, category="Paper", caption="../workflow/report/paper.rst"),
     log:
-        "logs/paper.log",
+        layout.log("paper"),
+    conda:
+        "../envs/latex.yaml"
     params:
         tables=PAPER_TABLES,
         figures=PAPER_FIGURES,
-    conda:
-        "../envs/latex.yaml"
     script:
         "../workflow/scripts/build_paper.py"

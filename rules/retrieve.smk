@@ -9,15 +9,20 @@ if not FROZEN:
 
     rule encode_corpus:
         input:
-            model=model_folder,
-            dataset=lambda wildcards: dataset_folder(wildcards.testset),
-            **({"prefix": prefix_corpus_shard} if PARTIAL else {}),
+            **({"prefix": STUDY.prefix_corpus_shard} if PARTIAL else {}),
+            model=model_input,
+            dataset=testset_input,
         output:
-            folder=directory(f"{ENCODED}/corpus/{{shard}}"),
+            folder=directory(layout.encoded_shard()),
         log:
-            f"logs/encode/{MODEL}/{{testset}}/corpus-{{shard}}.log",
+            layout.log("encode_corpus"),
         benchmark:
-            f"benchmarks/encode/{MODEL}/{{testset}}/corpus-{{shard}}.tsv"
+            layout.benchmark("encode_corpus")
+        conda:
+            "../envs/sbmoe.yaml"
+        threads: 8  # Snakemake lowers it to --cores
+        resources:
+            gpu=1,
         params:
             kind="corpus",
             split="test",
@@ -25,11 +30,6 @@ if not FROZEN:
             num_shards=testset_shards,
             poolings=system_poolings,
             batch_size=config["encoding"].get("batch_size", 128),
-        threads: 8  # Snakemake lowers it to --cores
-        resources:
-            gpu=1,
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/encode.py"
 
@@ -40,54 +40,54 @@ if FROZEN:
     # of the pooled cache is a small matrix product, and starting a job costs more than that.
     rule search:
         input:
-            unpack(search_inputs),
+            unpack(STUDY.search_inputs),
         output:
-            queries=[directory(p) for p in each_system(f"{ENCODED}/queries")],
-            corpus=[directory(p) for p in each_system(f"{ENCODED}/corpus")],
-            runs=[directory(p) for p in each_system(f"results/runs/{MODEL}/{{testset}}")],
+            queries=[directory(layout.encoded("queries", system=system)) for system in STUDY.systems],
+            corpus=[directory(layout.encoded("corpus", system=system)) for system in STUDY.systems],
+            runs=[directory(layout.runs(system=system)) for system in STUDY.systems],
         log:
-            "logs/search/{encoder}/{trainset}/seed{seed}/{testset}.log",
+            layout.log("search_frozen"),
         benchmark:
-            "benchmarks/search/{encoder}/{trainset}/seed{seed}/{testset}.tsv"
-        params:
-            split="test",
-            models=search_params,
-            batch_size=config["encoding"].get("batch_size", 128),
-            k=config["search"].get("k", 1000),
+            layout.benchmark("search_frozen")
         conda:
             "../envs/sbmoe.yaml"
+        params:
+            split="test",
+            models=STUDY.search_params,
+            batch_size=config["encoding"].get("batch_size", 128),
+            k=config["search"].get("k", 1000),
         script:
             "../workflow/scripts/search.py"
 
     use rule search as search_untrained with:
+        output:
+            queries=[directory(layout.encoded("queries", system="zeroshot"))],
+            corpus=[directory(layout.encoded("corpus", system="zeroshot"))],
+            runs=[directory(layout.runs(system="zeroshot"))],
         wildcard_constraints:
             trainset="none",
             seed="0",
-        output:
-            queries=[directory("results/encoded/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}/queries")],
-            corpus=[directory("results/encoded/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}/corpus")],
-            runs=[directory("results/runs/{encoder}/{trainset}/zeroshot/seed{seed}/{testset}")],
 
 else:
 
     rule search:
         input:
-            unpack(search_inputs),
+            unpack(STUDY.search_inputs),
         output:
-            queries=[directory(f"{ENCODED}/queries")],
-            runs=[directory(f"results/runs/{MODEL}/{{testset}}")],
+            queries=[directory(layout.encoded("queries"))],
+            runs=[directory(layout.runs())],
         log:
-            f"logs/search/{MODEL}/{{testset}}.log",
+            layout.log("search"),
         benchmark:
-            f"benchmarks/search/{MODEL}/{{testset}}.tsv"
-        params:
-            split="test",
-            models=search_params,
-            batch_size=config["encoding"].get("batch_size", 128),
-            k=config["search"].get("k", 1000),
-        resources:
-            gpu=1,
+            layout.benchmark("search")
         conda:
             "../envs/sbmoe.yaml"
+        resources:
+            gpu=1,
+        params:
+            split="test",
+            models=STUDY.search_params,
+            batch_size=config["encoding"].get("batch_size", 128),
+            k=config["search"].get("k", 1000),
         script:
             "../workflow/scripts/search.py"

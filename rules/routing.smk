@@ -2,83 +2,84 @@
 # router's held-out split and on every test set; the router trained on the split; routing, fusion
 # and the oracle on the test sets. The table and figure are in rules/analysis.smk.
 
+
 rule bm25:
     input:
         dataset=dataset_input,
     output:
-        index=directory("results/bm25/{dataset}/index"),
-        runs=directory("results/bm25/{dataset}/runs"),
+        index=directory(layout.bm25("index")),
+        runs=directory(layout.bm25("runs")),
     log:
-        "logs/bm25/{dataset}.log",
+        layout.log("bm25"),
     benchmark:
-        "benchmarks/bm25/{dataset}.tsv"
-    params:
-        splits=bm25_splits,
-        bm25=ROUTING_CONFIG.get("bm25", {}),
-        k=config["search"].get("k", 1000),
+        layout.benchmark("bm25")
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        splits=STUDY.routing.bm25_splits,
+        bm25=STUDY.routing.settings.get("bm25", {}),
+        k=config["search"].get("k", 1000),
     script:
         "../workflow/scripts/bm25.py"
 
 
 rule search_split:
     input:
-        unpack(split_search_inputs),
+        unpack(STUDY.routing.split_search_inputs),
     output:
-        queries=[temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/queries"))],
-        runs=[directory(f"results/routing/dense/{MODEL}/{{dataset}}/{{split}}")],
-        **({"corpus": [temp(directory(f"results/routing/encoded/{MODEL}/{{dataset}}/{{split}}/corpus"))]} if FROZEN else {}),
+        **({"corpus": [temp(directory(layout.split_encoded("corpus")))]} if FROZEN else {}),
+        queries=[temp(directory(layout.split_encoded("queries")))],
+        runs=[directory(layout.split_runs())],
     log:
-        f"logs/routing/search/{MODEL}/{{dataset}}-{{split}}.log",
+        layout.log("search_split"),
     benchmark:
-        f"benchmarks/routing/search/{MODEL}/{{dataset}}-{{split}}.tsv"
-    params:
-        split="{split}",
-        models=split_search_params,
-        batch_size=config["encoding"].get("batch_size", 128),
-        k=config["search"].get("k", 1000),
-    resources:
-        gpu=1,
+        layout.benchmark("search_split")
     conda:
         "../envs/sbmoe.yaml"
+    resources:
+        gpu=1,
+    params:
+        split="{split}",
+        models=STUDY.routing.split_search_params,
+        batch_size=config["encoding"].get("batch_size", 128),
+        k=config["search"].get("k", 1000),
     script:
         "../workflow/scripts/search.py"
 
 
 rule train_router:
     input:
-        unpack(router_inputs),
+        unpack(STUDY.routing.router_inputs),
     output:
-        router=directory(f"{ROUTER}/router"),
+        router=directory(layout.router("router")),
     log:
-        f"logs/routing/{{encoder}}/{{trainset}}/train_router.log",
-    params:
-        experts=ROUTING_EXPERTS,
-        split=router_params,
-        router=ROUTING_CONFIG.get("router", {}),
-        wsum_step=ROUTING_CONFIG.get("wsum_step", 0.1),
+        layout.log("train_router"),
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        experts=STUDY.routing.experts,
+        split=STUDY.routing.router_params,
+        router=STUDY.routing.settings.get("router", {}),
+        wsum_step=STUDY.routing.settings.get("wsum_step", 0.1),
     script:
         "../workflow/scripts/train_router.py"
 
 
 rule route:
     input:
-        unpack(route_inputs),
+        unpack(STUDY.routing.route_inputs),
     output:
-        runs=directory(f"{ROUTER}/runs"),
-        evaluation=f"{ROUTER}/eval.json",
-        choices=f"{ROUTER}/choices.json",
+        runs=directory(layout.router("runs")),
+        evaluation=layout.router("eval.json"),
+        choices=layout.router("choices.json"),
     log:
-        f"logs/routing/{{encoder}}/{{trainset}}/route.log",
+        layout.log("route"),
+    conda:
+        "../envs/sbmoe.yaml"
     params:
-        testsets=route_params,
+        testsets=STUDY.routing.route_params,
         metrics=config["evaluation"]["metrics"],
         k=config["search"].get("k", 1000),
         tag="{encoder}-{trainset}",
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/route.py"

@@ -14,13 +14,13 @@ if any(is_hub_id(encoder["name_or_path"]) for encoder in config["encoders"].valu
 
 rule init_model:
     output:
-        model=directory("results/models/{encoder}/none/zeroshot/seed0/model"),
+        model=directory(layout.untrained_model()),
     log:
-        "logs/models/{encoder}/zeroshot.log",
-    params:
-        config=zeroshot_config,
+        layout.log("init_model"),
     conda:
         "../envs/sbmoe.yaml"
+    params:
+        config=STUDY.untrained_config,
     script:
         "../workflow/scripts/init_model.py"
 
@@ -30,22 +30,22 @@ rule pool_queries:
         model=base_model,
         dataset=dataset_input,
     output:
-        pooled="results/pooled/{encoder}/{dataset}/queries-{split}.npz",
+        pooled=layout.pooled(part=layout.queries_part()),
     log:
-        "logs/pooled/{encoder}/{dataset}/queries-{split}.log",
+        layout.log("pool_queries"),
     benchmark:
-        "benchmarks/pooled/{encoder}/{dataset}/queries-{split}.tsv"
+        layout.benchmark("pool_queries")
+    conda:
+        "../envs/sbmoe.yaml"
+    threads: 8  # running the encoder is the heavy part; Snakemake lowers it to --cores
+    resources:
+        gpu=1,
     params:
         kind="queries",
         split="{split}",
         shard=0,
         num_shards=1,
         batch_size=config["encoding"].get("batch_size", 128),
-    threads: 8  # running the encoder is the heavy part; Snakemake lowers it to --cores
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/pool.py"
 
@@ -55,22 +55,22 @@ rule pool_corpus:
         model=base_model,
         dataset=dataset_input,
     output:
-        pooled="results/pooled/{encoder}/{dataset}/{corpus}-{shard}.npz",
+        pooled=layout.pooled(part=layout.corpus_part()),
     log:
-        "logs/pooled/{encoder}/{dataset}/{corpus}-{shard}.log",
+        layout.log("pool_corpus"),
     benchmark:
-        "benchmarks/pooled/{encoder}/{dataset}/{corpus}-{shard}.tsv"
+        layout.benchmark("pool_corpus")
+    conda:
+        "../envs/sbmoe.yaml"
+    threads: corpus_threads
+    resources:
+        gpu=1,
     params:
         kind="corpus",
         split=corpus_split,
         shard=shard_index,
         num_shards=dataset_shards,
         batch_size=config["encoding"].get("batch_size", 128),
-    threads: corpus_threads
-    resources:
-        gpu=1,
-    conda:
-        "../envs/sbmoe.yaml"
     script:
         "../workflow/scripts/pool.py"
 
@@ -82,11 +82,16 @@ if PARTIAL:
             model=base_model,
             dataset=dataset_input,
         output:
-            prefix=directory(prefix_folder("{encoder}", "{dataset}", "queries-{split}")),
+            prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.queries_part())),
         log:
-            f"logs/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/queries-{{split}}.log",
+            layout.log("prefix_queries", layers=TRAIN_LAYERS),
         benchmark:
-            f"benchmarks/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/queries-{{split}}.tsv"
+            layout.benchmark("prefix_queries", layers=TRAIN_LAYERS)
+        conda:
+            "../envs/sbmoe.yaml"
+        threads: 8  # Snakemake lowers it to --cores
+        resources:
+            gpu=1,
         params:
             kind="queries",
             split="{split}",
@@ -94,11 +99,6 @@ if PARTIAL:
             num_shards=1,
             train_layers=TRAIN_LAYERS,
             batch_size=config["encoding"].get("batch_size", 128),
-        threads: 8  # Snakemake lowers it to --cores
-        resources:
-            gpu=1,
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/prefix.py"
 
@@ -107,11 +107,16 @@ if PARTIAL:
             model=base_model,
             dataset=dataset_input,
         output:
-            prefix=directory(prefix_folder("{encoder}", "{dataset}", "{corpus}-{shard}")),
+            prefix=directory(STUDY.prefix("{encoder}", "{dataset}", layout.corpus_part())),
         log:
-            f"logs/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/{{corpus}}-{{shard}}.log",
+            layout.log("prefix_corpus", layers=TRAIN_LAYERS),
         benchmark:
-            f"benchmarks/prefix/{{encoder}}/top{TRAIN_LAYERS}/{{dataset}}/{{corpus}}-{{shard}}.tsv"
+            layout.benchmark("prefix_corpus", layers=TRAIN_LAYERS)
+        conda:
+            "../envs/sbmoe.yaml"
+        threads: corpus_threads
+        resources:
+            gpu=1,
         params:
             kind="corpus",
             split=corpus_split,
@@ -119,11 +124,6 @@ if PARTIAL:
             num_shards=dataset_shards,
             train_layers=TRAIN_LAYERS,
             batch_size=config["encoding"].get("batch_size", 128),
-        threads: corpus_threads
-        resources:
-            gpu=1,
-        conda:
-            "../envs/sbmoe.yaml"
         script:
             "../workflow/scripts/prefix.py"
 
@@ -134,40 +134,40 @@ if FROZEN:
     # takes seconds, and starting a job costs about as much.
     rule train:
         input:
-            unpack(train_inputs),
+            unpack(STUDY.train_inputs),
         output:
-            model=[directory(p) for p in each_system(f"results/models/{MODEL}/model")],
-            log=each_system(f"results/models/{MODEL}/train_log.jsonl"),
+            model=[directory(layout.model(system=system)) for system in STUDY.systems],
+            log=[layout.train_log(system=system) for system in STUDY.systems],
         log:
-            "logs/train/{encoder}/{trainset}/seed{seed}.log",
+            layout.log("train_frozen"),
         benchmark:
-            "benchmarks/train/{encoder}/{trainset}/seed{seed}.tsv"
-        params:
-            configs=frozen_train_configs,
+            layout.benchmark("train_frozen")
         conda:
             "../envs/sbmoe.yaml"
+        params:
+            configs=STUDY.train_configs,
         script:
             "../workflow/scripts/train.py"
 
 else:
 
     rule train:
+        input:
+            unpack(STUDY.train_inputs),
+        output:
+            model=[directory(layout.model())],
+            log=[layout.train_log()],
+        log:
+            layout.log("train"),
+        benchmark:
+            layout.benchmark("train")
         wildcard_constraints:
             system=TRAINED_SYSTEM,
-        input:
-            unpack(train_inputs),
-        output:
-            model=[directory(f"results/models/{MODEL}/model")],
-            log=[f"results/models/{MODEL}/train_log.jsonl"],
-        log:
-            f"logs/train/{MODEL}.log",
-        benchmark:
-            f"benchmarks/train/{MODEL}.tsv"
-        params:
-            configs=model_configs,
-        resources:
-            gpu=1,
         conda:
             "../envs/sbmoe.yaml"
+        resources:
+            gpu=1,
+        params:
+            configs=STUDY.train_configs,
         script:
             "../workflow/scripts/train.py"

@@ -6,43 +6,32 @@ localrules:
     verdicts,
 
 
-def verdict_logs():
-    """(keys, path) of the training log of every SB-MoE system (their gate gradient norms)."""
-    return [
-        (m, f"results/models/{MODEL}/train_log.jsonl".format(**m))
-        for m in models()
-        if parse_system(m["system"])["variant"] == "sbmoe"
-    ]
-
-
 rule verdicts:
     input:
         claims="workflow/claims.yaml",
         schema="workflow/schemas/claims.schema.yaml",
         evals=[path for path, _ in EVALS],
-        significance="results/analysis/significance.json",
+        significance=layout.SIGNIFICANCE,
         reference="workflow/reference_numbers.yaml",
-        logs=[path for _, path in verdict_logs()],
+        logs=[path for _, path in STUDY.gate_logs()],
         routing=[evaluation for _, evaluation, _ in router_records()],
-        routing_significance=(
-            ["results/analysis/routing_significance.json"] if ROUTED_SETS else []
-        ),
+        routing_significance=([layout.ROUTING_SIGNIFICANCE] if STUDY.routing.trainsets else []),
     output:
-        json="results/analysis/verdicts.json",
+        json=layout.VERDICTS,
         csv=report(
             "results/analysis/verdicts.csv",
             category="Tables",
             caption="../workflow/report/verdicts.rst",
         ),
-        tex="results/analysis/verdicts.tex",
-        abstract="results/analysis/verdicts_abstract.tex",
+        tex=layout.VERDICTS_SECTION,
+        abstract=layout.VERDICTS_ABSTRACT,
     log:
         "logs/analysis/verdicts.log",
     conda:
         "../envs/sbmoe.yaml"
     params:
         eval_keys=[keys for _, keys in EVALS],
-        log_keys=[keys for keys, _ in verdict_logs()],
+        log_keys=[keys for keys, _ in STUDY.gate_logs()],
         encoders={key: spec["name_or_path"] for key, spec in config["encoders"].items()},
         in_domain=config["in_domain"],
         zero_shot=config.get("zero_shot", {}),
@@ -55,10 +44,8 @@ rule verdicts:
         ),
         dataset_labels=DATASET_LABELS,
         routing_trainsets=[trainset for trainset, _, _ in router_records()],
-        routing_encoder=ROUTING_ENCODER,
+        routing_encoder=STUDY.routing.encoder,
         routing_experts=ROUTING_EXPERTS,
-        reproduction=dict(
-            encoder=next(iter(config["encoders"])), combination="paper", pooling="top1"
-        ),
+        reproduction=dict(encoder=next(iter(config["encoders"])), combination="paper", pooling="top1"),
     script:
         "../workflow/scripts/verdicts.py"

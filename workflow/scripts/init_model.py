@@ -1,5 +1,6 @@
 """Snakemake script: save an encoder as an untrained model (the zero-shot system and the base of
-the pooled caches). params.model: the configuration dict (encoder, model, seed)."""
+the pooled caches). params.config: the configuration dict (encoder, model, seed; no training
+settings, which do not change the untrained encoder)."""
 
 from sbmoe.pipeline.config import build_configs
 from sbmoe.pipeline.joblog import log_to

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from snakemake.utils import validate
 
-from sbmoe.data.datasets import load_table
+from sbmoe.data.table import load_table
 from sbmoe.io.errors import read_yaml
 from sbmoe.pipeline.design import Study
 
@@ -133,7 +133,7 @@ def test_a_frozen_encoder_trains_every_system_in_one_job(ci):
     configs = ci.train_configs({"encoder": "tiny", "trainset": "scifact", "seed": "2"})
     assert [c["model"] for c in configs] == [
         {"variant": "finetune"},
-        {"variant": "adapter", "combination": "paper"},
+        {"variant": "adapter", "num_experts": 1, "combination": "paper"},
         {"variant": "random-gate", "combination": "paper", "num_experts": 3},  # the schema's default combination
         {"variant": "sbmoe", "combination": "paper", "num_experts": 3},
         {"variant": "sbmoe", "combination": "learned", "num_experts": 3},
@@ -237,7 +237,7 @@ def test_the_ci_study_ends_with_its_evaluations_logs_tables_figures_and_paper(ci
     assert ci.targets() == (
         [f"results/eval/{m}.json" for m in models]
         + [f"results/models/{m}/train_log.jsonl" for m in models]
-        + ["results/analysis/significance.json"]
+        + ["results/analysis/significance.json", "results/analysis/verdicts.json"]
         + [f"results/analysis/tables/{t}.tex" for t in tables]
         + [f"results/analysis/figures/{f}.png" for f in figures]
         + ["results/paper/main.pdf"]
@@ -247,9 +247,9 @@ def test_the_ci_study_ends_with_its_evaluations_logs_tables_figures_and_paper(ci
 def test_a_study_without_routing_or_paper_leaves_them_out(cpu, full):
     assert cpu.paper_tables() == ["dataset_stats", "in_domain", "zero_shot", "reproduction", "experts"]
     assert cpu.paper_figures() == ["expert_count", "tsne", "training_curves"]
-    # evaluations and training logs of 4 encoders x 5 training sets x 9 systems, significance, 6 tables
-    # and 4 figures (routing among them), the paper
-    assert len(full.targets()) == 2 * 4 * 5 * 9 + 1 + 6 + 4 + 1
+    # evaluations and training logs of 4 encoders x 5 training sets x 9 systems, significance, verdicts,
+    # 6 tables and 4 figures (routing among them), the paper
+    assert len(full.targets()) == 2 * 4 * 5 * 9 + 2 + 6 + 4 + 1
     config = copy.deepcopy(config_of("config/cpu-study.yaml"))
     config["paper"]["build"] = False
     assert "results/paper/main.pdf" not in Study(config, TABLE).targets()

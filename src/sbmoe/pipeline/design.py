@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sbmoe.data.datasets import DatasetSpec
+from sbmoe.data.table import DatasetSpec
 from sbmoe.pipeline import layout
 from sbmoe.pipeline.routing_design import RetrieverRouting
 from sbmoe.systems.names import poolings, study_systems, variant_of

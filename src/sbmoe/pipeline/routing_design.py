@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sbmoe.data.datasets import DatasetSpec
+from sbmoe.data.table import DatasetSpec
 from sbmoe.pipeline import layout
 from sbmoe.pipeline.study import routing_split, routing_trainsets
 from sbmoe.systems.names import BM25, parse_expert, poolings

@@ -266,6 +266,8 @@ rule paper_macros:
     params:
         log_keys=[keys for keys, _ in CURVES],
         metrics=REPORTED_METRICS,
+        benchmarks=DATASET_BENCHMARKS,
+        dataset_labels=DATASET_LABELS,
     conda:
         "../envs/sbmoe.yaml"
     script:

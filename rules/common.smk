@@ -8,6 +8,7 @@ import yaml
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+from sbmoe.data.table import benchmark
 from sbmoe.io.errors import InputError
 from sbmoe.models.hub import is_hub_id
 from sbmoe.pipeline.resume import WorkdirBusy, claim_workdir, is_dry_run
@@ -365,6 +366,9 @@ def zero_shot_trainset():
 
 
 DATASET_LABELS = {name: spec.label for name, spec in DATASETS.items()}
+# The benchmark each dataset's test split comes from (None: a test collection of its own), for the
+# paper's wording ("BEIR test sets" only for BEIR's).
+DATASET_BENCHMARKS = {name: benchmark(spec) for name, spec in DATASETS.items()}
 
 
 # ---- routing over whole retrievers (config["routing"], rules/routing.smk) ----

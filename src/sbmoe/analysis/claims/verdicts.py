@@ -42,7 +42,8 @@ from sbmoe.systems.labels import display_label
 
 log = logging.getLogger(__name__)
 
-SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "claims.schema.yaml"
+# analysis/claims/verdicts.py lies four folders below the repository root (src/sbmoe/analysis/claims).
+SCHEMA = Path(__file__).resolve().parents[4] / "workflow" / "schemas" / "claims.schema.yaml"
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
 NOT_TESTED = "not tested here"
 # The verdict under which a claim holds, by relation.

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
+from sbmoe.analysis.claims.report import abstract_sentences, verdicts_section
 from sbmoe.analysis.figures.expert_count import expert_count_figure
 from sbmoe.analysis.figures.routing import routing_figure
 from sbmoe.analysis.figures.training import training_curves_figure
-from sbmoe.analysis.claims.report import abstract_sentences, verdicts_section
 from sbmoe.analysis.figures.tsne import tsne_figure
 from sbmoe.analysis.paper import (
     counted,
@@ -43,7 +43,6 @@ from sbmoe.selection.comparison import significance_against_best_single
 from sbmoe.systems.labels import display_label
 from test_figures import synthetic_tsne_inputs, write_training_logs
 from test_routing import EXPERTS, PAIRS, synthetic_routing
-from test_verdicts import full_report
 from test_tables import (
     IN_DOMAIN,
     REFERENCE,
@@ -51,6 +50,7 @@ from test_tables import (
     synthetic_records,
     write_routing,
 )
+from test_verdicts import full_report
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "paper" / "main.tex"

@@ -193,7 +193,9 @@ def zero_shot_sets(testsets: Mapping[str, str], benchmarks: Mapping[str, str | N
     return _join(parts)
 
 
-def _zero_shot_macros(table: pd.DataFrame, benchmarks: Mapping[str, str | None], dataset_labels: Mapping[str, str]) -> dict:
+def _zero_shot_macros(
+    table: pd.DataFrame, benchmarks: Mapping[str, str | None], dataset_labels: Mapping[str, str]
+) -> dict:
     if table.empty:
         return {}
     averages = table[(table["testset"] == "average") & (table["metric"] == _NDCG)]
@@ -372,7 +374,8 @@ def paper_macros(
     values = dict.fromkeys(macro_descriptions(metrics), MISSING)
     empty = pd.DataFrame()
     values.update(_in_domain_macros(in_domain if in_domain is not None else empty))
-    values.update(_zero_shot_macros(zero_shot if zero_shot is not None else empty, benchmarks or {}, dataset_labels or {}))
+    zero_shot = zero_shot if zero_shot is not None else empty
+    values.update(_zero_shot_macros(zero_shot, benchmarks or {}, dataset_labels or {}))
     values.update(_reproduction_macros(reproduction if reproduction is not None else empty, metrics))
     values.update(_experts_macros(experts if experts is not None else empty))
     values.update(_significance_macros(significance or {}))

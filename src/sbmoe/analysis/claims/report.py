@@ -201,15 +201,16 @@ def _settings(count: int) -> str:
 def _effect(claim: Mapping, metric: str, labels: Mapping[str, str]) -> str:
     """The claim's measured effect on ``metric``: the difference, interval and p-value of its one
     setting, or the range of the differences over its settings ("" for a gate-gradient claim)."""
-    found = [(setting, setting["metrics"][metric]) for setting in claim["settings"] if metric in setting.get("metrics", {})]
+    found = [(setting, setting["metrics"][metric])
+             for setting in claim["settings"] if metric in setting.get("metrics", {})]
     if not found:
         return ""
     name = METRIC_LABELS.get(metric, latex_escape(metric))
     if len(found) == 1:
         setting, evidence = found[0]
         where = latex_escape(labels.get(setting["testset"], setting["testset"]))
-        return (f" ({where}, $\\Delta$ {name} {_interval(evidence)}, $p$ {'' if p_text(evidence['p_value']).startswith('$') else '= '}"
-                f"{p_text(evidence['p_value'])})")
+        p = p_text(evidence["p_value"])
+        return f" ({where}, $\\Delta$ {name} {_interval(evidence)}, $p$ {p if p.startswith('$') else '= ' + p})"
     differences = [evidence["difference"] for _, evidence in found]
     return f" ($\\Delta$ {name} from {signed(min(differences))} to {signed(max(differences))})"
 

@@ -284,5 +284,7 @@ rule paper_macros:
     params:
         log_keys=[keys for keys, _ in CURVES],
         metrics=REPORTED_METRICS,
+        benchmarks=DATASET_BENCHMARKS,
+        dataset_labels=DATASET_LABELS,
     script:
         "../workflow/scripts/paper_macros.py"

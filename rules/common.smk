@@ -112,6 +112,7 @@ curve_records = STUDY.curve_records
 in_domain_pairs = STUDY.in_domain_pairs
 zero_shot_trainset = STUDY.zero_shot_trainset
 DATASET_LABELS = STUDY.dataset_labels()
+DATASET_BENCHMARKS = STUDY.dataset_benchmarks()
 ROUTING_EXPERTS = STUDY.routing.experts
 router_records = STUDY.routing.router_records
 router_pairs = STUDY.routing.router_pairs

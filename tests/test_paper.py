@@ -13,23 +13,28 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
+from sbmoe.analysis.claims.report import abstract_sentences, verdicts_section
 from sbmoe.analysis.figures.expert_count import expert_count_figure
 from sbmoe.analysis.figures.routing import routing_figure
 from sbmoe.analysis.figures.training import training_curves_figure
 from sbmoe.analysis.figures.tsne import tsne_figure
 from sbmoe.analysis.paper import (
+    counted,
     load_table,
     macro_descriptions,
     metric_macro_name,
     paper_macros,
     render_macros,
     write_macros,
+    zero_shot_sets,
 )
 from sbmoe.analysis.tables.experts import experts_table
 from sbmoe.analysis.tables.in_domain import in_domain_table
 from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
 from sbmoe.analysis.tables.routing import routing_table
 from sbmoe.analysis.tables.zero_shot import zero_shot_table
+from sbmoe.data.table import benchmark
+from sbmoe.data.table import load_table as load_datasets
 from sbmoe.evaluation.results import REPORTED_METRICS, load_results
 from sbmoe.evaluation.significance import significance_report
 from sbmoe.io.atomic import write_json, write_text
@@ -45,11 +50,13 @@ from test_tables import (
     synthetic_records,
     write_routing,
 )
+from test_verdicts import full_report
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "paper" / "main.tex"
 SCRIPTS = ROOT / "workflow" / "scripts"
 LABELS = {"msmarco": "MS MARCO", "nq": "NQ", "scifact": "SciFact", "nfcorpus": "NFCorpus", "cranfield": "Cranfield"}
+BENCHMARKS = {"msmarco": "BEIR", "nq": "BEIR", "scifact": "BEIR", "nfcorpus": "BEIR", "cranfield": None}
 # Upper-case commands main.tex takes from LaTeX itself; every other one must be a generated macro.
 LATEX_COMMANDS = {"Delta", "Big", "IfFileExists"}
 DATASET_STATS = textwrap.dedent(
@@ -104,6 +111,7 @@ def build_generated(folder, metrics=REPORTED_METRICS, zero_shot_metrics=None, re
     for name, table in tables.items():
         table.write(generated / f"{name}.tex", generated / f"{name}.csv")
     write_text(generated / "dataset_stats.tex", DATASET_STATS)
+    write_verdicts(generated)
     figures = generated / "figures"
     bars = expert_count_figure(
         results, IN_DOMAIN, figures / "expert_count.pdf", figures / "expert_count.png", metrics=metrics,
@@ -119,10 +127,18 @@ def build_generated(folder, metrics=REPORTED_METRICS, zero_shot_metrics=None, re
     shares = routing_figure(choices, PAIRS, figures / "routing.pdf", figures / "routing.png", LABELS)
     values = paper_macros(
         **{name: load_table(generated / f"{name}.csv") for name in tables}, significance=report, logs=logs, tsne=tsne,
-        routing_figure=shares, metrics=metrics,
+        routing_figure=shares, metrics=metrics, benchmarks=BENCHMARKS, dataset_labels=LABELS,
     )
     write_macros(generated / "macros.tex", values)
     return values, results
+
+
+def write_verdicts(generated):
+    """The "Verdicts" section and the abstract's sentences, from a synthetic verdicts report (the
+    verdicts rule always writes them, and main.tex inputs them plainly)."""
+    report = full_report()
+    write_text(generated / "verdicts.tex", verdicts_section(report, report["reproduction"], LABELS))
+    write_text(generated / "verdicts_abstract.tex", abstract_sentences(report, LABELS))
 
 
 def compile_paper(folder):
@@ -140,6 +156,11 @@ def compile_paper(folder):
     if (folder / "generated" / "routing.tex").exists():
         assert r"\newlabel{tab:routing}" in (folder / "main.aux").read_text()
     assert "undefined" not in re.sub(r"\s+", " ", log).lower().replace("undefined on input line", ""), log[-3000:]
+    assert "Overfull \\hbox" not in log, log[log.find("Overfull") - 200 : log.find("Overfull") + 600]
+    for path in [folder / "main.tex", *(folder / "generated").glob("*.tex")]:
+        text = path.read_text()
+        assert not re.search(r"\w\((?:s|es)\)", text), f"{path.name}: a count without its noun in the right number"
+        assert "\\tiny" not in text and "\\scriptsize" not in text, f"{path.name}: type below footnotesize"
 
 
 def test_render_macros_letters_only():
@@ -169,7 +190,10 @@ def test_macros_come_from_the_results(tmp_path):
     assert values["HeadDataset"] == "MS MARCO"
     assert values["GateGradPaper"] == "0"
     assert values["GateGradLearned"] not in ("0", "--")
-    assert values["NumSeeds"] == "2" and values["NumZeroShot"] == "2"
+    assert values["NumSeeds"] == "2 seeds" and values["NumZeroShot"] == "2 zero-shot test sets"
+    assert values["NumEncoders"] == "1 encoder"
+    assert values["ZeroShotSets"] == "2 BEIR test sets (SciFact and NFCorpus)"
+    assert values["ZeroShotTrainset"] == "MS MARCO" and values["ReproRan"] == "yes"
     assert values["ExpertRows"] == "2" and values["AllActivatedDocs"] == "1"
     assert values["MaxEpochs"] == "6"
     assert values["TsneQuery"].startswith("q")
@@ -201,6 +225,44 @@ def test_a_reported_metric_reaches_every_table_figure_and_macro(tmp_path):
     assert r"\newcommand{\ReproMeanAbsDiffMap}" in (generated / "macros.tex").read_text()
     assert set(values) == set(macro_descriptions(metrics))
     assert "MAP@100" in macro_descriptions(metrics)["ReproMeanAbsDiffMap"]
+
+
+def test_counts_take_their_noun_in_the_right_number():
+    assert [counted(n, "encoder") for n in (1, 2)] == ["1 encoder", "2 encoders"]
+    assert counted(1, "zero-shot test set") == "1 zero-shot test set"
+
+
+def test_zero_shot_sets_are_named_by_the_benchmark_they_come_from():
+    """Cranfield is a test collection of its own, not a BEIR set: the datasets table says so."""
+    table = load_datasets(ROOT / "workflow" / "datasets.yaml")
+    assert benchmark(table["scifact"]) == "BEIR" and benchmark(table["nq"]) == "BEIR"
+    assert benchmark(table["cranfield"]) is None and benchmark(table["trec-dl-2019"]) is None
+    benchmarks = {name: benchmark(spec) for name, spec in table.items()}
+    assert zero_shot_sets({"cranfield": "Cranfield"}, benchmarks) == "the Cranfield test collection"
+    both = zero_shot_sets({"scifact": "SciFact", "nfcorpus": "NFCorpus", "cranfield": "Cranfield"}, benchmarks)
+    assert both == "2 BEIR test sets (SciFact and NFCorpus) and the Cranfield test collection"
+
+
+def test_main_tex_abstract_states_the_verdicts_and_inputs_them_plainly():
+    """The abstract's substance is the verdict sentences; no count of significant comparisons; the
+    verdict files are always produced, so a missing one fails the build instead of vanishing."""
+    text = MAIN.read_text()
+    abstract = text[text.index(r"\begin{abstract}") : text.index(r"\end{abstract}")]
+    assert r"\input{generated/verdicts_abstract.tex}" in abstract
+    assert "NumSignificant" not in abstract and "are significant" not in abstract
+    assert re.search(r"^\\input\{generated/verdicts\.tex\}$", text, re.MULTILINE)
+    assert not re.search(r"IfFileExists\{generated/verdicts", text)
+
+
+def test_zero_shot_and_experts_tables_are_set_at_a_legible_size():
+    text = MAIN.read_text()
+    for label in ("tab:zero-shot", "tab:experts"):
+        start = text.rindex(r"\begin{table", 0, text.index(rf"\label{{{label}}}"))
+        end = text.index(r"\end{table", start)
+        float_text = text[start:end]
+        assert "\\fittable" not in float_text and "\\resizebox" not in float_text, label
+        assert not re.search(r"\\(tiny|scriptsize)\b", float_text), label
+        assert "[tbp]" in float_text, label
 
 
 def test_metric_macro_names_come_from_the_metric():
@@ -384,4 +446,5 @@ def test_workflow_scripts_build_the_paper(tmp_path, latexmk):
     direct = tsne_figure(panels, qrels, tmp_path / "direct.pdf", tmp_path / "direct.png", depth=60, seed=1)
     assert description == json.loads(json.dumps(direct))  # every shard was read, in both folder layouts
     write_text(tmp_path / "generated" / "dataset_stats.tex", DATASET_STATS)
+    write_verdicts(tmp_path / "generated")
     compile_paper(tmp_path)

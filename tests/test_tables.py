@@ -11,7 +11,7 @@ from sbmoe.analysis.latex import format_score, latex_escape
 from sbmoe.analysis.tables.experts import experts_table
 from sbmoe.analysis.tables.in_domain import in_domain_table
 from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
-from sbmoe.analysis.tables.zero_shot import zero_shot_table
+from sbmoe.analysis.tables.zero_shot import PANEL_WIDTH, zero_shot_table
 from sbmoe.evaluation.results import (
     REPORTED_METRICS,
     aggregate_seeds,
@@ -207,27 +207,50 @@ def test_in_domain_table_bold_dagger_and_missing(results):
 
 def test_in_domain_table_shows_std_with_several_seeds(tmp_path):
     table = in_domain_table(load_results(synthetic_records(tmp_path, seeds=(1, 2, 3))), IN_DOMAIN[:1], metrics=REPORTED_METRICS)
-    assert r"{\scriptsize$\pm$" in _line(table.latex, "FT")
+    assert r"\,$\pm$" in _line(table.latex, "FT")
+    assert "\\scriptsize" not in table.latex and "\\tiny" not in table.latex  # no table below the paper's size
 
 
-def test_zero_shot_table_average_row(tmp_path):
+def _rows(latex):
+    """``{first cell: the other cells}`` of every body row of a tabular."""
+    return {
+        line.split(" & ")[0]: line.removesuffix(r" \\").split(" & ")[1:]
+        for line in latex.splitlines()
+        if " & " in line and not line.startswith(" &")
+    }
+
+
+def test_zero_shot_table_has_systems_as_rows_and_an_average_column(tmp_path):
     frame = load_results(synthetic_records(tmp_path, skip={("adapter-paper", "nfcorpus")}))
     table = zero_shot_table(frame, "msmarco", ZERO_SHOT, metrics=["ndcg@10"])
-    rows = {
-        line.split(" & ")[0]: line.removesuffix(r" \\").split(" & ")[1:]
-        for line in table.latex.splitlines()
-        if " & " in line
-    }
-    columns = sorted(((system, pooling) for system, pooling, _ in SYSTEMS), key=lambda pair: system_order(*pair))
-    assert len(rows["Average"]) == len(columns)
+    rows = _rows(table.latex)
+    assert rows["System"] == [*ZERO_SHOT, "Average"]
+    labels = [display_label(*pair) for pair in sorted(((s, p) for s, p, _ in SYSTEMS), key=lambda pair: system_order(*pair))]
+    assert [name for name in rows if name != "System"] == labels
     csv = table.frame
     ft = csv[(csv["system"] == "finetune") & (csv["testset"].isin(ZERO_SHOT))]["mean"].mean()
     average = csv[(csv["system"] == "finetune") & (csv["testset"] == "average")]["mean"].iloc[0]
     assert average == pytest.approx(ft)
-    assert rows["Average"][columns.index(("finetune", "none"))] == format_score(ft)
-    assert rows["Average"][columns.index(("adapter-paper", "none"))] == "--"
-    assert rows["Average"][columns.index(("sbmoe-paper-e6", "top1"))].startswith(r"\textbf{")
-    assert rows["scifact"][columns.index(("sbmoe-paper-e6", "top1"))].startswith(r"\textbf{")
+    assert rows["FT"][-1] == format_score(ft)
+    assert rows["Adapter"][-1] == "--"
+    assert rows["SB-MoE TOP-1 E=6"][-1].startswith(r"\textbf{")
+    assert rows["SB-MoE TOP-1 E=6"][0].startswith(r"\textbf{")
+    assert "\\scriptsize" not in table.latex and "\\resizebox" not in table.latex
+
+
+def test_zero_shot_table_splits_many_test_sets_into_panels(tmp_path):
+    """Thirteen test sets (the full study's) and the Average: three tabulars of at most PANEL_WIDTH
+    columns, every test set once, the CSV the same records as one wide table would hold."""
+    frame = load_results(synthetic_records(tmp_path))
+    scifact = frame[frame["testset"] == "scifact"]
+    testsets = [f"set{number}" for number in range(13)]
+    many = pd.concat([scifact.assign(testset=name) for name in testsets], ignore_index=True)
+    table = zero_shot_table(many, "msmarco", testsets, metrics=["ndcg@10"])
+    headers = [line.removesuffix(r" \\").split(" & ")[1:] for line in table.latex.splitlines() if line.startswith("System &")]
+    assert len(headers) == 3 and all(len(header) <= PANEL_WIDTH for header in headers)
+    assert [name for header in headers for name in header] == [*testsets, "Average"]
+    assert table.latex.count(r"\begin{tabular}") == 3
+    assert len(table.frame) == (len(testsets) + 1) * len(SYSTEMS)
 
 
 def test_reproduction_table_matches_published_names(results):
@@ -245,8 +268,21 @@ def test_reproduction_table_matches_published_names(results):
     assert not_run["ours"].isna().all() and not_run["paper"].notna().all()
     e9 = csv[(csv["dataset"] == "NQ") & (csv["configuration"] == "E=9")]
     assert e9["ours"].isna().all()
-    dl19 = [line for line in table.latex.splitlines() if "Ours" in line][1]
-    assert set(dl19.removesuffix(r" \\").split(" & ")[2:]) == {"--"}
+    shown = [line.split(" & ")[0] for line in table.latex.splitlines() if " & Paper & " in line]
+    assert shown == ["MSMARCO", "NQ"]  # the published datasets this configuration ran; the CSV keeps DL19
+    nq = [line for line in table.latex.splitlines() if " & Ours & " in line][1]
+    assert "--" in nq.split(" & ")  # E=9 was not run on NQ
+
+
+def test_reproduction_table_without_a_published_setting_is_one_line(results):
+    """A configuration that runs none of the paper's datasets: the LaTeX is one line naming the
+    configuration that runs them, the CSV still lists every published value."""
+    reference = load_reference(REFERENCE)
+    table = reproduction_table(results, reference, [("msmarco", "scifact")], REPORTED_METRICS)
+    body = [line for line in table.latex.splitlines() if line.endswith(r"\\")]
+    assert len(body) == 1 and "config.yaml" in body[0] and "--" not in table.latex
+    published = sum(len(values) for datasets in reference["metrics"].values() for values in datasets.values())
+    assert len(table.frame) == published and table.frame["ours"].isna().all()
 
 
 def test_experts_table_counts_activated_experts(tmp_path):
@@ -262,11 +298,25 @@ def test_experts_table_counts_activated_experts(tmp_path):
         [(keys, queries, corpus), (ft_keys, ft_queries, ft_queries)], dataset_labels={"scifact": "SciFact"}
     )
     row = next(line for line in table.latex.splitlines() if line.startswith("SB-MoE"))
-    assert row == r"SB-MoE TOP-1 E=6 & SciFact & 6 & 2 & 4 & 50/0/50/0/0/0 & 10/20/30/0/0/40 \\"
+    # one routing: E = 6, 1 routing, 2 experts activated by queries and 4 by documents, the busiest
+    # expert receiving 50% of the queries and 40% of the documents
+    assert row == r"SB-MoE TOP-1 E=6 & 6 & 1 & 2 & 4 & 50 & 40 \\"
     assert set(table.frame["system"]) == {"sbmoe-paper-e6"}
     documents = table.frame[table.frame["side"] == "documents"]
     assert documents["count"].tolist() == [1, 2, 3, 0, 0, 4] and (documents["activated"] == 4).all()
     assert isinstance(table.frame, pd.DataFrame)
+
+
+def test_experts_table_summarises_a_system_over_its_routings(tmp_path):
+    """Two seeds of one system: one row, the mean and range of what varies, the CSV every expert."""
+    records = []
+    for seed, experts in ((1, [0, 0, 1, 1]), (2, [0, 1, 2, 3])):
+        keys = dict(encoder="tiny", trainset="msmarco", system="sbmoe-paper-e6", seed=seed, testset="scifact", pooling="top1")
+        routed = write_routing(tmp_path / f"{seed}.npz", ["t1", "t2", "t3", "t4"], experts, 6)
+        records.append((keys, routed, routed))
+    table = experts_table(records)
+    assert _rows(table.latex)["SB-MoE TOP-1 E=6"] == ["6", "2", "3.0 (2--4)", "3.0 (2--4)", "37.5 (25--50)", "37.5 (25--50)"]
+    assert len(table.frame) == 2 * 2 * 6
 
 
 def test_table_write_is_atomic_pair(tmp_path, results):
@@ -301,4 +351,4 @@ def test_untrained_encoder_sits_under_every_training_set(tmp_path):
     row = _line(in_domain.latex, "Zero-shot").removesuffix(r" \\").split(" & ")
     assert row[:3] == ["tiny", "Zero-shot", r".100$^{\dagger}$"]
     zero_shot = zero_shot_table(results, "msmarco", ZERO_SHOT, metrics=["ndcg@10"])
-    assert "Zero-shot" in zero_shot.latex.splitlines()[4]
+    assert zero_shot.latex.splitlines()[4].startswith("Zero-shot & ")

@@ -300,18 +300,35 @@ def test_every_number_of_the_verdicts_section_comes_from_the_json():
 
 def test_the_abstract_sentences_state_the_jsons_verdicts():
     report = full_report()
-    text = abstract_sentences(report)
+    labels = {"scifact": "SciFact", "cranfield": "Cranfield"}
+    text = abstract_sentences(report, labels)
     counts = report["overview"]
-    assert f"of the {counts['claims']} claims we test, {counts['holds']} hold in every setting" in text
-    assert f"{counts['not tested here']} are not tested by this configuration" in text
+    assert f"Of the paper's {counts['claims']} claims, this configuration tests {counts['tested']} in" in text
+    holds = f"{counts['holds']} {'holds' if counts['holds'] == 1 else 'hold'} in every setting"
+    assert holds in text
+    assert f"Not tested by this configuration ({counts['not tested here']} claims)" in text
     for claim in report["claims"]:
-        if claim["settings"]:
-            parts = ", ".join(f"{verdict} in {n}" for verdict, n in claim["counts"].items() if n)
-            total = len(claim["settings"])
-            assert f"{parts} of {total} setting{'s' if total > 1 else ''}." in text
-    numbers = {int(n) for n in re.findall(r"\b\d+\b", text)}
-    allowed = {int(n) for n in formatted_numbers(report, set()) if re.fullmatch(r"\d+", n)}
-    assert numbers <= allowed
+        settings = claim["settings"]
+        if len(settings) == 1:
+            evidence = settings[0]["metrics"]["ndcg@10"]
+            assert f"{settings[0]['verdict']} in its one setting" in text
+            assert f"{signed(evidence['difference'])} [{signed(evidence['ci_low'])}, {signed(evidence['ci_high'])}]" in text
+        elif settings:
+            parts = [f"{verdict} in {n}" for verdict, n in claim["counts"].items() if n]
+            assert f"{parts[-1]} of {len(settings)} settings" in text
+    decimals = re.findall(r"(?:\$-\$|\+)?\d+\.\d+", text)
+    allowed = formatted_numbers(report, set())
+    assert decimals and set(decimals) <= allowed, set(decimals) - allowed
+    integers = {int(n) for n in re.findall(r"\b\d+\b", re.sub(r"\d+\.\d+", "", text))}
+    assert integers <= {int(n) for n in allowed if re.fullmatch(r"\d+", n)}
+
+
+def test_the_abstract_has_no_plural_placeholder_and_the_tables_no_tiny_type():
+    report = full_report()
+    generated = abstract_sentences(report) + verdicts_section(report, report["reproduction"])
+    assert "(s)" not in generated and "comparisons with FT are significant" not in generated
+    assert "\\scriptsize" not in generated and "\\tiny" not in generated
+    assert " 1 settings" not in generated and " 1 claims" not in generated
 
 
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk is not installed (make tex)")
@@ -320,7 +337,7 @@ def test_the_verdicts_section_compiles(tmp_path):
     (tmp_path / "verdicts.tex").write_text(verdicts_section(report, report["reproduction"]))
     (tmp_path / "abstract.tex").write_text(abstract_sentences(report))
     (tmp_path / "main.tex").write_text(
-        "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{amsmath,booktabs,longtable}\n"
+        "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{amsmath,array,booktabs,longtable}\n"
         "\\begin{document}\\begin{abstract}\\input{abstract.tex}\\end{abstract}\\input{verdicts.tex}\\end{document}\n"
     )
     completed = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
@@ -391,4 +408,4 @@ def test_the_snakemake_script_writes_json_csv_and_latex(tmp_path):
     rows = pd.read_csv(out / "verdicts.csv")
     assert set(rows["claim"]) == set(by_id)
     assert (out / "verdicts.tex").read_text() == verdicts_section(written, written["reproduction"], {"scifact": "SciFact"})
-    assert (out / "verdicts_abstract.tex").read_text() == abstract_sentences(written)
+    assert (out / "verdicts_abstract.tex").read_text() == abstract_sentences(written, {"scifact": "SciFact"})

@@ -13,6 +13,8 @@ input.routing_figure routing figure description JSON (figure_routing.py)
 input.logs           list of training logs (JSON lines)
 params.log_keys      list of key dicts (at least ``system``), one per ``input.logs`` entry
 params.metrics       the reported metrics (analysis.metrics): each gets its own macros
+params.benchmarks    optional {dataset id: benchmark name or None} (sbmoe.data.table.benchmark)
+params.dataset_labels optional {dataset id: display name}
 output.tex           macros.tex
 log[0]               the job's log
 """
@@ -50,5 +52,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
         routing=optional_table("routing"),
         routing_figure=optional_json("routing_figure"),
         metrics=params.metrics,
+        benchmarks=getattr(params, "benchmarks", None),
+        dataset_labels=getattr(params, "dataset_labels", None),
     )
     write_macros(snakemake.output.tex, values)  # noqa: F821

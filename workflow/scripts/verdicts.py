@@ -59,4 +59,4 @@ with log_to(smk.log[0]):
     write_json(smk.output.json, report)
     write_text(smk.output.csv, verdict_rows(report).to_csv(index=False))
     write_text(smk.output.tex, verdicts_section(report, report["reproduction"], params.dataset_labels))
-    write_text(smk.output.abstract, abstract_sentences(report))
+    write_text(smk.output.abstract, abstract_sentences(report, params.dataset_labels))

@@ -86,7 +86,8 @@ def format_quantity(value: float) -> str:
 
 
 def score_cell(mean: float, std: float, seeds: int, bold: bool, dagger: bool, digits: int) -> str:
-    """A table cell: the mean (bold when best, a dagger when significant), a small ``± std`` with several seeds."""
+    """A table cell: the mean (bold when best, a dagger when significant), ``± std`` with several seeds
+    (at the table's own size: the paper sets no table below footnotesize)."""
     if mean is None or math.isnan(mean):
         return MISSING
     text = format_score(mean, digits)
@@ -95,7 +96,7 @@ def score_cell(mean: float, std: float, seeds: int, bold: bool, dagger: bool, di
     if dagger:
         text += r"$^{\dagger}$"
     if seeds > 1:
-        text += rf"\,{{\scriptsize$\pm${format_score(std, digits)}}}"
+        text += rf"\,$\pm${format_score(std, digits)}"
     return text
 
 

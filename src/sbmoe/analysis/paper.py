@@ -26,11 +26,12 @@ from sbmoe.systems.labels import metric_label
 from sbmoe.systems.names import parse_system
 
 MACROS = {
-    "NumEncoders": "encoders in Table I",
-    "NumSystems": "systems (system id and pooling) in Table I",
-    "NumSeeds": "largest number of seeds behind a Table I cell",
-    "NumInDomain": "in-domain test sets in Table I",
-    "NumZeroShot": "zero-shot test sets in Table II",
+    "NumEncoders": "encoders in Table I, with their noun (1 encoder, 2 encoders)",
+    "NumSystems": "systems (system id and pooling) in Table I, with their noun",
+    "NumSeeds": "largest number of seeds behind a Table I cell, with its noun",
+    "NumInDomain": "in-domain test sets in Table I, with their noun",
+    "NumZeroShot": "zero-shot test sets in Table II, with their noun",
+    "ZeroShotSets": "the zero-shot test sets by benchmark (BEIR test sets, other test collections)",
     "HeadDataset": "first test set of Table I",
     "HeadEncoder": "first encoder of Table I",
     "HeadFTNdcg": "FT nDCG@10 on the first test set",
@@ -50,14 +51,15 @@ MACROS = {
     "ZeroShotBestAverage": "best average nDCG@10 of a MoE or adapter system (first encoder)",
     "ZeroShotBestSystem": "that system's label",
     "ReproCompared": "published numbers with a result of ours beside them",
+    "ReproRan": "yes when a published number has a result of ours beside it, else no",
     "GateGradPaper": "largest gate gradient norm of an SB-MoE system with the paper's combination",
     "GateGradLearned": "mean gate gradient norm of SB-MoE systems with the learned combination",
     "EntropyPaper": "mean last-epoch routing entropy, paper's combination",
     "EntropyLearned": "mean last-epoch routing entropy, learned combination",
     "MaxEpochs": "most epochs in a training log",
-    "ExpertRows": "rows of Table III",
-    "AllActivatedDocs": "Table III rows in which every employed expert received a document",
-    "AllActivatedQueries": "Table III rows in which every employed expert received a query",
+    "ExpertRows": "routings (system, test set and seed) summarised by Table III",
+    "AllActivatedDocs": "routings in which every employed expert received a document",
+    "AllActivatedQueries": "routings in which every employed expert received a query",
     "TsneQuery": "id of the t-SNE query",
     "TsneSeed": "seed that chose it",
     "TsneCandidates": "queries it was chosen among",
@@ -86,7 +88,7 @@ MACROS = {
 # Macros stated once per reported metric (analysis.metrics), named after the metric (see
 # metric_macro_name): {prefix: description}, placed after the macro named in _METRIC_MACROS_AFTER.
 METRIC_MACROS = {"ReproMeanAbsDiff": "mean absolute difference from the published {label}"}
-_METRIC_MACROS_AFTER = "ReproCompared"
+_METRIC_MACROS_AFTER = "ReproRan"
 _DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 _NAME = re.compile(r"^[A-Za-z]+$")
 _NDCG = "ndcg@10"  # the metric of the macros named ...Ndcg and of the comparisons the text states in words
@@ -127,6 +129,11 @@ def render_macros(values: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number: ``1 encoder``, ``2 encoders``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _is_moe(systems: pd.Series) -> pd.Series:
     return ~systems.map(lambda system: parse_system(system)["variant"]).isin(_NOT_MOE)
 
@@ -136,10 +143,10 @@ def _in_domain_macros(table: pd.DataFrame) -> dict:
         return {}
     ndcg = table[table["metric"] == _NDCG]
     values = {
-        "NumEncoders": str(table["encoder"].nunique()),
-        "NumSystems": str(len(table[["system", "pooling"]].drop_duplicates())),
-        "NumSeeds": str(int(table["seeds"].max())),
-        "NumInDomain": str(len(table[["trainset", "testset"]].drop_duplicates())),
+        "NumEncoders": counted(table["encoder"].nunique(), "encoder"),
+        "NumSystems": counted(len(table[["system", "pooling"]].drop_duplicates()), "system"),
+        "NumSeeds": counted(int(table["seeds"].max()), "seed"),
+        "NumInDomain": counted(len(table[["trainset", "testset"]].drop_duplicates()), "in-domain test set"),
     }
     wins = pairs = 0
     for _, cell in ndcg.groupby(["encoder", "trainset", "testset"], sort=False):
@@ -171,14 +178,34 @@ def _ft_and_best(rows: pd.DataFrame, ft_name: str, best_name: str, system_name: 
     return values
 
 
-def _zero_shot_macros(table: pd.DataFrame) -> dict:
+def zero_shot_sets(testsets: Mapping[str, str], benchmarks: Mapping[str, str | None]) -> str:
+    """The zero-shot test sets in words, by the benchmark each comes from (``benchmarks``: test set
+    id -> benchmark name, None for a test collection of its own): ``2 BEIR test sets (NFCorpus and
+    SciFact) and the Cranfield test collection``. ``testsets``: id -> label, in table order."""
+    groups: dict[str | None, list[str]] = {}
+    for testset, label in testsets.items():
+        groups.setdefault(benchmarks.get(testset), []).append(latex_escape(label))
+    parts = [f"{counted(len(labels), f'{benchmark} test set')} ({_join(labels)})"
+             for benchmark, labels in groups.items() if benchmark]
+    if None in groups:
+        collections = "test collection" if len(groups[None]) == 1 else "test collections"
+        parts.append(f"the {_join(groups[None])} {collections}")
+    return _join(parts)
+
+
+def _zero_shot_macros(
+    table: pd.DataFrame, benchmarks: Mapping[str, str | None], dataset_labels: Mapping[str, str]
+) -> dict:
     if table.empty:
         return {}
     averages = table[(table["testset"] == "average") & (table["metric"] == _NDCG)]
     averages = averages[(averages["encoder"] == table["encoder"].iloc[0]) & averages["mean"].notna()]
+    tested = table[table["testset"] != "average"]
+    labels = dict(zip(tested["testset"], tested["dataset"]))
     values = {
-        "NumZeroShot": str(table.loc[table["testset"] != "average", "testset"].nunique()),
-        "ZeroShotTrainset": latex_escape(str(table["trainset"].iloc[0])),
+        "NumZeroShot": counted(len(labels), "zero-shot test set"),
+        "ZeroShotSets": zero_shot_sets(labels, benchmarks),
+        "ZeroShotTrainset": latex_escape(dataset_labels.get(table["trainset"].iloc[0], table["trainset"].iloc[0])),
     }
     values.update(_ft_and_best(averages, "ZeroShotFTAverage", "ZeroShotBestAverage", "ZeroShotBestSystem"))
     return values
@@ -188,7 +215,7 @@ def _reproduction_macros(table: pd.DataFrame, metrics: Sequence[str]) -> dict:
     if table.empty:
         return {}
     compared = table[table["difference"].notna()]
-    values = {"ReproCompared": str(len(compared))}
+    values = {"ReproCompared": str(len(compared)), "ReproRan": "yes" if len(compared) else "no"}
     for metric in metrics:
         differences = compared.loc[compared["metric"] == metric, "difference"]
         if len(differences):
@@ -329,6 +356,8 @@ def paper_macros(
     routing_figure: Mapping | None = None,
     *,
     metrics: Sequence[str],
+    benchmarks: Mapping[str, str | None] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The value (LaTeX text) of every macro of :func:`macro_descriptions` for the reported ``metrics``.
 
@@ -337,12 +366,16 @@ def paper_macros(
     :func:`sbmoe.evaluation.significance.significance_report`; ``logs`` ``(keys, path)`` pairs of training
     logs; ``tsne`` the description returned by :func:`sbmoe.analysis.figures.tsne.tsne_figure`; ``routing``
     the routing table's CSV and ``routing_figure`` the description returned by
-    :func:`sbmoe.analysis.figures.routing.routing_figure`.
+    :func:`sbmoe.analysis.figures.routing.routing_figure`; ``benchmarks`` maps a test set id to the
+    benchmark it comes from (:func:`sbmoe.data.table.benchmark`; None or absent: a test collection
+    of its own), so the text names BEIR only for BEIR's test sets; ``dataset_labels`` the display
+    name of a dataset id (the training set's, which the tables' CSVs do not hold).
     """
     values = dict.fromkeys(macro_descriptions(metrics), MISSING)
     empty = pd.DataFrame()
     values.update(_in_domain_macros(in_domain if in_domain is not None else empty))
-    values.update(_zero_shot_macros(zero_shot if zero_shot is not None else empty))
+    zero_shot = zero_shot if zero_shot is not None else empty
+    values.update(_zero_shot_macros(zero_shot, benchmarks or {}, dataset_labels or {}))
     values.update(_reproduction_macros(reproduction if reproduction is not None else empty, metrics))
     values.update(_experts_macros(experts if experts is not None else empty))
     values.update(_significance_macros(significance or {}))

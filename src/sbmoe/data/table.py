@@ -64,6 +64,15 @@ class DatasetSpec:
         return source.url != main.url
 
 
+def benchmark(spec: DatasetSpec) -> str | None:
+    """The benchmark a dataset's test split is taken from: ``"BEIR"`` for BEIR's ir_datasets ids
+    (``beir/...``) and BEIR archives, None for a test collection of its own (Cranfield, TREC DL)."""
+    source = spec.splits.get("test") or next(iter(spec.splits.values()))
+    if (source.ir_datasets or "").startswith("beir/") or source.format == "beir":
+        return "BEIR"
+    return None
+
+
 def load_table(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     """Read and validate the datasets table (``workflow/datasets.yaml``)."""
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sbmoe.data.table import DatasetSpec
+from sbmoe.data.table import DatasetSpec, benchmark
 from sbmoe.pipeline import layout
 from sbmoe.pipeline.routing_design import RetrieverRouting
 from sbmoe.systems.names import poolings, study_systems, variant_of
@@ -288,3 +288,8 @@ class Study:
 
     def dataset_labels(self) -> dict[str, str]:
         return {name: spec.label for name, spec in self.datasets.items()}
+
+    def dataset_benchmarks(self) -> dict[str, str | None]:
+        """The benchmark each dataset's test split comes from (None: a test collection of its own), for the
+        paper's wording ("BEIR test sets" only for BEIR's)."""
+        return {name: benchmark(spec) for name, spec in self.datasets.items()}

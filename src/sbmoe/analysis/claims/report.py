@@ -127,7 +127,8 @@ def verdict_table(report: Mapping, labels: Mapping[str, str] | None = None) -> s
                r"second metric's interval and tests are in verdicts.csv); "
                rf"{confidence}\% paired bootstrap interval; $p$: corrected $p$-value of the paired test; "
                rf"MDE: minimal detectable effect at {power}\% power.}}\label{{tab:verdicts}}\\")
-    lines = [r"{\scriptsize\setlength{\tabcolsep}{3pt}", r"\begin{longtable}{@{}lp{3.9cm}cllllll@{}}", caption,
+    lines = [r"{\footnotesize\setlength{\tabcolsep}{3pt}",
+             r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{3.4cm}cllllll@{}}", caption,
              r"\toprule", header, r"\midrule", r"\endfirsthead",
              r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
     for number, claim in enumerate(report["claims"], start=1):
@@ -166,7 +167,7 @@ def reproduction_table(records: Sequence[Mapping], labels: Mapping[str, str] | N
               r"$\Delta$ SB-MoE & ER & $\Delta$RI \\")
     caption = (r"\caption{Reproduction measures against the published expert-count numbers (Breuer et al.'s Effect "
                r"Ratio ER and $\Delta$RI, computed with repro\_eval): $\Delta$ = ours $-$ paper.}\label{tab:repro-measures}\\")
-    lines = [r"{\scriptsize\setlength{\tabcolsep}{3pt}\begin{longtable}{@{}lllrrrrrrrr@{}}", caption,
+    lines = [r"{\footnotesize\setlength{\tabcolsep}{3pt}\begin{longtable}{@{}lllrrrrrrrr@{}}", caption,
              r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
     for r in records:
         cells = [latex_escape((labels or {}).get(r["testset"], r["dataset"])), str(r["experts"]),
@@ -189,33 +190,57 @@ def verdicts_section(report: Mapping, reproduction: Sequence[Mapping], labels: M
     ]) + "\n"
 
 
-def _are(count: int) -> str:
-    return f"{count} is" if count == 1 else f"{count} are"
+def _verb(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
 
 
 def _settings(count: int) -> str:
     return f"{count} setting" if count == 1 else f"{count} settings"
 
 
-def abstract_sentences(report: Mapping) -> str:
-    """The abstract's verdict sentences: the overview, one sentence per tested claim, the untested ones."""
-    counts = overview(report)
+def _effect(claim: Mapping, metric: str, labels: Mapping[str, str]) -> str:
+    """The claim's measured effect on ``metric``: the difference, interval and p-value of its one
+    setting, or the range of the differences over its settings ("" for a gate-gradient claim)."""
+    found = [(setting, setting["metrics"][metric])
+             for setting in claim["settings"] if metric in setting.get("metrics", {})]
+    if not found:
+        return ""
+    name = METRIC_LABELS.get(metric, latex_escape(metric))
+    if len(found) == 1:
+        setting, evidence = found[0]
+        where = latex_escape(labels.get(setting["testset"], setting["testset"]))
+        p = p_text(evidence["p_value"])
+        return f" ({where}, $\\Delta$ {name} {_interval(evidence)}, $p$ {p if p.startswith('$') else '= ' + p})"
+    differences = [evidence["difference"] for _, evidence in found]
+    return f" ($\\Delta$ {name} from {signed(min(differences))} to {signed(max(differences))})"
+
+
+def abstract_sentences(report: Mapping, labels: Mapping[str, str] | None = None) -> str:
+    """The abstract's verdict sentences: the overview, one sentence per tested claim (its verdicts
+    and measured effect on the first metric), the untested ones."""
+    counts, labels, metric = overview(report), labels or {}, report["metrics"][0]
     sentences = [(
-        f"Claim by claim (Section~\\ref{{sec:verdicts}}), of the {counts['claims']} claims we test, "
-        f"{counts['holds']} hold in every setting this study ran, {counts['holds in some settings']} in some, "
-        f"{counts['does not hold']} in none, {_are(counts['inconclusive'])} inconclusive and "
-        f"{_are(counts[NOT_TESTED])} not tested by this configuration ({_settings(counts['settings'])}, "
-        f"{counts['reproductions']} of them reproductions of the original's encoder and data)."
+        f"Of the paper's {counts['claims']} claims, this configuration tests {counts['tested']} in "
+        f"{_settings(counts['settings'])} ({counts['reproductions']} of them reproductions of the original's encoder "
+        f"and data; Section~\\ref{{sec:verdicts}}): {_verb(counts['holds'], 'holds', 'hold')} in every setting, "
+        f"{counts['holds in some settings']} in some and {counts['does not hold']} in none, and "
+        f"{_verb(counts['inconclusive'], 'is', 'are')} inconclusive."
     )]
     for claim in report["claims"]:
         if not claim["settings"]:
             continue
-        parts = ", ".join(f"{verdict} in {n}" for verdict, n in claim["counts"].items() if n)
+        parts = [f"{verdict} in {n}" for verdict, n in claim["counts"].items() if n]
+        if len(claim["settings"]) == 1:
+            found = f"{claim['settings'][0]['verdict']} in its one setting"
+        else:
+            found = (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]) + \
+                f" of {_settings(len(claim['settings']))}"
         short = latex_escape(claim["short"])
-        sentences.append(f"{short[0].upper()}{short[1:]}: {parts} of {_settings(len(claim['settings']))}.")
+        sentences.append(f"{short[0].upper()}{short[1:]}: {found}{_effect(claim, metric, labels)}.")
     untested = [latex_escape(claim["short"]) for claim in report["claims"] if not claim["settings"]]
     if untested:
-        sentences.append("Not tested here: " + "; ".join(untested) + ".")
+        sentences.append(f"Not tested by this configuration ({_verb(len(untested), 'claim', 'claims')}): "
+                         + "; ".join(untested) + ".")
     return "% Generated by sbmoe.analysis.claims.report from verdicts.json. Do not edit.\n" + "\n".join(sentences) + "\n"
 
 

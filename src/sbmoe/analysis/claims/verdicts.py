@@ -42,6 +42,7 @@ from sbmoe.systems.labels import display_label
 
 log = logging.getLogger(__name__)
 
+# analysis/claims/verdicts.py lies four folders below the repository root (src/sbmoe/analysis/claims).
 SCHEMA = Path(__file__).resolve().parents[4] / "workflow" / "schemas" / "claims.schema.yaml"
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
 NOT_TESTED = "not tested here"

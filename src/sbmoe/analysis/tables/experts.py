@@ -50,10 +50,6 @@ def expert_usage(experts: np.ndarray, employed: int) -> dict:
     }
 
 
-def _shares_text(shares: Sequence[float]) -> str:
-    return "/".join(f"{round(100 * share)}" for share in shares)
-
-
 def experts_table(
     records: Iterable[tuple[Mapping, str | Path, str | Path | Sequence[str | Path]]],
     dataset_labels: Mapping[str, str] | None = None,
@@ -63,35 +59,56 @@ def experts_table(
 
     ``records`` are ``(keys, queries_npz, corpus_npz)``, the corpus as one npz or a list of its
     shards; records of systems without a gate are left out. Activated = experts that received at
-    least one text (the routing actually taken, the npz ``experts`` array). The share columns give
-    the percentage of texts per expert. A seed column appears when the records hold several seeds.
-    The CSV has one row per record, side (``queries`` / ``documents``) and expert.
+    least one text (the routing actually taken, the npz ``experts`` array). The CSV has one row per
+    record, side (``queries`` / ``documents``) and expert; the LaTeX summarises it per system
+    (:func:`experts_summary`, which names no test set: ``dataset_labels`` is accepted, like every
+    table's, and not needed).
     """
-    rows = _usages(records)
-    several_seeds = len({str(keys["seed"]) for keys, _ in rows}) > 1
-    several_encoders = len({keys["encoder"] for keys, _ in rows}) > 1
-    records_out, body = [], []
-    for keys, usage in rows:
+    records_out = []
+    for keys, usage in _usages(records):
         label = display_label(keys["system"], keys["pooling"])
-        cells = [latex_escape(label_of(keys["encoder"], encoder_labels))] if several_encoders else []
-        cells += [latex_escape(label), latex_escape(label_of(keys["testset"], dataset_labels))]
-        cells += [latex_escape(keys["seed"])] if several_seeds else []
-        cells += [
-            str(usage["queries"]["employed"]),
-            str(usage["queries"]["activated"]),
-            str(usage["documents"]["activated"]),
-            _shares_text(usage["queries"]["shares"]),
-            _shares_text(usage["documents"]["shares"]),
-        ]
-        body.append(row(cells))
         records_out += _usage_records(keys, label, usage)
-    names = (["Encoder"] if several_encoders else []) + ["System", "Dataset"] + (["Seed"] if several_seeds else [])
+    frame = pd.DataFrame(records_out)
+    return Table(experts_summary(frame, encoder_labels), frame)
+
+
+def _spread(values: pd.Series, digits: int = 0) -> str:
+    """A quantity over routings: the value when it never varies, else the mean and the range."""
+    low, high = values.min(), values.max()
+    if low == high:
+        return f"{low:.{digits}f}"
+    return f"{values.mean():.1f} ({low:.{digits}f}--{high:.{digits}f})"
+
+
+def experts_summary(frame: pd.DataFrame, encoder_labels: Mapping[str, str] | None = None) -> str:
+    """Table III's LaTeX from its CSV records: one row per encoder and system, over its routings (test
+    sets x seeds): the experts activated for queries and for documents, and the percentage of texts
+    its busiest expert receives (mean, and range when it varies)."""
     header = [
-        *spanning_header([""] * (len(names) + 1), [("Activated", 2), (r"Share per expert (\%)", 2)]),
-        row(names + ["E", "Queries", "Docs", "Queries", "Docs"]),
+        *spanning_header([""] * 3, [("Activated", 2), (r"Busiest expert (\%)", 2)]),
+        row(["System", "E", "Routings", "Queries", "Docs", "Queries", "Docs"]),
     ]
-    latex = tabular("l" * len(names) + "ccc" + "ll", header, [body])
-    return Table(latex, pd.DataFrame(records_out))
+    if frame.empty:
+        return tabular("lcc" + "cccc", header, [])
+    routings = frame.groupby([*_KEYS, "side"], sort=False).agg(
+        label=("label", "first"), employed=("employed", "first"), activated=("activated", "first"),
+        busiest=("share", "max"),
+    ).reset_index()
+    encoders = list(dict.fromkeys(routings["encoder"]))
+    blocks = []
+    for encoder in encoders:
+        block = [row([rf"\multicolumn{{7}}{{l}}{{\emph{{{latex_escape(label_of(encoder, encoder_labels))}}}}}"])] \
+            if len(encoders) > 1 else []
+        mine = routings[routings["encoder"] == encoder]
+        for (_, _), system in mine.groupby(["system", "pooling"], sort=False):
+            queries, documents = system[system["side"] == "queries"], system[system["side"] == "documents"]
+            block.append(row([
+                latex_escape(system["label"].iloc[0]), str(int(system["employed"].iloc[0])), str(len(queries)),
+                _spread(queries["activated"]), _spread(documents["activated"]),
+                _spread(100 * queries["busiest"]), _spread(100 * documents["busiest"]),
+            ]))
+        blocks.append(block)
+    return tabular("lcc" + "cccc", header, blocks)
 
 
 def _usages(records) -> list[tuple[dict, dict]]:

@@ -14,6 +14,12 @@ from sbmoe.analysis.tables.cells import label_of, metric_header, summaries
 from sbmoe.io.errors import DataFormatError, read_yaml
 
 
+# What the table says when this configuration ran none of the published settings: config.yaml is the
+# study that trains the authors' encoders on their datasets (on a GPU cluster).
+NOT_RUN = (r"This configuration runs none of the paper's settings; \texttt{config.yaml} on a GPU cluster "
+           r"runs them. \\")
+
+
 def load_reference(path: str | Path) -> dict:
     """Read the authors' published numbers (``workflow/reference_numbers.yaml``).
 
@@ -60,7 +66,9 @@ def reproduction_table(
     may be left out when the results hold one encoder. Columns: metric (of ``metrics``) x
     configuration (FT and the numbers of experts, published or ours); rows: per dataset, the paper's
     value, ours (mean over seeds) and the difference (ours - paper); ``--`` where either is missing,
-    as for a metric the authors did not publish.
+    as for a metric the authors did not publish. The LaTeX shows only the published datasets this
+    configuration ran (the CSV keeps every published value); when it ran none, one line
+    (:data:`NOT_RUN`) names the configuration that does.
     """
     metrics = list(metrics)
     encoder = _single_encoder(results, encoder)
@@ -81,8 +89,11 @@ def reproduction_table(
         pair = by_name.get(_normalised(name))
         setting = (encoder, combination, pooling)
         block, block_records = _dataset_rows(name, pair, setting, metrics, configurations, reference, cells, digits)
-        blocks.append(block)
+        if any(not math.isnan(record["ours"]) for record in block_records):
+            blocks.append(block)  # a published dataset this configuration did not run is left out of the LaTeX
         records += block_records
+    if not blocks:
+        return Table(_not_run(), pd.DataFrame(records))
     width = len(configurations)
     header = [
         *spanning_header(["", ""], [(metric_header(m), width) for m in metrics]),
@@ -90,6 +101,11 @@ def reproduction_table(
     ]
     latex = tabular("ll" + "c" * (width * len(metrics)), header, blocks)
     return Table(latex, pd.DataFrame(records))
+
+
+def _not_run() -> str:
+    """The table's one line when the configuration runs none of the published settings."""
+    return "\n".join([r"\begin{tabular}{l}", r"\toprule", NOT_RUN, r"\bottomrule", r"\end{tabular}", ""])
 
 
 def _dataset_rows(name, pair, setting, metrics, configurations, reference, cells, digits) -> tuple[list[str], list[dict]]:

@@ -1,4 +1,5 @@
-"""Table II, zero-shot: datasets as rows, encoder x system (x metric) columns, an Average row, best of a row in bold."""
+"""Table II, zero-shot: encoder x system rows, test set (x metric) columns and an Average column, best of a
+system's test set within an encoder in bold; many test sets are split into several tabulars."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from sbmoe.analysis.latex import (
     row,
     score_cell,
     spanning_header,
-    stacked,
     tabular,
 )
 from sbmoe.analysis.tables.cells import (
@@ -31,6 +31,9 @@ from sbmoe.analysis.tables.cells import (
 from sbmoe.evaluation.results import place_untrained
 from sbmoe.systems.labels import display_label
 
+# Test-set columns per tabular: more would not fit the page at the paper's table font size.
+PANEL_WIDTH = 6
+
 
 def zero_shot_table(
     results: pd.DataFrame,
@@ -44,10 +47,11 @@ def zero_shot_table(
     encoder_labels: Mapping[str, str] | None = None,
     digits: int = 3,
 ) -> Table:
-    """Table II: datasets as rows (models trained on ``trainset``), encoder x system (x metric)
-    columns, and an Average row (the mean over datasets, ``--`` for a column missing a dataset).
+    """Table II: encoder x system rows (models trained on ``trainset``), test set (x metric) columns,
+    and an Average column (the mean over test sets, ``--`` for a system missing a test set); more
+    than :data:`PANEL_WIDTH` test sets are split into several tabulars, one under the other.
 
-    Bold: best of a row within an encoder and metric. Dagger: significant difference from the
+    Bold: best system of a test set within an encoder and metric. Dagger: significant difference from the
     baseline of the significance report.
     """
     chosen = place_untrained(select_systems(results, systems), [trainset])
@@ -70,19 +74,23 @@ def zero_shot_table(
                 flags[position] = best
         return flags
 
-    records, body, averages = [], [], {}
+    records, texts, averages = [], {}, {}
     for testset in testsets:
         found = [cells.get((e, s, p, trainset, testset)) for e, s, p in columns for _ in metrics]
         cycle = list(metrics) * len(columns)
         means = [cell[metric] if cell else math.nan for cell, metric in zip(found, cycle)]
-        texts = _dataset_cells(trainset, testset, found, cycle, bold_flags(means), lookup, records, dataset_labels, digits)
-        body.append(row([latex_escape(label_of(testset, dataset_labels)), *texts]))
+        texts[testset] = _dataset_cells(
+            trainset, testset, found, cycle, bold_flags(means), lookup, records, dataset_labels, digits
+        )
         for position, mean in enumerate(means):
             averages.setdefault(position, []).append(mean)
     average_means = [float(np.mean(averages[p])) if averages else math.nan for p in range(len(columns) * len(metrics))]
-    average_row = _average_row(columns, metrics, trainset, average_means, bold_flags(average_means), records, digits)
-    header = _header(columns, metrics, encoder_labels)
-    latex = tabular("l" + "c" * (len(metrics) * len(columns)), header, [body, [average_row]])
+    texts["average"] = _average_row(columns, metrics, trainset, average_means, bold_flags(average_means), records, digits)
+    headers = {testset: latex_escape(label_of(testset, dataset_labels)) for testset in testsets}
+    headers["average"] = "Average"
+    latex = "\\par\\medskip\n".join(
+        _panel(columns, metrics, panel, headers, texts, encoder_labels) for panel in _panels([*testsets, "average"])
+    )
     return Table(latex, pd.DataFrame(records))
 
 
@@ -100,8 +108,8 @@ def _dataset_cells(trainset, testset, found, cycle, flags, lookup, records, data
     return texts
 
 
-def _average_row(columns, metrics, trainset, means, flags, records, digits) -> str:
-    """The Average row (mean over datasets per column); its records are appended to ``records``."""
+def _average_row(columns, metrics, trainset, means, flags, records, digits) -> list[str]:
+    """The Average cells (mean over datasets per system and metric); their records are appended to ``records``."""
     texts = []
     for position, best in enumerate(flags):
         encoder, system, pooling = columns[position // len(metrics)]
@@ -121,27 +129,39 @@ def _average_row(columns, metrics, trainset, means, flags, records, digits) -> s
                 "best": best,
             }
         )
-    return row(["Average", *texts])
+    return texts
 
 
-def _header(columns, metrics, encoder_labels) -> list[str]:
-    """Encoders spanning their systems, then a system per column (per metric group), then the
-    metrics when there are several."""
+def _panels(testsets: Sequence[str]) -> list[list[str]]:
+    """The test-set columns split into panels of at most :data:`PANEL_WIDTH`, so that each stays
+    legible at the paper's table size (the Average column closes the last panel)."""
+    count = math.ceil(len(testsets) / PANEL_WIDTH)
+    size = math.ceil(len(testsets) / count)
+    return [list(testsets[start : start + size]) for start in range(0, len(testsets), size)]
+
+
+def _panel(columns, metrics, testsets, headers, texts, encoder_labels) -> str:
+    """One tabular: a row per encoder and system, the given test sets (x metrics) as columns."""
     width = len(metrics)
     encoders = list(dict.fromkeys(encoder for encoder, _, _ in columns))
-    spans = [sum(1 for c in columns if c[0] == encoder) * width for encoder in encoders]
-    header = spanning_header([""], [(latex_escape(label_of(e, encoder_labels)), s) for e, s in zip(encoders, spans)])
-    header.append(
-        row(
-            ["Dataset"]
-            + [
-                rf"\multicolumn{{{width}}}{{c}}{{{stacked(display_label(system, pooling))}}}"
-                if width > 1
-                else stacked(display_label(system, pooling))
-                for _, system, pooling in columns
-            ]
-        )
-    )
+    leading = ["Encoder", "System"] if len(encoders) > 1 else ["System"]
+    blocks = []
+    for encoder in encoders:
+        block = []
+        for position, (column_encoder, system, pooling) in enumerate(columns):
+            if column_encoder != encoder:
+                continue
+            cells = [texts[t][position * width + offset] for t in testsets for offset in range(width)]
+            label = [latex_escape(display_label(system, pooling))]
+            if len(encoders) > 1:
+                label.insert(0, latex_escape(label_of(encoder, encoder_labels)) if not block else "")
+            block.append(row([*label, *cells]))
+        blocks.append(block)
     if width > 1:
-        header.append(row([""] + [metric_header(m) for _ in columns for m in metrics]))
-    return header
+        header = [
+            *spanning_header([""] * len(leading), [(headers[t], width) for t in testsets]),
+            row(leading + [metric_header(m) for _ in testsets for m in metrics]),
+        ]
+    else:
+        header = [row(leading + [headers[t] for t in testsets])]
+    return tabular("l" * len(leading) + "c" * (width * len(testsets)), header, blocks)

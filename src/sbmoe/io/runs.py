@@ -1,9 +1,22 @@
 """Runs as plain dicts, ``run[qid][doc_id] = score``, read from and written to TREC run files
-(``qid Q0 doc_id rank score tag``)."""
+(``qid Q0 doc_id rank score tag``).
+
+A run file is written so that trec_eval, reading it, ranks every query as the study does:
+
+- each score is written as the shortest decimal that reads back as the same double
+  (:func:`format_score`), so distinct scores stay distinct and equal scores stay equal. The
+  retrievers' scores are float32 (dense search, PISA) or double (fusion, routing); a float32 is
+  exactly a double, so one format keeps both without knowing which a writer holds, and trec_eval,
+  which reads scores as doubles, sees the very values that were ranked.
+- documents are ranked by :func:`trec_order`, trec_eval's own order: score descending, equal
+  scores by document id descending.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from sbmoe.io.atomic import write_text
@@ -13,14 +26,32 @@ from sbmoe.io.errors import DataFormatError, finite_number, text_lines, warn_inp
 Run = dict[str, dict[str, float]]
 
 
+def trec_order(ranking: Mapping[str, float]) -> list[tuple[str, float]]:
+    """One query's ``(doc_id, score)`` pairs in trec_eval's order: score descending, equal scores by
+    document id descending (trec_eval sorts by score, then by ``strcmp`` of the document ids,
+    greater first; Python compares strings by code point, which is the order of their UTF-8 bytes)."""
+    return sorted(ranking.items(), key=lambda item: (item[1], item[0]), reverse=True)
+
+
+def format_score(score: float) -> str:
+    """``score`` as the shortest decimal that reads back as the same double (``repr``): 17
+    significant digits at most, where ``%.6f`` would merge scores that differ below 1e-6."""
+    value = float(score)
+    if not math.isfinite(value):
+        raise ValueError(f"a run score must be a finite number, got {score!r}")
+    return repr(value)
+
+
 def write_trec_run(path: str | os.PathLike, run: Run, tag: str) -> None:
-    """Write a run in TREC format, documents ranked by score (ties by document id), atomically."""
+    """Write a run in TREC format, each query's documents in :func:`trec_order` with their scores
+    at full precision (:func:`format_score`), atomically."""
     if not tag or any(c.isspace() for c in tag):
         raise ValueError(f"a run tag is one word (TREC run fields are whitespace-separated), got {tag!r}")
     lines = []
     for qid in run:
-        ranked = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))
-        lines.extend(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}" for rank, (doc, score) in enumerate(ranked, start=1))
+        ranked = trec_order(run[qid])
+        lines.extend(f"{qid} Q0 {doc} {rank} {format_score(score)} {tag}"
+                     for rank, (doc, score) in enumerate(ranked, start=1))
     write_text(path, "\n".join(lines) + "\n")
 
 

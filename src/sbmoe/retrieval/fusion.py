@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sbmoe.io.collection import Qrels
-from sbmoe.io.runs import Run
+from sbmoe.io.runs import Run, trec_order
 
 NORM_EPSILON = 1e-9  # ranx's floor on max - min
 RRF_K = 60  # ranx's default (Cormack et al.)
@@ -29,9 +29,10 @@ def align(runs: Sequence[Run], qids: Sequence[str]) -> list[Run]:
 
 
 def top_k(ranking: Mapping[str, float], k: int) -> dict[str, float]:
-    """The ``k`` best documents of one query's ranking, best first (ties by document id)."""
-    ranked = sorted(ranking.items(), key=lambda item: (-item[1], item[0]))
-    return dict(ranked[:k])
+    """The ``k`` best documents of one query's ranking, best first, in trec_eval's order (equal
+    scores by document id descending, :func:`sbmoe.io.runs.trec_order`), the order they are written
+    and evaluated in."""
+    return dict(trec_order(ranking)[:k])
 
 
 def min_max(ranking: Mapping[str, float]) -> dict[str, float]:

@@ -33,7 +33,7 @@ import numpy as np
 from sbmoe.evaluation.results import display_label
 from sbmoe.io.collection import Qrels
 from sbmoe.io.runs import Run
-from sbmoe.retrieval.fusion import per_query_fusion, top_k
+from sbmoe.retrieval.fusion import align, fuse, per_query_fusion, top_k
 from sbmoe.evaluation.metrics import evaluate
 from sbmoe.systems.names import poolings
 

@@ -4,12 +4,13 @@ paths: training the router on a held-out split, and routing a test set's queries
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sbmoe.evaluation.metrics import evaluate
 from sbmoe.io.atomic import atomic_path, write_json
 from sbmoe.io.collection import load_qrels, load_queries
 from sbmoe.io.encoded import Encoded
@@ -119,8 +120,13 @@ def route_stage(
             folder.mkdir()
             for name, run in systems.items():
                 write_trec_run(folder / f"{name}.trec", run, f"{tag}-{name}")
-            every = {**dict(zip(experts, runs)), **systems}
-            evaluations[testset] = {name: evaluate(run, qrels, list(metrics), *conventions) for name, run in every.items()}
+            # every run scored as a reader of its file scores it: the routed runs as written
+            every = {name: (run, inputs.runs[i]) for i, (name, run) in enumerate(zip(experts, runs))}
+            for name in systems:
+                written = Path(runs_output) / testset / f"{name}.trec"
+                every[name] = (align([read_trec_run(folder / f"{name}.trec")], qids)[0], written)
+            evaluations[testset] = {name: evaluate(run, qrels, list(metrics), *conventions, run_name=str(path))
+                                    for name, (run, path) in every.items()}
             choices[testset] = {
                 "experts": experts,
                 "queries": {

@@ -40,6 +40,18 @@ def test_trec_order_is_trec_eval_order_on_random_runs():
         assert [doc for doc, _ in trec_order(docs)] == trec_eval_ranks(docs)
 
 
+def test_trec_eval_compares_scores_in_single_precision():
+    # trec_eval stores a score as a C float: doubles that round to the same float32 tie, and the
+    # greater document id comes first even with the lower double
+    close = {"a": 0.5 + 1e-9, "b": 0.5, "c": 0.5 - 1e-9, "d": float(np.nextafter(np.float32(0.5), np.float32(1)))}
+    assert trec_eval_ranks(close) == ["d", "c", "b", "a"]
+    assert trec_order(close) == [("d", close["d"]), ("c", close["c"]), ("b", 0.5), ("a", close["a"])]
+    rng = random.Random(3)
+    for _ in range(20):  # fusion-like doubles, many of them a float32 rounding apart
+        docs = {f"d{i}": 1 / 61 + rng.choice([0.0, 1e-10, 2e-10, 1e-8, 1e-6]) * rng.random() for i in range(40)}
+        assert [doc for doc, _ in trec_order(docs)] == trec_eval_ranks(docs)
+
+
 def test_float32_scores_round_trip_exactly(tmp_path):
     rng = np.random.default_rng(0)
     values = np.concatenate([
@@ -63,7 +75,8 @@ def test_double_scores_round_trip_exactly(tmp_path):
     assert run["q"]["a"] != run["q"]["b"]
     write_trec_run(tmp_path / "run.trec", run, "tag")
     assert read_trec_run(tmp_path / "run.trec") == run
-    assert [doc for doc, _ in trec_order(read_trec_run(tmp_path / "run.trec")["q"])] == ["a", "b", "c", "d", "e", "f"]
+    # 0.6 and the next double up are one float32 for trec_eval, as are 0.3 and the next double up
+    assert [doc for doc, _ in trec_order(read_trec_run(tmp_path / "run.trec")["q"])] == ["b", "a", "d", "c", "e", "f"]
     assert format_score(np.float32(0.1)) == repr(float(np.float32(0.1))) == "0.10000000149011612"
     assert format_score(np.float64(0.3)) == "0.3"
 

@@ -33,7 +33,7 @@ from sbmoe.io.atomic import atomic_path
 from sbmoe.io.collection import read_jsonl
 from sbmoe.io.errors import DataFormatError
 from sbmoe.evaluation.results import METRIC_LABELS, aggregate_seeds
-from sbmoe.io.runs import read_trec_run
+from sbmoe.io.runs import read_trec_run, trec_order
 from sbmoe.selection.comparison import choice_shares
 from sbmoe.selection.experts import expert_label
 
@@ -119,13 +119,10 @@ def expert_count_figure(
 
 
 def ranked_run(path: str | Path, depth: int = 1000) -> dict[str, list[str]]:
-    """A TREC run file as document ids per query, best first (ties by id, as runs are written),
-    the top ``depth`` of each."""
+    """A TREC run file as document ids per query, best first (in trec_eval's order, as runs are
+    written), the top ``depth`` of each."""
     run = read_trec_run(path)
-    return {
-        qid: [doc for doc, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth]]
-        for qid, scores in run.items()
-    }
+    return {qid: [doc for doc, _ in trec_order(scores)[:depth]] for qid, scores in run.items()}
 
 
 def _stored_member(path: str | Path, name: str) -> np.ndarray | None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from sbmoe.io.collection import Qrels
 from sbmoe.evaluation.numba_cache import cache_folder, cache_lock
-from sbmoe.io.runs import Run, trec_order
+from sbmoe.io.runs import Run, rank_scores
 from sbmoe.evaluation.trec_eval import parse_metric, trec_eval_scores
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3")
@@ -58,11 +58,7 @@ def _is_graded(metric: str) -> bool:
 def rank_order(run: Run) -> Run:
     """The run with its ranking made explicit for ranx: each query's documents in trec_eval's order
     (:func:`sbmoe.io.runs.trec_order`), scored ``n, n-1, ..., 1``, so that no two tie."""
-    ranked = {}
-    for qid, docs in run.items():
-        order = trec_order(docs)
-        ranked[qid] = {doc: float(len(order) - rank) for rank, (doc, _) in enumerate(order)}
-    return ranked
+    return {qid: rank_scores(docs) for qid, docs in run.items()}
 
 
 def _ranx_scores(run: Run, judgements: Qrels, metrics: list[str]) -> dict[str, dict[str, float]]:

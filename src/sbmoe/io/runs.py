@@ -5,11 +5,10 @@ A run file is written so that trec_eval, reading it, ranks every query as the st
 
 - each score is written as the shortest decimal that reads back as the same double
   (:func:`format_score`), so distinct scores stay distinct and equal scores stay equal. The
-  retrievers' scores are float32 (dense search, PISA) or double (fusion, routing); a float32 is
-  exactly a double, so one format keeps both without knowing which a writer holds, and trec_eval,
-  which reads scores as doubles, sees the very values that were ranked.
-- documents are ranked by :func:`trec_order`, trec_eval's own order: score descending, equal
-  scores by document id descending.
+  retrievers' scores are float32 (dense search) or double (fusion, routing); a float32 is exactly
+  a double, so one format keeps both without knowing which a writer holds.
+- documents are ranked by :func:`trec_order`, trec_eval's own order: score descending, compared
+  in single precision as trec_eval stores them, equal scores by document id descending.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
 
 from sbmoe.io.atomic import write_text
 from sbmoe.io.collection import Qrels
@@ -28,9 +29,21 @@ Run = dict[str, dict[str, float]]
 
 def trec_order(ranking: Mapping[str, float]) -> list[tuple[str, float]]:
     """One query's ``(doc_id, score)`` pairs in trec_eval's order: score descending, equal scores by
-    document id descending (trec_eval sorts by score, then by ``strcmp`` of the document ids,
-    greater first; Python compares strings by code point, which is the order of their UTF-8 bytes)."""
-    return sorted(ranking.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    document id descending. trec_eval keeps a score as a C ``float`` (``TEXT_TR.sim``), so scores
+    are compared in single precision: doubles that round to the same float32 tie. It sorts ties by
+    ``strcmp`` of the document ids, greater first; Python compares strings by code point, the order
+    of their UTF-8 bytes."""
+    docs = list(ranking)
+    with np.errstate(over="ignore"):  # beyond float32's range a score is infinite for trec_eval too
+        single = np.asarray([ranking[doc] for doc in docs], dtype=np.float64).astype(np.float32).tolist()
+    return [(doc, ranking[doc]) for _, doc in sorted(zip(single, docs), reverse=True)]
+
+
+def rank_scores(ranking: Mapping[str, float]) -> dict[str, float]:
+    """One query's ranking made explicit: its documents in :func:`trec_order`, scored ``n, n-1, ...,
+    1``, for a library that would break ties its own way (ranx)."""
+    order = trec_order(ranking)
+    return {doc: float(len(order) - rank) for rank, (doc, _) in enumerate(order)}
 
 
 def format_score(score: float) -> str:

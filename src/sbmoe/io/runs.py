@@ -34,9 +34,11 @@ def trec_order(ranking: Mapping[str, float]) -> list[tuple[str, float]]:
     ``strcmp`` of the document ids, greater first; Python compares strings by code point, the order
     of their UTF-8 bytes."""
     docs = list(ranking)
+    scores = np.fromiter(ranking.values(), dtype=np.float64, count=len(docs))
     with np.errstate(over="ignore"):  # beyond float32's range a score is infinite for trec_eval too
-        single = np.asarray([ranking[doc] for doc in docs], dtype=np.float64).astype(np.float32).tolist()
-    return [(doc, ranking[doc]) for _, doc in sorted(zip(single, docs), reverse=True)]
+        single = scores.astype(np.float32)
+    ascending = np.lexsort((np.array(docs, dtype=str), single))  # by score, then by id
+    return [(docs[i], ranking[docs[i]]) for i in ascending[::-1].tolist()]
 
 
 def rank_scores(ranking: Mapping[str, float]) -> dict[str, float]:

@@ -4,8 +4,9 @@ nDCG uses the graded judgements as given. The binary metrics (recall, MRR, MAP, 
 count a document relevant when its grade is at least ``relevance_threshold``; queries left with
 no relevant document are not scored for them (trec_eval's convention). ``drop_self_hits``
 removes a retrieved document whose id equals the query id, as BEIR's evaluator does on ArguAna
-and Quora. Documents with equal scores are ranked as trec_eval ranks them, by document id
-descending (:func:`sbmoe.io.runs.trec_order`, the order of the TREC run file).
+and Quora. Documents are ranked as trec_eval ranks them: by score compared in single precision,
+equal scores by document id descending (:func:`sbmoe.io.runs.trec_order`, the order of the TREC
+run file).
 
 Every evaluation is computed twice and stops with :class:`EvaluationMismatchError`, naming the run,
 the query and both values, when any per-query value differs by more than :data:`TOLERANCE`: by ranx,

@@ -11,7 +11,8 @@ documents), and ``mrr@k`` its ``recip_rank`` when the first relevant document is
 ``k``, else 0.
 
 trec_eval is given the run's scores, not a ranking: it orders each query's documents itself (score
-descending, equal scores by document id descending), as ``trec_eval qrels run`` does.
+descending, kept in single precision; equal scores by document id descending), as ``trec_eval
+qrels run`` does.
 """
 
 from __future__ import annotations

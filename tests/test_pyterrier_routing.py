@@ -20,7 +20,7 @@ from sbmoe.retrieval.pyterrier import SBMoEBiEncoder  # noqa: E402
 from sbmoe.selection.pyterrier import RoutedRetriever, base_encoder, results_to_run  # noqa: E402
 from sbmoe.selection.router import RouterConfig, train_router  # noqa: E402
 from sbmoe.selection.experts import hard_routing, query_features, soft_routing, utilities  # noqa: E402
-from sbmoe.io.runs import trec_order  # noqa: E402
+from sbmoe.io.runs import trec_order
 
 MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 EXPERTS = ["bm25", "zeroshot"]

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import pytrec_eval
 import yaml
 
 from conftest import ENV, ROOT, RUN_CI, SNAKEMAKE, finished, run_env, workdir
@@ -186,6 +187,93 @@ def test_ci_study_runs_end_to_end(ci_study):
     html = (folder / "report.html").read_text(errors="replace")
     for name in ("expert_count.pdf", "tsne.pdf", "training_curves.pdf", "in_domain.csv", "routing.csv", "main.pdf"):
         assert name in html, name
+
+
+# trec_eval's measures of the study's metrics (mrr@k: recip_rank when the first relevant document is within k)
+TREC_EVAL = {"ndcg": "ndcg_cut", "recall": "recall", "precision": "P", "map": "map_cut", "mrr": "recip_rank"}
+
+
+def trec_eval_of_file(run_file: Path, qrels_file: Path, evaluation: dict) -> dict[str, dict[str, float]]:
+    """The per-query values of ``evaluation``'s metrics computed by trec_eval (pytrec_eval) from the
+    run file as trec_eval reads it (its scores; trec_eval orders the documents), with the
+    evaluation's conventions: nDCG on the grades, the binary metrics on grades of at least the
+    relevance threshold, self hits dropped where the evaluation dropped them."""
+    run: dict[str, dict[str, float]] = {}
+    for line in run_file.read_text().splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        if not (evaluation["drop_self_hits"] and doc == qid):
+            run.setdefault(qid, {})[doc] = float(score)
+    graded, binary = {}, {}
+    for line in qrels_file.read_text().splitlines():
+        qid, doc, grade = line.split("\t")
+        if qid == "query-id":
+            continue
+        if int(grade) > 0:
+            graded.setdefault(qid, {})[doc] = int(grade)
+        if int(grade) >= evaluation["relevance_threshold"]:
+            binary.setdefault(qid, {})[doc] = 1
+    values = {}
+    for metric in evaluation["per_query"]:
+        name, k = metric.split("@")
+        judged = graded if name == "ndcg" else binary
+        requested, key = (("recip_rank", "recip_rank") if name == "mrr"
+                          else (f"{TREC_EVAL[name]}.{k}", f"{TREC_EVAL[name]}_{k}"))
+        per_query = pytrec_eval.RelevanceEvaluator(judged, {requested}).evaluate(
+            {q: docs for q, docs in run.items() if q in judged})
+        values[metric] = {q: per_query.get(q, {}).get(key, 0.0) for q in judged}
+        if name == "mrr":
+            values[metric] = {q: v if v >= 1 / int(k) else 0.0 for q, v in values[metric].items()}
+    return values
+
+
+def assert_trec_eval_agrees(run_file: Path, qrels_file: Path, evaluation: dict) -> None:
+    expected = trec_eval_of_file(run_file, qrels_file, evaluation)
+    for metric, reported in evaluation["per_query"].items():
+        assert set(reported) == set(expected[metric]), (run_file, metric)
+        worst = max(reported, key=lambda q: abs(reported[q] - expected[metric][q]))
+        assert abs(reported[worst] - expected[metric][worst]) <= 1e-9, (run_file, metric, worst, reported[worst],
+                                                                          expected[metric][worst])
+
+
+def test_every_run_of_the_ci_study_scores_under_trec_eval_as_reported(ci_study):
+    """Every run file, scored by trec_eval as a reader of results/ would score it, gives the values
+    of results/eval/ (dense runs) and of the routing's eval.json (BM25, the dense experts and the
+    routed runs), query by query."""
+    results = ci_study / "results"
+    qrels = {name: ci_study / "resources" / "datasets" / name / "qrels" / "test.tsv"
+             for name in ("scifact", "cranfield")}
+    checked = set()
+    for path in sorted((results / "eval").rglob("seed*.json")):
+        model = path.relative_to(results / "eval").with_suffix("")  # encoder/trainset/system/seedN
+        for testset, by_pooling in yaml.safe_load(path.read_text()).items():
+            for pooling, evaluation in by_pooling.items():
+                run_file = results / "runs" / model / testset / f"{pooling}.trec"
+                assert_trec_eval_agrees(run_file, qrels[testset], evaluation)
+                checked.add(run_file)
+
+    config = yaml.safe_load((ci_study / "config" / "ci.yaml").read_text())
+    encoder, seed = config["routing"]["encoder"], config["seeds"][0]
+    for path in sorted((results / "routing").glob("*/*/eval.json")):
+        trainset = path.parent.name
+        for testset, by_system in yaml.safe_load(path.read_text()).items():
+            for system, evaluation in by_system.items():
+                if system == "bm25":
+                    run_file = results / "bm25" / testset / "runs" / "test.trec"
+                elif system == "zeroshot":
+                    run_file = results / "runs" / encoder / "none" / "zeroshot" / "seed0" / testset / "none.trec"
+                elif "/" in system:
+                    name, pooling = system.split("/")
+                    run_file = results / "runs" / encoder / trainset / name / f"seed{seed}" / testset / f"{pooling}.trec"
+                else:
+                    run_file = path.parent / "runs" / testset / f"{system}.trec"
+                assert_trec_eval_agrees(run_file, qrels[testset], evaluation)
+                checked.add(run_file)
+    # every run of a test set is in a report (the zero-shot expert's only in the routing's); the BM25
+    # runs of the router's held-out split are in none
+    tested = [*(results / "runs").rglob("*.trec"), *results.glob("routing/*/*/runs/*/*.trec"),
+              *results.glob("bm25/*/runs/test.trec")]
+    assert set(tested) == checked
+    assert {"rrf", "wsum", "router-hard", "router-soft", "oracle", "none", "test"} <= {p.stem for p in checked}
 
 
 def test_ci_study_resumes_after_ctrl_c_kill_9_and_a_power_loss(tmp_path, ci_study):

@@ -10,7 +10,7 @@ from sbmoe.evaluation.metrics import evaluate
 from sbmoe.evaluation.results import REPORTED_METRICS
 from sbmoe.io.encoded import Encoded
 from sbmoe.io.runs import write_trec_run
-from sbmoe.retrieval.fusion import align, fuse, min_max, per_query_fusion, tune_wsum, weighted_sum
+from sbmoe.retrieval.fusion import align, fuse, min_max, per_query_fusion, top_k, tune_wsum, weighted_sum
 from sbmoe.selection.comparison import best_single, choice_shares, significance_against_best_single
 from sbmoe.selection.experts import (
     ROUTED,
@@ -57,7 +57,7 @@ def assert_valid_trec(path, k):
         qid, q0, doc, rank, score, _ = line.split()
         docs = seen.setdefault(qid, [])
         assert q0 == "Q0" and int(rank) == len(docs) + 1 and doc not in [d for d, _ in docs]
-        assert not docs or float(score) <= docs[-1][1]
+        assert not docs or np.float32(score) <= np.float32(docs[-1][1])  # trec_eval compares scores as float32
         docs.append((doc, float(score)))
     assert all(len(docs) <= k for docs in seen.values())
     return seen
@@ -194,6 +194,15 @@ def test_soft_routing_with_fixed_weights_is_ranx_wsum():
         assert ours[qid].keys() == theirs[qid].keys()
         for doc in ours[qid]:
             assert ours[qid][doc] == pytest.approx(theirs[qid][doc], abs=1e-9)
+
+
+def test_rrf_and_top_k_break_ties_in_trec_eval_order():
+    tied = [{"q": {"a": 1.0, "b": 1.0, "c": 0.5}}, {"q": {"c": 1.0, "b": 0.2, "a": 0.2}}]
+    # ranks in trec_eval's order (equal scores by document id descending): b, a, c and c, b, a
+    expected = {"b": 1 / 61 + 1 / 62, "a": 1 / 62 + 1 / 63, "c": 1 / 63 + 1 / 61}
+    assert fuse(tied, "rrf")["q"] == pytest.approx(expected, abs=1e-15)
+    assert list(top_k({"a": 1.0, "b": 1.0, "c": 2.0}, 2)) == ["c", "b"]
+    assert list(hard_routing(tied, ["q"], [1], k=2)["q"]) == ["c", "b"]
 
 
 def test_min_max_and_weighted_sum():

@@ -67,8 +67,8 @@ def test_trec_round_trip(tmp_path):
     path = tmp_path / "runs" / "run.trec"
     write_trec_run(path, run, tag="mytag")
     lines = path.read_text().splitlines()
-    assert lines[:3] == ["q1 Q0 d2 1 2.250000 mytag", "q1 Q0 d1 2 0.500000 mytag", "q1 Q0 d3 3 -1.000000 mytag"]
-    assert lines[3:] == ["q2 Q0 d8 1 1.000000 mytag", "q2 Q0 d9 2 1.000000 mytag"]  # ties by document id
+    assert lines[:3] == ["q1 Q0 d2 1 2.25 mytag", "q1 Q0 d1 2 0.5 mytag", "q1 Q0 d3 3 -1.0 mytag"]
+    assert lines[3:] == ["q2 Q0 d9 1 1.0 mytag", "q2 Q0 d8 2 1.0 mytag"]  # ties by document id, descending (trec_eval's)
     assert read_trec_run(path) == run
     assert sorted(p.name for p in path.parent.iterdir()) == ["run.trec"]
 

@@ -4,11 +4,16 @@ nDCG uses the graded judgements as given. The binary metrics (recall, MRR, MAP, 
 count a document relevant when its grade is at least ``relevance_threshold``; queries left with
 no relevant document are not scored for them (trec_eval's convention). ``drop_self_hits``
 removes a retrieved document whose id equals the query id, as BEIR's evaluator does on ArguAna
-and Quora. Documents with equal scores are ranked by document id, the order of the TREC run file.
+and Quora. Documents are ranked as trec_eval ranks them: by score compared in single precision,
+equal scores by document id descending (:func:`sbmoe.io.runs.trec_order`, the order of the TREC
+run file).
 
-Every evaluation is computed twice, by ranx and by trec_eval (:mod:`sbmoe.evaluation.trec_eval`), and stops
-with :class:`EvaluationMismatchError`, naming both values, when any per-query value differs by more
-than :data:`TOLERANCE`. ranx runs holding :func:`sbmoe.evaluation.numba_cache.cache_lock`.
+Every evaluation is computed twice and stops with :class:`EvaluationMismatchError`, naming the run,
+the query and both values, when any per-query value differs by more than :data:`TOLERANCE`: by ranx,
+fed the ranking made explicit (:func:`rank_order`: ranx keeps no fixed order among equal scores),
+and by trec_eval (:mod:`sbmoe.evaluation.trec_eval`), fed the scores themselves, as ``trec_eval qrels
+run`` reads them from the run file, so that it breaks ties its own way. ranx runs holding
+:func:`sbmoe.evaluation.numba_cache.cache_lock`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 
 from sbmoe.io.collection import Qrels
 from sbmoe.evaluation.numba_cache import cache_folder, cache_lock
-from sbmoe.io.runs import Run
+from sbmoe.io.runs import Run, rank_scores
 from sbmoe.evaluation.trec_eval import parse_metric, trec_eval_scores
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3")
@@ -52,13 +57,9 @@ def _is_graded(metric: str) -> bool:
 
 
 def rank_order(run: Run) -> Run:
-    """The run with its ranking made explicit: each query's documents by score, ties by document
-    id, scored ``n, n-1, ..., 1``, so that no implementation breaks ties its own way."""
-    ranked = {}
-    for qid, docs in run.items():
-        order = sorted(docs, key=lambda doc: (-docs[doc], doc))
-        ranked[qid] = {doc: float(len(order) - rank) for rank, doc in enumerate(order)}
-    return ranked
+    """The run with its ranking made explicit for ranx: each query's documents in trec_eval's order
+    (:func:`sbmoe.io.runs.trec_order`), scored ``n, n-1, ..., 1``, so that no two tie."""
+    return {qid: rank_scores(docs) for qid, docs in run.items()}
 
 
 def _ranx_scores(run: Run, judgements: Qrels, metrics: list[str]) -> dict[str, dict[str, float]]:
@@ -86,9 +87,9 @@ def check_agreement(ranx: dict[str, dict[str, float]], reference: dict[str, dict
         difference = abs(got[query] - expected[query])
         if difference > TOLERANCE:
             raise EvaluationMismatchError(
-                f"{run_name}: ranx and trec_eval disagree on {metric}: mean {np.mean(list(got.values())):.6f} (ranx) "
-                f"vs {np.mean(list(expected.values())):.6f} (trec_eval); query {query!r}: {got[query]:.6f} vs "
-                f"{expected[query]:.6f} (tolerance {TOLERANCE:g}); no evaluation is returned. If it happens "
+                f"{run_name}: ranx and trec_eval disagree on {metric}: mean {np.mean(list(got.values())):.12g} (ranx) "
+                f"vs {np.mean(list(expected.values())):.12g} (trec_eval); query {query!r}: {got[query]:.12g} vs "
+                f"{expected[query]:.12g} (tolerance {TOLERANCE:g}); no evaluation is returned. If it happens "
                 f"again, delete numba's cache {cache_folder()}."
             )
         largest = max(largest, difference)
@@ -105,7 +106,8 @@ def evaluate(
 ) -> dict:
     """Return ``{"metrics": {m: mean}, "per_query": {m: {qid: value}}, ...}`` for ``run`` against ``qrels``.
 
-    A judged query missing from the run scores zero. ``run_name`` names the run in errors.
+    A judged query missing from the run scores zero. ``run_name`` names the run in errors (the
+    run file's path). ``run`` holds the scores as the run file does (:func:`sbmoe.io.runs.read_trec_run`).
     """
     for metric in metrics:
         parse_metric(metric)
@@ -113,7 +115,6 @@ def evaluate(
         raise ValueError(f"relevance_threshold must be at least 1, got {relevance_threshold}")
     if drop_self_hits:
         run = {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
-    run = rank_order(run)
     graded = {q: {d: g for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
     binary = {q: {d: 1 for d, g in docs.items() if g >= relevance_threshold} for q, docs in qrels.items()}
     by_judgements = [(graded, [m for m in metrics if _is_graded(m)]), (binary, [m for m in metrics if not _is_graded(m)])]
@@ -128,7 +129,7 @@ def evaluate(
     with cache_lock():
         for judgements, chosen, retrieved in groups:
             if retrieved:  # ranx cannot build an empty run: with no judged query retrieved, every value is 0
-                ranx_scores.update(_ranx_scores(retrieved, judgements, chosen))
+                ranx_scores.update(_ranx_scores(rank_order(retrieved), judgements, chosen))
     means, per_query, largest = {}, {}, 0.0
     for judgements, chosen, retrieved in groups:
         computed = {m: {q: ranx_scores.get(m, {}).get(q, 0.0) for q in judgements} for m in chosen}

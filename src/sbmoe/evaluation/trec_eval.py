@@ -7,7 +7,12 @@ kernels compiled into an on-disk cache; trec_eval is the C program TREC itself u
 The metric names are ranx's, each with a cutoff: ``ndcg@k`` is trec_eval's ``ndcg_cut_k`` (linear
 gains), ``recall@k`` its ``recall_k``, ``precision@k`` its ``P_k`` (divided by ``k`` even when
 fewer documents were retrieved), ``map@k`` its ``map_cut_k`` (divided by the number of relevant
-documents), and ``mrr@k`` its ``recip_rank`` over the top ``k`` documents of the run.
+documents), and ``mrr@k`` its ``recip_rank`` when the first relevant document is within the top
+``k``, else 0.
+
+trec_eval is given the run's scores, not a ranking: it orders each query's documents itself (score
+descending, kept in single precision; equal scores by document id descending), as ``trec_eval
+qrels run`` does.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ def trec_eval_scores(
 ) -> dict[str, dict[str, float]]:
     """``{metric: {qid: value}}`` for every query of ``qrels``; a query the run lacks scores 0.
 
-    ``qrels`` holds the relevant documents only (grade > 0). Scores in ``run`` must have no ties
-    within a query: trec_eval breaks them by document id, ranx does not, so the caller orders them.
+    ``qrels`` holds the relevant documents only (grade > 0). ``run`` holds the scores of the run
+    file; trec_eval breaks their ties by its own rule.
     """
     import pytrec_eval
 
@@ -45,14 +50,15 @@ def trec_eval_scores(
         if name != "mrr":
             cutoffs.setdefault(MEASURES[name], set()).add(k)
     requested = {f"{measure}.{','.join(map(str, sorted(ks)))}" for measure, ks in cutoffs.items()}
+    if any(name == "mrr" for name, _ in parsed.values()):
+        requested.add("recip_rank")
     judged = {q: dict(docs) for q, docs in qrels.items()}
     values = pytrec_eval.RelevanceEvaluator(judged, requested).evaluate(run) if requested else {}
     scores = {}
     for metric, (name, k) in parsed.items():
-        if name == "mrr":  # recip_rank has no cutoff: score the run's top k
-            top = {q: dict(sorted(docs.items(), key=lambda item: -item[1])[:k]) for q, docs in run.items()}
-            reciprocal = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(top)
-            scores[metric] = {q: float(reciprocal.get(q, {}).get("recip_rank", 0.0)) for q in qrels}
+        if name == "mrr":  # recip_rank has no cutoff: 1/rank counts when rank <= k, i.e. when 1/rank >= 1/k
+            reciprocal = {q: float(values.get(q, {}).get("recip_rank", 0.0)) for q in qrels}
+            scores[metric] = {q: value if value >= 1.0 / k else 0.0 for q, value in reciprocal.items()}
         else:
             key = f"{MEASURES[name]}_{k}"
             scores[metric] = {q: float(values.get(q, {}).get(key, 0.0)) for q in qrels}

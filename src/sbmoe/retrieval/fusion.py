@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sbmoe.io.collection import Qrels
-from sbmoe.io.runs import Run
+from sbmoe.io.runs import Run, rank_scores, trec_order
 
 NORM_EPSILON = 1e-9  # ranx's floor on max - min
 RRF_K = 60  # ranx's default (Cormack et al.)
@@ -29,9 +29,10 @@ def align(runs: Sequence[Run], qids: Sequence[str]) -> list[Run]:
 
 
 def top_k(ranking: Mapping[str, float], k: int) -> dict[str, float]:
-    """The ``k`` best documents of one query's ranking, best first (ties by document id)."""
-    ranked = sorted(ranking.items(), key=lambda item: (-item[1], item[0]))
-    return dict(ranked[:k])
+    """The ``k`` best documents of one query's ranking, best first, in trec_eval's order (equal
+    scores by document id descending, :func:`sbmoe.io.runs.trec_order`), the order they are written
+    and evaluated in."""
+    return dict(trec_order(ranking)[:k])
 
 
 def min_max(ranking: Mapping[str, float]) -> dict[str, float]:
@@ -89,6 +90,8 @@ def fuse(runs: Sequence[Run], method: str, weights: Sequence[float] | None = Non
     if not any(docs for run in runs for docs in run.values()):
         return {qid: {} for qid in qids}
     params = {"k": RRF_K} if method == "rrf" else {"weights": [float(w) for w in weights]}
+    if method == "rrf":  # RRF reads ranks: each run's ties broken in trec_eval's order, not ranx's own
+        runs = [{qid: rank_scores(docs) for qid, docs in run.items()} for run in runs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba's type-safety notes
         fused = ranx_fuse([_ranx_run(run) for run in runs], norm="min-max", method=method, params=params)

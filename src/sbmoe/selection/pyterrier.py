@@ -29,7 +29,7 @@ from sbmoe.models.retriever import Retriever
 from sbmoe.selection.router import Router
 from sbmoe.systems.names import BM25
 from sbmoe.selection.experts import hard_routing, query_features, soft_routing
-from sbmoe.io.runs import Run
+from sbmoe.io.runs import Run, trec_order
 
 MODES = ("hard", "soft")
 
@@ -100,7 +100,7 @@ class RoutedRetriever(pt.Transformer):
             routed = soft_routing(runs, qids, weights, self.num_results)
         rows = []
         for position, qid in enumerate(qids):
-            ranked = sorted(routed[qid].items(), key=lambda item: (-item[1], item[0]))[: self.num_results]
+            ranked = trec_order(routed[qid])[: self.num_results]
             extra = {"expert": answered[qid]} if self.mode == "hard" else {}
             rows.extend({"_topic": position, "docno": doc, "score": score, "rank": rank, **extra}
                         for rank, (doc, score) in enumerate(ranked))

@@ -122,8 +122,15 @@ def route_stage(
             folder.mkdir()
             for name, run in systems.items():
                 write_trec_run(folder / f"{name}.trec", run, f"{tag}-{name}")
-            every = {**dict(zip(experts, runs)), **systems}
-            evaluations[testset] = {name: evaluate(run, qrels, list(metrics), *conventions) for name, run in every.items()}
+            # every run scored as a reader of its file scores it: the routed runs as written (a run
+            # that retrieved nothing at all is an empty file, which is no run to read back)
+            every = {name: (run, inputs.runs[i]) for i, (name, run) in enumerate(zip(experts, runs))}
+            for name, run in systems.items():
+                written = folder / f"{name}.trec"
+                read = align([read_trec_run(written)], qids)[0] if any(run.values()) else run
+                every[name] = (read, Path(runs_output) / testset / written.name)
+            evaluations[testset] = {name: evaluate(run, qrels, list(metrics), *conventions, run_name=str(path))
+                                    for name, (run, path) in every.items()}
             choices[testset] = {
                 "experts": experts,
                 "queries": {

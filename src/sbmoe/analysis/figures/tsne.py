@@ -14,17 +14,14 @@ from sklearn.manifold import TSNE
 
 from sbmoe.analysis.figures.canvas import FT_COLOUR, colours, save_figure
 from sbmoe.io.encoded import mapped_array
-from sbmoe.io.runs import read_trec_run
+from sbmoe.io.runs import read_trec_run, trec_order
 
 
 def ranked_run(path: str | Path, depth: int = 1000) -> dict[str, list[str]]:
-    """A TREC run file as document ids per query, best first (ties by id, as runs are written),
-    the top ``depth`` of each."""
+    """A TREC run file as document ids per query, best first (in trec_eval's order, as runs are
+    written), the top ``depth`` of each."""
     run = read_trec_run(path)
-    return {
-        qid: [doc for doc, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth]]
-        for qid, scores in run.items()
-    }
+    return {qid: [doc for doc, _ in trec_order(scores)[:depth]] for qid, scores in run.items()}
 
 
 def load_encoded(paths: str | Path | Sequence[str | Path], ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

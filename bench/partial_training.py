@@ -22,12 +22,12 @@ import torch
 
 from sbmoe.io.collection import Collection, document_text
 from sbmoe.models.encoder import EMBEDDED_MODEL, EncoderConfig
-from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.models.prefix import compute_prefix, pad
 from sbmoe.models.regular_moe import RoutingLog
+from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.training.config import TrainConfig
-from sbmoe.training.trainer import encoder_groups
 from sbmoe.training.examples import info_nce
+from sbmoe.training.trainer import encoder_groups
 
 
 def _batch(collection: Collection, size: int, seed: int) -> tuple[list[str], list[str]]:
@@ -53,7 +53,9 @@ def _median_step(step, steps: int) -> float:
     return statistics.median(times)
 
 
-def training_step(model: Retriever, queries: list[str], docs: list[str], train_layers, steps: int) -> tuple[float, float]:
+def training_step(
+    model: Retriever, queries: list[str], docs: list[str], train_layers, steps: int
+) -> tuple[float, float]:
     """(seconds to cache the prefix of the batch's texts, median seconds per training step)."""
     config = TrainConfig(train_layers=train_layers, encoder_lr=2e-5, moe_lr=1e-4, temperature=0.05)
     encoder = model.encoder
@@ -68,8 +70,10 @@ def training_step(model: Retriever, queries: list[str], docs: list[str], train_l
             return encoder(**batches[kind])
     else:
         started = time.perf_counter()
-        caches = {kind: compute_prefix(encoder, [str(i) for i in range(len(texts))], texts, kind, depth, progress=False)
-                  for kind, texts in (("query", queries), ("doc", docs))}
+        caches = {
+            kind: compute_prefix(encoder, [str(i) for i in range(len(texts))], texts, kind, depth, progress=False)
+            for kind, texts in (("query", queries), ("doc", docs))
+        }
         caching = time.perf_counter() - started
 
         def pooled(kind):
@@ -107,16 +111,21 @@ def main() -> None:
     torch.manual_seed(0)
     collection = Collection.load(args.dataset, "train")
     queries, docs = _batch(collection, args.batch_size, seed=0)
-    print(f"all-MiniLM-L6-v2, {args.batch_size} queries + {args.batch_size} documents per step, max length "
-          f"{args.max_length}, {args.threads} threads, median of {args.steps} steps")
+    print(
+        f"all-MiniLM-L6-v2, {args.batch_size} queries + {args.batch_size} documents per step, max length "
+        f"{args.max_length}, {args.threads} threads, median of {args.steps} steps"
+    )
 
     _, full = training_step(_model("finetune", args.max_length), queries, docs, "all", args.steps)
     print(f"train step, every layer (full forward + backward):  {full:7.2f} s  (peer)")
     for layers in args.layers:
         for variant in ("finetune", "regular-moe"):
             caching, seconds = training_step(_model(variant, args.max_length), queries, docs, layers, args.steps)
-            print(f"train step, top {layers} layer(s) over the cache, {variant:11s} {seconds:7.2f} s  "
-                  f"= {seconds / full:.3f} x the full step  (caching these {2 * args.batch_size} texts once: {caching:.2f} s)")
+            print(
+                f"train step, top {layers} layer(s) over the cache, {variant:11s} {seconds:7.2f} s  "
+                f"= {seconds / full:.3f} x the full step  "
+                f"(caching these {2 * args.batch_size} texts once: {caching:.2f} s)"
+            )
 
     ids = sorted(collection.corpus)[: args.docs]
     texts = [document_text(collection.corpus[d]) for d in ids]
@@ -134,9 +143,11 @@ def main() -> None:
         started = time.perf_counter()
         model.pool_prefix(cache, batch_size=64, progress=False)
         seconds = time.perf_counter() - started
-        print(f"encode {len(texts)} documents, top {layers} layer(s) from the cache: {seconds:7.2f} s  "
-              f"= {seconds / forward:.3f} x the full forward  (caching them once: {caching:.2f} s, "
-              f"{cache.tokens.nbytes / len(texts) / 1024:.0f} KiB per document)")
+        print(
+            f"encode {len(texts)} documents, top {layers} layer(s) from the cache: {seconds:7.2f} s  "
+            f"= {seconds / forward:.3f} x the full forward  (caching them once: {caching:.2f} s, "
+            f"{cache.tokens.nbytes / len(texts) / 1024:.0f} KiB per document)"
+        )
 
 
 if __name__ == "__main__":

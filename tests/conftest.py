@@ -119,10 +119,14 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def shared_data() -> Path:
     """The real collections beside the repository (``../shared/data``): part of the setup, so a
     missing one fails the tests that read it rather than skipping them."""
-    missing = [name for name in ("scifact", "nfcorpus", "cranfield") if not (SHARED_DATA / name / "corpus.jsonl").is_file()]
+    missing = [
+        name for name in ("scifact", "nfcorpus", "cranfield") if not (SHARED_DATA / name / "corpus.jsonl").is_file()
+    ]
     if missing:
-        pytest.fail(f"{SHARED_DATA} lacks {', '.join(missing)} (BEIR layout, corpus.jsonl): clone the repository "
-                    "beside the shared folder that holds them")
+        pytest.fail(
+            f"{SHARED_DATA} lacks {', '.join(missing)} (BEIR layout, corpus.jsonl): clone the repository "
+            "beside the shared folder that holds them"
+        )
     return SHARED_DATA
 
 
@@ -154,6 +158,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def finished(folder: Path) -> set[Path]:
     """Outputs Snakemake recorded as finished: with metadata and no incomplete marker."""
+
     def paths(kind: str) -> set[Path]:
         marks = folder / ".snakemake" / kind
         names = ("".join(p.relative_to(marks).parts) for p in marks.rglob("*") if p.is_file())

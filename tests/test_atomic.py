@@ -26,7 +26,9 @@ with atomic_path(sys.argv[1]) as tmp:
 
 
 def _start_writer(output: Path, release: Path) -> tuple[subprocess.Popen, Path]:
-    process = subprocess.Popen([sys.executable, "-c", WRITER, str(output), str(release)], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(output), str(release)], stdout=subprocess.PIPE, text=True
+    )
     scratch = Path(process.stdout.readline().strip())
     assert scratch.is_dir() and scratch.parent == output.parent
     return process, scratch

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ENV, ROOT, SNAKEMAKE, workdir
 
+from conftest import ENV, ROOT, SNAKEMAKE, workdir
 from sbmoe.analysis.tables.reproduction import load_reference
 from sbmoe.analysis.tables.routing import load_bm25_reference
 from sbmoe.data.datasets import export_dataset
@@ -59,8 +59,15 @@ def refused(config: dict, key: str, *words: str) -> str:
 
 def snakemake(folder: Path, *args: str) -> tuple[int, str]:
     """Snakemake's exit status and output (it prints errors on stdout) in the copy ``folder``."""
-    completed = subprocess.run([*SNAKEMAKE, *args], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, timeout=300, env=ENV)
+    completed = subprocess.run(
+        [*SNAKEMAKE, *args],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     return completed.returncode, completed.stdout
 
 
@@ -75,8 +82,9 @@ def dry_run(folder: Path, text: str) -> tuple[int, str]:
 
 def test_router_never_learns_on_the_queries_it_is_scored_on(study):
     study["routing"]["splits"] = {"scifact": "test"}
-    refused(study, "routing.splits.scifact", "'test' queries of 'scifact'", "test queries of 'scifact'",
-            "held-out split")
+    refused(
+        study, "routing.splits.scifact", "'test' queries of 'scifact'", "test queries of 'scifact'", "held-out split"
+    )
     # a split other than the one scored is fine, and so is the default (valid, carved from train)
     study["routing"]["splits"] = {}
     check_study(study, study_table(study))
@@ -119,12 +127,16 @@ def test_the_same_expert_named_twice_is_refused(study):
     refused(study, "routing.experts", "'zeroshot/none' is the retriever 'zeroshot' again")
 
 
-@pytest.mark.parametrize("text, line, key", [
-    ("seeds: [1]\ntraining: {epochs: 1}\nsearch: {k: 10}\ntraining:\n  epochs: 2\n", 4, "training"),
-    ("training:\n  epochs: 1\n  batch_size: 8\n  epochs: 2\n", 4, "epochs"),
-    ("routing:\n  router: {hidden: 0, folds: 3, hidden: 2}\n", 2, "hidden"),
-    ('{"seed": 1, "model": {"variant": "sbmoe"}, "seed": 2}\n', 1, "seed"),
-], ids=["section", "nested", "flow-mapping", "json"])
+@pytest.mark.parametrize(
+    "text, line, key",
+    [
+        ("seeds: [1]\ntraining: {epochs: 1}\nsearch: {k: 10}\ntraining:\n  epochs: 2\n", 4, "training"),
+        ("training:\n  epochs: 1\n  batch_size: 8\n  epochs: 2\n", 4, "epochs"),
+        ("routing:\n  router: {hidden: 0, folds: 3, hidden: 2}\n", 2, "hidden"),
+        ('{"seed": 1, "model": {"variant": "sbmoe"}, "seed": 2}\n', 1, "seed"),
+    ],
+    ids=["section", "nested", "flow-mapping", "json"],
+)
 def test_yaml_keys_given_twice_are_refused_with_file_line_and_key(tmp_path, text, line, key):
     path = tmp_path / "config.yaml"
     path.write_text(text)
@@ -144,7 +156,7 @@ def test_every_yaml_the_project_reads_refuses_duplicates(study, tmp_path):
     # the dataset table: the last of two entries of one dataset would win
     table = tmp_path / "datasets.yaml"
     text = (ROOT / "workflow" / "datasets.yaml").read_text()
-    entry = text[text.index("  scifact:"):]
+    entry = text[text.index("  scifact:") :]
     entry = entry[: entry.index("\n  ", 1) + 1] if "\n  " in entry[1:] else entry
     table.write_text(text + entry)
     study["datasets"]["table"] = str(table)
@@ -196,8 +208,11 @@ def test_a_mirrored_collection_whose_splits_share_queries_is_refused(tmp_path, t
     (mirror / "toy" / "qrels" / "valid.tsv").unlink()
     test = mirror / "toy" / "qrels" / "test.tsv"
     test.write_text(test.read_text() + "q3\td3\t1\n")
-    entry = {"splits": {"train": {"ir_datasets": "toy/train"}, "test": {"ir_datasets": "toy/test"}},
-             "relevance_threshold": 1, "drop_self_hits": False}
+    entry = {
+        "splits": {"train": {"ir_datasets": "toy/train"}, "test": {"ir_datasets": "toy/test"}},
+        "relevance_threshold": 1,
+        "drop_self_hits": False,
+    }
     with pytest.raises(DataFormatError, match=r"1 query id\(s\) are also judged in .*test.tsv.*'q3'"):
         export_dataset("toy", parse_table({"datasets": {"toy": entry}}), tmp_path / "datasets" / "toy", mirror=mirror)
     assert not (tmp_path / "datasets" / "toy").exists()
@@ -240,8 +255,12 @@ def test_train_layers_of_a_hub_model_not_in_the_cache_is_not_fetched(study, monk
 def test_moe_layers_out_of_range_when_every_layer_is_trained(study):
     study["training"]["train_layers"] = "all"
     study["systems"].append({"variant": "regular-moe", "experts": [2], "moe_layers": [-3]})
-    refused(study, f"systems[{len(study['systems']) - 1}].moe_layers", "layer -3 does not exist in encoder 'tiny'",
-            "2 layers")
+    refused(
+        study,
+        f"systems[{len(study['systems']) - 1}].moe_layers",
+        "layer -3 does not exist in encoder 'tiny'",
+        "2 layers",
+    )
     study["systems"][-1]["moe_layers"] = [1, -1]
     refused(study, f"systems[{len(study['systems']) - 1}].moe_layers", "names a layer of encoder 'tiny' twice")
     study["systems"][-1]["moe_layers"] = [0, -1]
@@ -252,8 +271,12 @@ def test_train_layers_not_a_whole_number_names_the_configfile(tmp_path):
     folder = workdir(tmp_path / "study")
     text = (folder / "config" / "ci.yaml").read_text().replace("train_layers: 0", "train_layers: 1.0")
     code, output = dry_run(folder, text)
-    assert code != 0 and f"invalid configuration ({folder / 'study.yaml'}): training.train_layers: 1.0 is not 'all' or a whole " \
-                         "number of layers (write 1)" in output, output[-3000:]
+    assert (
+        code != 0
+        and f"invalid configuration ({folder / 'study.yaml'}): training.train_layers: 1.0 is not 'all' or a whole "
+        "number of layers (write 1)"
+        in output
+    ), output[-3000:]
     assert "config.yaml" not in output
 
 
@@ -268,8 +291,15 @@ def test_training_qrels_without_a_positive_grade_say_so(tmp_path, tiny_collectio
         path.write_text(path.read_text().replace("\t1\n", "\t0\n"))
     model = ModelConfig(EncoderConfig(TINY_RANDOM_MODEL, query_max_length=16, doc_max_length=24), variant="finetune")
     with pytest.raises(DataFormatError) as caught:
-        train_stage(folder, model, TrainConfig(epochs=1, batch_size=4), tmp_path / "out" / "model",
-                    tmp_path / "out" / "log.jsonl", device="cpu", progress=False)
+        train_stage(
+            folder,
+            model,
+            TrainConfig(epochs=1, batch_size=4),
+            tmp_path / "out" / "model",
+            tmp_path / "out" / "log.jsonl",
+            device="cpu",
+            progress=False,
+        )
     message = str(caught.value)
     assert message.startswith(f"{folder / 'qrels' / 'train.tsv'}: no judgement has a positive grade"), message
     assert "valid_fraction" not in message
@@ -278,8 +308,11 @@ def test_training_qrels_without_a_positive_grade_say_so(tmp_path, tiny_collectio
 def test_cr_only_line_ends_are_named(tmp_path):
     path = tmp_path / "test.tsv"
     path.write_bytes(b"query-id\tcorpus-id\tscore\rq1\td1\t1\rq2\td2\t1\r")
-    with pytest.raises(DataFormatError, match=rf"^{path}:1: a carriage return \(CR\) inside the line at column 25, "
-                                              "as in a file with CR-only line ends"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"^{path}:1: a carriage return \(CR\) inside the line at column 25, "
+        "as in a file with CR-only line ends",
+    ):
         load_qrels(path)
 
 
@@ -287,8 +320,11 @@ def test_a_stray_test_corpus_is_named_not_the_qrels(tmp_path, tiny_collection):
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_collection, folder)
     (folder / "corpus.test.jsonl").write_text('{"_id": "other", "text": "another corpus"}\n')
-    with pytest.raises(DataFormatError, match=rf"^{folder / 'corpus.test.jsonl'}: the test split's corpus is "
-                                              "corpus.jsonl"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"^{folder / 'corpus.test.jsonl'}: the test split's corpus is "
+        "corpus.jsonl",
+    ):
         Collection.load(folder, "test")
 
 
@@ -296,8 +332,14 @@ def test_a_second_run_beside_a_live_one_is_refused_naming_it(tmp_path):
     """Two Snakemake processes in one folder: the second is refused before Snakemake's own lock
     check, naming the first, and never advised to --unlock; a dry run may look on."""
     folder = workdir(tmp_path / "study")
-    first = subprocess.Popen([*SNAKEMAKE, "--cores", "1", "--configfile", "config/ci.yaml"], cwd=folder, env=ENV,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        [*SNAKEMAKE, "--cores", "1", "--configfile", "config/ci.yaml"],
+        cwd=folder,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         lock = folder / ".snakemake" / "sbmoe-running.lock"
         deadline = time.time() + 120

@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("pyterrier_pisa")
 
-from sbmoe.retrieval.bm25 import BM25Config, bm25_stage, build_index, retrieve  # noqa: E402
-from sbmoe.io.collection import Collection, load_corpus  # noqa: E402
 from sbmoe.evaluation.metrics import evaluate  # noqa: E402
+from sbmoe.io.collection import Collection, load_corpus  # noqa: E402
 from sbmoe.io.runs import read_trec_run  # noqa: E402
+from sbmoe.retrieval.bm25 import BM25Config, bm25_stage, build_index, retrieve  # noqa: E402
 
 MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 

@@ -42,12 +42,15 @@ def test_collection_loads(tiny_collection):
 
 
 def test_small_files_read_exactly(tmp_path):
-    corpus = _write_lines(tmp_path / "corpus.jsonl", [
-        json.dumps({"_id": "d1", "title": "Title One", "text": "body one"}),
-        "",
-        json.dumps({"_id": 2, "text": "body two"}),
-        json.dumps({"_id": "d3", "title": None, "text": "body three"}),
-    ])
+    corpus = _write_lines(
+        tmp_path / "corpus.jsonl",
+        [
+            json.dumps({"_id": "d1", "title": "Title One", "text": "body one"}),
+            "",
+            json.dumps({"_id": 2, "text": "body two"}),
+            json.dumps({"_id": "d3", "title": None, "text": "body three"}),
+        ],
+    )
     assert load_corpus(corpus) == {
         "d1": {"title": "Title One", "text": "body one"},
         "2": {"title": "", "text": "body two"},
@@ -74,28 +77,36 @@ def _assert_names(error: DataFormatError, path, line):
 
 
 def test_bad_json_line_names_file_and_line(tmp_path):
-    path = _write_lines(tmp_path / "corpus.jsonl", [
-        json.dumps({"_id": "d1", "text": "fine"}),
-        json.dumps({"_id": "d2", "text": "fine"}),
-        '{"_id": "d3", "text": "broken"',
-    ])
+    path = _write_lines(
+        tmp_path / "corpus.jsonl",
+        [
+            json.dumps({"_id": "d1", "text": "fine"}),
+            json.dumps({"_id": "d2", "text": "fine"}),
+            '{"_id": "d3", "text": "broken"',
+        ],
+    )
     with pytest.raises(DataFormatError, match="not valid JSON") as caught:
         load_corpus(path)
     _assert_names(caught.value, path, 3)
 
 
 def test_missing_id_names_file_and_line(tmp_path):
-    path = _write_lines(tmp_path / "queries.jsonl", [
-        json.dumps({"_id": "q1", "text": "fine"}),
-        json.dumps({"id": "q2", "text": "no underscore id"}),
-    ])
+    path = _write_lines(
+        tmp_path / "queries.jsonl",
+        [
+            json.dumps({"_id": "q1", "text": "fine"}),
+            json.dumps({"id": "q2", "text": "no underscore id"}),
+        ],
+    )
     with pytest.raises(DataFormatError, match="_id") as caught:
         load_queries(path)
     _assert_names(caught.value, path, 2)
 
 
 def test_duplicate_and_textless_records_name_the_line(tmp_path):
-    path = _write_lines(tmp_path / "corpus.jsonl", [json.dumps({"_id": "d1", "text": "a"}), json.dumps({"_id": "d1", "text": "b"})])
+    path = _write_lines(
+        tmp_path / "corpus.jsonl", [json.dumps({"_id": "d1", "text": "a"}), json.dumps({"_id": "d1", "text": "b"})]
+    )
     with pytest.raises(DataFormatError, match="duplicate") as caught:
         load_corpus(path)
     _assert_names(caught.value, path, 2)
@@ -172,7 +183,10 @@ def test_corpus_split_file_preferred(tmp_path, tiny_collection):
     folder = tmp_path / "nq-like"
     shutil.copytree(tiny_collection, folder)
     assert corpus_path(folder, "train") == folder / "corpus.jsonl"
-    _write_lines(folder / "corpus.train.jsonl", [json.dumps({"_id": f"d{i}", "title": "", "text": "train doc"}) for i in range(30)])
+    _write_lines(
+        folder / "corpus.train.jsonl",
+        [json.dumps({"_id": f"d{i}", "title": "", "text": "train doc"}) for i in range(30)],
+    )
     assert corpus_path(folder, "train") == folder / "corpus.train.jsonl"
     assert corpus_path(folder, "test") == folder / "corpus.jsonl"
     train = Collection.load(folder, "train")

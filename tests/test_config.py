@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sbmoe.pipeline.config import ConfigError, build_configs, load_config
 from sbmoe.models.encoder import EncoderConfig
 from sbmoe.models.retriever import ModelConfig
+from sbmoe.pipeline.config import ConfigError, build_configs, load_config
 from sbmoe.training.config import TrainConfig
 
 YAML = """\
@@ -44,8 +44,12 @@ def test_yaml_builds_the_dataclasses(tmp_path):
     model, training = load_config(_write(tmp_path, YAML))
     assert isinstance(model, ModelConfig) and isinstance(training, TrainConfig)
     assert model.encoder == EncoderConfig(
-        name_or_path="google/bert_uncased_L-4_H-512_A-8", pooling="cls", normalize=False,
-        query_max_length=64, doc_max_length=256, lowercase=True,
+        name_or_path="google/bert_uncased_L-4_H-512_A-8",
+        pooling="cls",
+        normalize=False,
+        query_max_length=64,
+        doc_max_length=256,
+        lowercase=True,
     )
     assert (model.variant, model.num_experts, model.combination, model.seed) == ("sbmoe", 9, "learned", 7)
     assert model.system == "sbmoe-learned-e9"
@@ -64,7 +68,9 @@ def test_defaults_and_json(tmp_path):
     assert training == TrainConfig(seed=42)
 
 
-@pytest.mark.parametrize("section,key", [("training", "learning_rate"), ("encoder", "max_length"), ("model", "experts")])
+@pytest.mark.parametrize(
+    "section,key", [("training", "learning_rate"), ("encoder", "max_length"), ("model", "experts")]
+)
 def test_unknown_key_is_named(tmp_path, section, key):
     data = {"encoder": {"name_or_path": "enc"}}
     data.setdefault(section, {})[key] = 1
@@ -87,15 +93,18 @@ def test_negative_learning_rate_names_the_key(tmp_path):
         load_config(_write(tmp_path, YAML.replace("encoder_lr: 1e-6", "encoder_lr: -1e-6")))
 
 
-@pytest.mark.parametrize("old,new,key", [
-    ("epochs: 20", "epochs: twenty", "training.epochs"),
-    ("epochs: 20", "epochs: 2.5", "training.epochs"),
-    ("moe_lr: 1.0e-4", "moe_lr: fast", "training.moe_lr"),
-    ("train_layers: 2", "train_layers: [2]", "training.train_layers"),
-    ("num_experts: 9", "num_experts: nine", "model.num_experts"),
-    ("query_max_length: 64", "query_max_length: '64'", "encoder.query_max_length"),
-    ("seed: 7", "seed: seven", "seed"),
-])
+@pytest.mark.parametrize(
+    "old,new,key",
+    [
+        ("epochs: 20", "epochs: twenty", "training.epochs"),
+        ("epochs: 20", "epochs: 2.5", "training.epochs"),
+        ("moe_lr: 1.0e-4", "moe_lr: fast", "training.moe_lr"),
+        ("train_layers: 2", "train_layers: [2]", "training.train_layers"),
+        ("num_experts: 9", "num_experts: nine", "model.num_experts"),
+        ("query_max_length: 64", "query_max_length: '64'", "encoder.query_max_length"),
+        ("seed: 7", "seed: seven", "seed"),
+    ],
+)
 def test_ill_typed_key_is_named(tmp_path, old, new, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load_config(_write(tmp_path, YAML.replace(old, new)))

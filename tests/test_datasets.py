@@ -19,11 +19,11 @@ from typing import NamedTuple
 
 import pytest
 
-from sbmoe.io.collection import Collection, load_corpus, load_qrels, load_queries, write_qrels
 from sbmoe.analysis.tables.dataset_stats import statistics_table, write_statistics_csv
 from sbmoe.data.datasets import DatasetUnavailableError, export_dataset, write_validation_split
-from sbmoe.data.table import MIRROR_ENV, TableError, load_table, parse_table
 from sbmoe.data.statistics import dataset_statistics
+from sbmoe.data.table import MIRROR_ENV, TableError, load_table, parse_table
+from sbmoe.io.collection import Collection, load_corpus, load_qrels, load_queries, write_qrels
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "workflow" / "datasets.yaml"
@@ -31,8 +31,19 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_shared = pytest.mark.usefixtures("shared_data")
 
 BEIR_TEST_SETS = [
-    "trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "quora",
-    "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact",
+    "trec-covid",
+    "nfcorpus",
+    "nq",
+    "hotpotqa",
+    "fiqa",
+    "arguana",
+    "webis-touche2020",
+    "quora",
+    "dbpedia-entity",
+    "scidocs",
+    "fever",
+    "climate-fever",
+    "scifact",
 ]
 
 
@@ -144,8 +155,11 @@ class TitledDoc(NamedTuple):
     body: str
 
 
-DOCS = [("d1", "Solar wind", "Charged particles stream from the sun."), ("d2", "", "Wings in a slipstream"),
-        ("d3", "Café", "Unicode « text » survives.")]
+DOCS = [
+    ("d1", "Solar wind", "Charged particles stream from the sun."),
+    ("d2", "", "Wings in a slipstream"),
+    ("d3", "Café", "Unicode « text » survives."),
+]
 TRAIN_QUERIES = [("q1", "what is the solar wind"), ("q2", "lift of a wing")]
 TEST_QUERIES = [("q3", "unicode café")]
 TRAIN_QRELS = [("q1", "d1", 1), ("q2", "d2", 2), ("q2", "d1", 0)]
@@ -200,7 +214,8 @@ def test_ir_datasets_export_agrees_record_for_record(tmp_path):
     assert source["dataset"] == "toy" and source["origin"] == "source"
     assert source["splits"]["train"] == {"ir_datasets": ids["train"], "corpus_file": "corpus.jsonl"}
     assert source["counts"] == {
-        "corpora": {"corpus.jsonl": 3}, "queries": 3,
+        "corpora": {"corpus.jsonl": 3},
+        "queries": 3,
         "qrels": {"train": {"judged_queries": 2, "qrels": 3}, "test": {"judged_queries": 1, "qrels": 2}},
     }
     assert [p.name for p in dest.parent.iterdir()] == ["toy"]  # no temporary folder left
@@ -212,13 +227,17 @@ def test_split_with_other_documents_gets_its_own_corpus_and_grade_map_applies(tm
 
     test_ids = _register(tmp_path / "a")
     train_ids = _register(tmp_path / "b", docs_cls=GenericDoc, docs=[("d1", "training passage"), ("d2", "another")])
-    entry = _entry(splits={"train": {"ir_datasets": train_ids["train"]}, "test": {"ir_datasets": test_ids["test"]}},
-                   grade_map={-1: None, 0: 0, 1: 3, 2: 2})
+    entry = _entry(
+        splits={"train": {"ir_datasets": train_ids["train"]}, "test": {"ir_datasets": test_ids["test"]}},
+        grade_map={-1: None, 0: 0, 1: 3, 2: 2},
+    )
     dest = export_dataset("toy", parse_table({"datasets": {"toy": entry}}), tmp_path / "toy")
 
     assert load_corpus(dest / "corpus.jsonl") == {i: {"title": t, "text": b} for i, t, b in DOCS}
-    assert load_corpus(dest / "corpus.train.jsonl") == {"d1": {"title": "", "text": "training passage"},
-                                                         "d2": {"title": "", "text": "another"}}
+    assert load_corpus(dest / "corpus.train.jsonl") == {
+        "d1": {"title": "", "text": "training passage"},
+        "d2": {"title": "", "text": "another"},
+    }
     assert load_qrels(dest / "qrels" / "test.tsv") == {"q3": {"d3": 3}}
     assert load_qrels(dest / "qrels" / "train.tsv") == {"q1": {"d1": 3}, "q2": {"d2": 2, "d1": 0}}
 
@@ -271,22 +290,29 @@ def _lines(records) -> str:
 
 def test_multi_domain_archive_becomes_beir_with_rel_doc_ids_as_qrels(archive_server, tmp_path, caplog):
     root, base = archive_server
-    collection = [{"id": 11, "title": "Voting", "text": "On elections.", "keywords": []},
-                  {"id": 12, "title": "Parties", "text": "On party systems.", "keywords": []}]
+    collection = [
+        {"id": 11, "title": "Voting", "text": "On elections.", "keywords": []},
+        {"id": 12, "title": "Parties", "text": "On party systems.", "keywords": []},
+    ]
     train = [{"id": 1, "text": "why vote", "rel_doc_ids": [11, 12], "user_id": "u"}]
     test = [{"id": 2, "text": "party systems", "rel_doc_ids": ["12"], "user_id": "u"}]
-    archive = _zip(root / "political_science.zip", {
-        "political_science/collection.jsonl": _lines(collection),
-        "political_science/train/queries.jsonl": _lines(train),
-        "political_science/test/queries.jsonl": _lines(test),
-    })
+    archive = _zip(
+        root / "political_science.zip",
+        {
+            "political_science/collection.jsonl": _lines(collection),
+            "political_science/train/queries.jsonl": _lines(train),
+            "political_science/test/queries.jsonl": _lines(test),
+        },
+    )
     source = {"url": f"{base}/political_science.zip", "sha256": None, "format": "multi-domain"}
     table = parse_table({"datasets": {"ps": _entry(splits={"train": source, "test": source})}})
     with caplog.at_level(logging.WARNING, logger="sbmoe.data.datasets"):
         dest = export_dataset("ps", table, tmp_path / "datasets" / "ps")
 
-    assert load_corpus(dest / "corpus.jsonl") == {"11": {"title": "Voting", "text": "On elections."},
-                                                  "12": {"title": "Parties", "text": "On party systems."}}
+    assert load_corpus(dest / "corpus.jsonl") == {
+        "11": {"title": "Voting", "text": "On elections."},
+        "12": {"title": "Parties", "text": "On party systems."},
+    }
     assert load_queries(dest / "queries.jsonl") == {"1": "why vote", "2": "party systems"}
     assert load_qrels(dest / "qrels" / "train.tsv") == {"1": {"11": 1, "12": 1}}
     assert load_qrels(dest / "qrels" / "test.tsv") == {"2": {"12": 1}}
@@ -299,11 +325,14 @@ def test_multi_domain_archive_becomes_beir_with_rel_doc_ids_as_qrels(archive_ser
 
 def test_beir_archive_with_pinned_digest_is_verified(archive_server, tmp_path):
     root, base = archive_server
-    archive = _zip(root / "nq-train.zip", {
-        "nq-train/corpus.jsonl": _lines([{"_id": "t1", "title": "A", "text": "passage one"}]),
-        "nq-train/queries.jsonl": _lines([{"_id": "train0", "text": "question"}]),
-        "nq-train/qrels/train.tsv": "query-id\tcorpus-id\tscore\ntrain0\tt1\t1\n",
-    })
+    archive = _zip(
+        root / "nq-train.zip",
+        {
+            "nq-train/corpus.jsonl": _lines([{"_id": "t1", "title": "A", "text": "passage one"}]),
+            "nq-train/queries.jsonl": _lines([{"_id": "train0", "text": "question"}]),
+            "nq-train/qrels/train.tsv": "query-id\tcorpus-id\tscore\ntrain0\tt1\t1\n",
+        },
+    )
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     source = {"url": f"{base}/nq-train.zip", "sha256": digest, "format": "beir"}
     dest = export_dataset("nq", parse_table({"datasets": {"nq": _entry(splits={"train": source})}}), tmp_path / "nq")
@@ -407,9 +436,11 @@ def test_validation_split_depends_on_the_seed(tmp_path):
 
 def _tiny_folder(folder: Path) -> Path:
     (folder / "qrels").mkdir(parents=True)
-    docs = [{"_id": "d1", "title": "Solar wind", "text": "charged particles"},  # 4 tokens
-            {"_id": "d2", "title": "", "text": "one two three four five six"},  # 6 tokens
-            {"_id": "d3", "title": "T", "text": "x"}]  # 2 tokens
+    docs = [
+        {"_id": "d1", "title": "Solar wind", "text": "charged particles"},  # 4 tokens
+        {"_id": "d2", "title": "", "text": "one two three four five six"},  # 6 tokens
+        {"_id": "d3", "title": "T", "text": "x"},
+    ]  # 2 tokens
     (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     queries = [{"_id": "q1", "text": "a b c"}, {"_id": "q2", "text": "a"}, {"_id": "q3", "text": "a  b"}]  # 3, 1, 2
     (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
@@ -471,19 +502,28 @@ def _run_script(name: str, smk: dict) -> subprocess.CompletedProcess:
 def test_snakemake_scripts_export_and_describe_a_dataset(tmp_path):
     folder, log = tmp_path / "resources" / "datasets" / "scifact", tmp_path / "logs" / "scifact.log"
     log.parent.mkdir()
-    done = _run_script("export_dataset.py", {
-        "wildcards": {"dataset": "scifact"}, "log": [str(log)], "output": {"folder": str(folder)},
-        "params": {"table": str(TABLE), "mirror": str(SHARED), "valid_fraction": 0.05, "seed": 42},
-    })
+    done = _run_script(
+        "export_dataset.py",
+        {
+            "wildcards": {"dataset": "scifact"},
+            "log": [str(log)],
+            "output": {"folder": str(folder)},
+            "params": {"table": str(TABLE), "mirror": str(SHARED), "valid_fraction": 0.05, "seed": 42},
+        },
+    )
     assert done.returncode == 0, done.stderr + log.read_text()
     assert "staged scifact" in log.read_text()
     assert len(load_qrels(folder / "qrels" / "valid.tsv")) == 40  # 5% of 809 train queries
 
     out = tmp_path / "tables"
-    done = _run_script("dataset_stats.py", {
-        "input": {"folders": [str(folder)]}, "params": {"names": ["scifact"]},
-        "output": {"json": str(out / "stats.json"), "tex": str(out / "stats.tex"), "csv": str(out / "stats.csv")},
-    })
+    done = _run_script(
+        "dataset_stats.py",
+        {
+            "input": {"folders": [str(folder)]},
+            "params": {"names": ["scifact"]},
+            "output": {"json": str(out / "stats.json"), "tex": str(out / "stats.tex"), "csv": str(out / "stats.csv")},
+        },
+    )
     assert done.returncode == 0, done.stderr
     stats = json.loads((out / "stats.json").read_text())["scifact"]
     assert stats["documents"] == 5183 and stats["splits"]["valid"]["judged_queries"] == 40

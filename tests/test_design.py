@@ -52,11 +52,36 @@ def full() -> Study:
 
 
 CI_SYSTEMS = ["finetune", "adapter-paper", "random-gate-e3", "sbmoe-paper-e3", "sbmoe-learned-e3"]
-FULL_SYSTEMS = ["finetune", "random-gate-e6", "sbmoe-paper-e3", "sbmoe-paper-e6", "sbmoe-paper-e9", "sbmoe-paper-e12",
-                "sbmoe-learned-e6", "adapter-paper", "regular-moe-e4-k2"]
+FULL_SYSTEMS = [
+    "finetune",
+    "random-gate-e6",
+    "sbmoe-paper-e3",
+    "sbmoe-paper-e6",
+    "sbmoe-paper-e9",
+    "sbmoe-paper-e12",
+    "sbmoe-learned-e6",
+    "adapter-paper",
+    "regular-moe-e4-k2",
+]
 FULL_ENCODERS = ["tinybert", "bert-small", "bert-base", "contriever"]
-MSMARCO_TESTS = ["msmarco", "trec-dl-2019", "trec-dl-2020", "trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana",
-                 "webis-touche2020", "quora", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact"]
+MSMARCO_TESTS = [
+    "msmarco",
+    "trec-dl-2019",
+    "trec-dl-2020",
+    "trec-covid",
+    "nfcorpus",
+    "nq",
+    "hotpotqa",
+    "fiqa",
+    "arguana",
+    "webis-touche2020",
+    "quora",
+    "dbpedia-entity",
+    "scidocs",
+    "fever",
+    "climate-fever",
+    "scifact",
+]
 
 
 # ---- systems, models, test sets and shards ----
@@ -64,10 +89,26 @@ MSMARCO_TESTS = ["msmarco", "trec-dl-2019", "trec-dl-2020", "trec-covid", "nfcor
 
 def test_systems_of_each_study(ci, demo, cpu, full):
     assert ci.systems == CI_SYSTEMS
-    assert demo.systems == ["finetune", "adapter-paper", "random-gate-e3", "random-gate-e6", "sbmoe-paper-e3",
-                            "sbmoe-paper-e6", "sbmoe-learned-e3", "sbmoe-learned-e6"]
-    assert cpu.systems == ["finetune", "finetune-elr2e-5", "adapter-paper", "random-gate-e6", "sbmoe-paper-e6",
-                           "sbmoe-learned-e6", "regular-moe-e4-k2", "regular-moe-e4-k2-elr2e-5"]
+    assert demo.systems == [
+        "finetune",
+        "adapter-paper",
+        "random-gate-e3",
+        "random-gate-e6",
+        "sbmoe-paper-e3",
+        "sbmoe-paper-e6",
+        "sbmoe-learned-e3",
+        "sbmoe-learned-e6",
+    ]
+    assert cpu.systems == [
+        "finetune",
+        "finetune-elr2e-5",
+        "adapter-paper",
+        "random-gate-e6",
+        "sbmoe-paper-e6",
+        "sbmoe-learned-e6",
+        "regular-moe-e4-k2",
+        "regular-moe-e4-k2-elr2e-5",
+    ]
     assert full.systems == FULL_SYSTEMS
 
 
@@ -84,18 +125,41 @@ def test_test_sets_in_domain_first_then_zero_shot(ci, demo, full):
     assert demo.testsets("none") == demo.all_testsets()  # the untrained encoder is tested on every set
     assert full.testsets("msmarco") == MSMARCO_TESTS
     assert full.testsets("nq") == ["nq"]
-    assert full.all_datasets() == ["msmarco", "nq", "hotpotqa", "political-science", "computer-science",
-                                   "trec-dl-2019", "trec-dl-2020", "trec-covid", "nfcorpus", "fiqa", "arguana",
-                                   "webis-touche2020", "quora", "dbpedia-entity", "scidocs", "fever",
-                                   "climate-fever", "scifact"]
+    assert full.all_datasets() == [
+        "msmarco",
+        "nq",
+        "hotpotqa",
+        "political-science",
+        "computer-science",
+        "trec-dl-2019",
+        "trec-dl-2020",
+        "trec-covid",
+        "nfcorpus",
+        "fiqa",
+        "arguana",
+        "webis-touche2020",
+        "quora",
+        "dbpedia-entity",
+        "scidocs",
+        "fever",
+        "climate-fever",
+        "scifact",
+    ]
 
 
 def test_models_one_per_encoder_trainset_system_and_seed(ci, full):
-    assert ci.models() == [{"encoder": "tiny", "trainset": "scifact", "system": system, "seed": seed}
-                           for system in CI_SYSTEMS for seed in (1, 2)]
+    assert ci.models() == [
+        {"encoder": "tiny", "trainset": "scifact", "system": system, "seed": seed}
+        for system in CI_SYSTEMS
+        for seed in (1, 2)
+    ]
     trainsets = ["msmarco", "nq", "hotpotqa", "political-science", "computer-science"]
-    assert full.models() == [{"encoder": e, "trainset": t, "system": s, "seed": 42}
-                             for e in FULL_ENCODERS for t in trainsets for s in FULL_SYSTEMS]
+    assert full.models() == [
+        {"encoder": e, "trainset": t, "system": s, "seed": 42}
+        for e in FULL_ENCODERS
+        for t in trainsets
+        for s in FULL_SYSTEMS
+    ]
 
 
 def test_the_untrained_encoders_are_models_where_the_study_says_zeroshot():
@@ -119,13 +183,26 @@ def test_corpus_shards_and_cores(demo, cpu, full):
 
 
 def test_a_system_takes_its_encoder_training_settings_and_its_overrides(cpu):
-    [config] = cpu.train_configs({"encoder": "minilm", "trainset": "scifact", "system": "finetune-elr2e-5", "seed": "1"})
+    [config] = cpu.train_configs(
+        {"encoder": "minilm", "trainset": "scifact", "system": "finetune-elr2e-5", "seed": "1"}
+    )
     assert config["seed"] == 1
-    assert config["encoder"] == {"name_or_path": "embedded:all-MiniLM-L6-v2", "pooling": "mean", "normalize": True,
-                                 "query_max_length": 256, "doc_max_length": 256, "lowercase": False}
+    assert config["encoder"] == {
+        "name_or_path": "embedded:all-MiniLM-L6-v2",
+        "pooling": "mean",
+        "normalize": True,
+        "query_max_length": 256,
+        "doc_max_length": 256,
+        "lowercase": False,
+    }
     assert config["model"]["variant"] == "finetune"
     training = config["training"]
-    assert (training["encoder_lr"], training["moe_lr"], training["epochs"], training["temperature"]) == (2e-5, 1e-4, 6, 0.05)
+    assert (training["encoder_lr"], training["moe_lr"], training["epochs"], training["temperature"]) == (
+        2e-5,
+        1e-4,
+        6,
+        0.05,
+    )
     assert training["train_layers"] == 1
 
 
@@ -144,9 +221,18 @@ def test_a_frozen_encoder_trains_every_system_in_one_job(ci):
 
 def test_the_untrained_encoder_is_told_nothing_about_training(ci, full):
     config = ci.untrained_config({"encoder": "tiny"})
-    assert config == {"encoder": {"name_or_path": "random:tiny-bert", "pooling": "mean", "normalize": True,
-                                  "query_max_length": 64, "doc_max_length": 128, "lowercase": False},
-                      "model": {"variant": "finetune"}, "seed": 0}
+    assert config == {
+        "encoder": {
+            "name_or_path": "random:tiny-bert",
+            "pooling": "mean",
+            "normalize": True,
+            "query_max_length": 64,
+            "doc_max_length": 128,
+            "lowercase": False,
+        },
+        "model": {"variant": "finetune"},
+        "seed": 0,
+    }
     assert "training" not in full.untrained_config({"encoder": "contriever"})
 
 
@@ -179,7 +265,9 @@ def test_training_the_top_layer_reads_the_prefix_cache(cpu):
 
 def test_training_every_layer_reads_the_dataset_and_the_encoder(full):
     assert full.train_inputs({"encoder": "bert-base", "trainset": "nq", "system": "finetune", "seed": "42"}) == {
-        "dataset": "resources/datasets/nq", "base_model": "results/models/bert-base/none/zeroshot/seed0/model"}
+        "dataset": "resources/datasets/nq",
+        "base_model": "results/models/bert-base/none/zeroshot/seed0/model",
+    }
 
 
 def test_a_frozen_encoders_search_routes_the_pooled_cache_for_every_system(ci):
@@ -196,7 +284,13 @@ def test_a_frozen_encoders_search_routes_the_pooled_cache_for_every_system(ci):
 
 
 def test_a_trained_encoders_search_reads_its_encoded_shards(cpu):
-    wildcards = {"encoder": "minilm", "trainset": "scifact", "system": "sbmoe-paper-e6", "seed": "1", "testset": "cranfield"}
+    wildcards = {
+        "encoder": "minilm",
+        "trainset": "scifact",
+        "system": "sbmoe-paper-e6",
+        "seed": "1",
+        "testset": "cranfield",
+    }
     model = "minilm/scifact/sbmoe-paper-e6/seed1"
     assert cpu.search_inputs(wildcards) == {
         "models": [f"results/models/{model}/model"],
@@ -224,7 +318,8 @@ def test_the_corpus_folders_the_analysis_reads(ci, cpu):
     assert ci.encoded_corpus(model, "scifact") == ["results/encoded/tiny/scifact/sbmoe-paper-e3/seed1/scifact/corpus"]
     model = {"encoder": "minilm", "trainset": "scifact", "system": "sbmoe-paper-e6", "seed": 1}
     assert cpu.encoded_corpus(model, "scifact") == [
-        f"results/encoded/minilm/scifact/sbmoe-paper-e6/seed1/scifact/corpus/{shard}" for shard in (0, 1)]
+        f"results/encoded/minilm/scifact/sbmoe-paper-e6/seed1/scifact/corpus/{shard}" for shard in (0, 1)
+    ]
 
 
 # ---- targets ----
@@ -259,9 +354,17 @@ def test_the_records_the_analysis_reads(ci, full):
     records = ci.evaluation_records()
     # (2 + 2 FT/adapter + 2 random gate + 2 * 2 * 2 SB-MoE poolings) per test set and seed
     assert len(records) == 2 * 2 * (1 + 1 + 1 + 2 + 2)
-    assert records[0] == ("results/eval/tiny/scifact/finetune/seed1.json",
-                          {"encoder": "tiny", "trainset": "scifact", "system": "finetune", "seed": 1,
-                           "testset": "scifact", "pooling": "none"})
+    assert records[0] == (
+        "results/eval/tiny/scifact/finetune/seed1.json",
+        {
+            "encoder": "tiny",
+            "trainset": "scifact",
+            "system": "finetune",
+            "seed": 1,
+            "testset": "scifact",
+            "pooling": "none",
+        },
+    )
     # per encoder: 20 test sets of the training sets, 14 (system, pooling) pairs
     assert len(full.evaluation_records()) == 4 * 20 * 14
     gated = ci.routing_records()
@@ -269,9 +372,15 @@ def test_the_records_the_analysis_reads(ci, full):
     panels = ci.tsne_panels()
     assert [keys["system"] for keys, _, _, _ in panels] == ["finetune", "sbmoe-learned-e3"]
     assert panels[1][1] == "results/runs/tiny/scifact/sbmoe-learned-e3/seed1/scifact"
-    assert ci.curve_records()[1] == ({"encoder": "tiny", "trainset": "scifact", "system": "adapter-paper", "seed": 1},
-                                     "results/models/tiny/scifact/adapter-paper/seed1/train_log.jsonl")
-    assert full.in_domain_pairs()[:3] == [["msmarco", "msmarco"], ["msmarco", "trec-dl-2019"], ["msmarco", "trec-dl-2020"]]
+    assert ci.curve_records()[1] == (
+        {"encoder": "tiny", "trainset": "scifact", "system": "adapter-paper", "seed": 1},
+        "results/models/tiny/scifact/adapter-paper/seed1/train_log.jsonl",
+    )
+    assert full.in_domain_pairs()[:3] == [
+        ["msmarco", "msmarco"],
+        ["msmarco", "trec-dl-2019"],
+        ["msmarco", "trec-dl-2020"],
+    ]
     assert full.zero_shot_trainset() == "msmarco"
     assert ci.dataset_labels()["trec-dl-2019"] == "DL19"
 
@@ -296,12 +405,14 @@ def test_the_ci_router_and_its_experts(ci):
     assert routing.bm25_splits({"dataset": "scifact"}) == ["test", "valid"]
     assert routing.bm25_splits({"dataset": "cranfield"}) == ["test"]
     assert routing.router_inputs({"encoder": "tiny", "trainset": "scifact"})["queries"] == (
-        "results/pooled/tiny/scifact/queries-valid.npz")
+        "results/pooled/tiny/scifact/queries-valid.npz"
+    )
     params = routing.route_params({"encoder": "tiny", "trainset": "scifact"})
     assert list(params) == ["scifact", "cranfield"]
     assert params["cranfield"]["runs"][0] == "results/bm25/cranfield/runs/test.trec"
-    assert routing.router_records() == [("scifact", "results/routing/tiny/scifact/eval.json",
-                                         "results/routing/tiny/scifact/choices.json")]
+    assert routing.router_records() == [
+        ("scifact", "results/routing/tiny/scifact/eval.json", "results/routing/tiny/scifact/choices.json")
+    ]
     assert routing.router_pairs() == [["scifact", "scifact"], ["scifact", "cranfield"]]
 
 
@@ -311,9 +422,17 @@ def test_the_demo_routes_both_training_sets_nfcorpus_on_its_dev_split(demo):
     assert [routing.split(t) for t in routing.trainsets] == ["valid", "dev"]
     assert routing.bm25_splits({"dataset": "nfcorpus"}) == ["test", "dev"]
     assert routing.expert_runs("nfcorpus", "nfcorpus", "dev")[2] == (
-        "results/routing/dense/minilm/nfcorpus/sbmoe-learned-e6/seed1/nfcorpus/dev", "top1.trec")
-    wildcards = {"encoder": "minilm", "trainset": "nfcorpus", "system": "sbmoe-learned-e6", "seed": "1",
-                 "dataset": "nfcorpus", "split": "dev"}
+        "results/routing/dense/minilm/nfcorpus/sbmoe-learned-e6/seed1/nfcorpus/dev",
+        "top1.trec",
+    )
+    wildcards = {
+        "encoder": "minilm",
+        "trainset": "nfcorpus",
+        "system": "sbmoe-learned-e6",
+        "seed": "1",
+        "dataset": "nfcorpus",
+        "split": "dev",
+    }
     assert routing.split_search_inputs(wildcards) == {
         "models": ["results/models/minilm/nfcorpus/sbmoe-learned-e6/seed1/model"],
         "dataset": "resources/datasets/nfcorpus",
@@ -321,9 +440,12 @@ def test_the_demo_routes_both_training_sets_nfcorpus_on_its_dev_split(demo):
         "pooled_corpus": [f"results/pooled/minilm/nfcorpus/corpus-{shard}.npz" for shard in range(3)],
     }
     assert routing.split_search_params(wildcards) == [
-        {"poolings": ["top1", "all"], "tag": "minilm-nfcorpus-sbmoe-learned-e6-seed1-dev"}]
-    assert routing.macro_inputs() == {"routing": "results/analysis/tables/routing.csv",
-                                      "routing_figure": "results/analysis/figures/routing.json"}
+        {"poolings": ["top1", "all"], "tag": "minilm-nfcorpus-sbmoe-learned-e6-seed1-dev"}
+    ]
+    assert routing.macro_inputs() == {
+        "routing": "results/analysis/tables/routing.csv",
+        "routing_figure": "results/analysis/figures/routing.json",
+    }
 
 
 def test_a_study_without_routing_trains_no_router(cpu):
@@ -337,7 +459,9 @@ def test_the_full_study_routes_the_training_sets_it_names(full):
     routing = full.routing
     assert routing.trainsets == ["msmarco", "hotpotqa", "political-science", "computer-science"]
     assert routing.expert_model("finetune", "hotpotqa") == (
-        {"encoder": "contriever", "trainset": "hotpotqa", "system": "finetune", "seed": 42}, "none")
+        {"encoder": "contriever", "trainset": "hotpotqa", "system": "finetune", "seed": 42},
+        "none",
+    )
     assert routing.expert_runs("msmarco", "nq", "test") == [
         ("results/bm25/nq/runs", "test.trec"),
         ("results/runs/contriever/msmarco/finetune/seed42/nq", "none.trec"),
@@ -345,7 +469,10 @@ def test_the_full_study_routes_the_training_sets_it_names(full):
     ]
     # NQ is routed only as a zero-shot test set of MSMARCO's router
     assert [routing.bm25_splits({"dataset": name}) for name in ("msmarco", "nq", "computer-science")] == [
-        ["test", "valid"], ["test"], ["test", "valid"]]
+        ["test", "valid"],
+        ["test"],
+        ["test", "valid"],
+    ]
     assert len(routing.router_pairs()) == len(MSMARCO_TESTS) + 3
 
 
@@ -356,4 +483,6 @@ def test_routing_experts_default_to_bm25_and_the_untrained_encoder_of_the_chosen
     routing = Study(config, TABLE).routing
     assert routing.experts == ["bm25", "zeroshot"]
     assert routing.expert_model("finetune", "scifact") == (
-        {"encoder": "tiny", "trainset": "scifact", "system": "finetune", "seed": 2}, "none")
+        {"encoder": "tiny", "trainset": "scifact", "system": "finetune", "seed": 2},
+        "none",
+    )

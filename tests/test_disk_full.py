@@ -90,8 +90,11 @@ def test_a_full_disk_while_downloading_is_named_not_a_truncated_download(tmp_pat
     monkeypatch.setattr(Path, "open", open_part)
     dest = tmp_path / "downloads" / "archive.zip"
     try:
-        with pytest.raises(DiskFullError, match=rf"^{dest}.part: no space left on device \({len(PAYLOAD):,} bytes "
-                                                "needed, [\\d,]+ bytes free there\\)"):
+        with pytest.raises(
+            DiskFullError,
+            match=rf"^{dest}.part: no space left on device \({len(PAYLOAD):,} bytes "
+            "needed, [\\d,]+ bytes free there\\)",
+        ):
             download(f"http://127.0.0.1:{httpd.server_address[1]}/archive.zip", dest)
     finally:
         httpd.shutdown()

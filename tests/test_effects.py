@@ -93,15 +93,30 @@ def test_effect_ratio_is_undefined_without_a_published_improvement():
 
 
 def test_reproduction_measures_match_published_datasets_by_name():
-    reference = {"configurations": ["FT", 3, 6], "metrics": {"ndcg@10": {"MSMARCO": [0.244, 0.251, 0.246], "NQ": [0.261, 0.268, 0.271]}}}
+    reference = {
+        "configurations": ["FT", 3, 6],
+        "metrics": {"ndcg@10": {"MSMARCO": [0.244, 0.251, 0.246], "NQ": [0.261, 0.268, 0.271]}},
+    }
     rows = [
-        {"encoder": "tinybert", "trainset": "msmarco", "testset": "msmarco", "system": system, "pooling": pooling, "seed": seed,
-         "ndcg@10": value + 0.002 * seed}
+        {
+            "encoder": "tinybert",
+            "trainset": "msmarco",
+            "testset": "msmarco",
+            "system": system,
+            "pooling": pooling,
+            "seed": seed,
+            "ndcg@10": value + 0.002 * seed,
+        }
         for system, pooling, value in (("finetune", "none", 0.300), ("sbmoe-paper-e3", "top1", 0.310))
         for seed in (0, 1)
     ]
-    records = reproduction_measures(pd.DataFrame(rows), reference, [("msmarco", "msmarco")], encoder="tinybert",
-                                    dataset_labels={"msmarco": "MS MARCO"})
+    records = reproduction_measures(
+        pd.DataFrame(rows),
+        reference,
+        [("msmarco", "msmarco")],
+        encoder="tinybert",
+        dataset_labels={"msmarco": "MS MARCO"},
+    )
     assert len(records) == 1  # NQ was not run, nor E=6
     record = records[0]
     assert (record["dataset"], record["experts"], record["metric"]) == ("MSMARCO", 3, "ndcg@10")

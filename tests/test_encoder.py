@@ -104,7 +104,10 @@ def test_pool_returns_input_order(encoder_config):
 
 def test_lowercase_option(encoder_config):
     encoder = Encoder(encoder_config(lowercase=True))
-    assert encoder.tokenize(["W1 W2"], "query")["input_ids"].tolist() == encoder.tokenize(["w1 w2"], "query")["input_ids"].tolist()
+    assert (
+        encoder.tokenize(["W1 W2"], "query")["input_ids"].tolist()
+        == encoder.tokenize(["w1 w2"], "query")["input_ids"].tolist()
+    )
 
 
 def test_save_and_reload(tmp_path, encoder_config):

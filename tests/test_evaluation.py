@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sbmoe.io.collection import load_corpus, load_qrels
 from sbmoe.evaluation.metrics import METRICS, TOLERANCE, EvaluationMismatchError, evaluate, rank_order
-from sbmoe.io.runs import read_trec_run, write_trec_run
 from sbmoe.evaluation.trec_eval import trec_eval_scores
+from sbmoe.io.collection import load_corpus, load_qrels
+from sbmoe.io.runs import read_trec_run, write_trec_run
 
 QRELS = {
     "q1": {"d1": 1, "d3": 1},  # binary
@@ -117,8 +117,10 @@ def test_perfect_run_scores_one():
 def _random_study(seed: int, queries: int = 40, docs: int = 300):
     """Graded qrels and a run with tied scores, some self hits and some queries left out."""
     rng = random.Random(seed)
-    ids = [str(rng.randrange(1, 10**rng.randint(1, 6))) for _ in range(docs)]
-    qrels = {f"{i}": {d: rng.choice([0, 1, 1, 2, 3]) for d in rng.sample(ids, rng.randint(1, 8))} for i in range(queries)}
+    ids = [str(rng.randrange(1, 10 ** rng.randint(1, 6))) for _ in range(docs)]
+    qrels = {
+        f"{i}": {d: rng.choice([0, 1, 1, 2, 3]) for d in rng.sample(ids, rng.randint(1, 8))} for i in range(queries)
+    }
     run = {}
     for qid in list(qrels)[: queries - 3]:
         retrieved = rng.sample(ids, 150) + rng.sample(list(qrels[qid]), 1) + [qid]
@@ -211,8 +213,11 @@ def test_cost_of_the_cross_check(tmp_path, dataset, queries):
         trec_eval_scores({q: run[q] for q in graded if graded[q]}, {q: d for q, d in graded.items() if d}, metrics)
     checking = time.perf_counter() - started
     ranx = scoring - ordering - checking
-    print(f"{dataset} run ({len(run)} queries x 1000 documents): read {reading:.2f} s, score {scoring:.2f} s = "
-          f"ranx {ranx:.2f} s + tie-breaking {ordering:.2f} s + trec_eval cross-check {checking:.2f} s; "
-          f"cross-check / ranx = {checking / ranx:.2f}; added / (read + score) = {(ordering + checking) / (reading + scoring):.0%}")
+    print(
+        f"{dataset} run ({len(run)} queries x 1000 documents): read {reading:.2f} s, score {scoring:.2f} s = "
+        f"ranx {ranx:.2f} s + tie-breaking {ordering:.2f} s + trec_eval cross-check {checking:.2f} s; "
+        f"cross-check / ranx = {checking / ranx:.2f}; "
+        f"added / (read + score) = {(ordering + checking) / (reading + scoring):.0%}"
+    )
     assert result["num_queries"] == queries and result["cross_check"]["max_difference"] <= TOLERANCE
     assert {len(docs) for docs in run.values()} == {1000}

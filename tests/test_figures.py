@@ -5,14 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_tables import IN_DOMAIN, synthetic_records, write_routing
 from threadpoolctl import threadpool_limits
 
-from sbmoe.io.collection import write_qrels
 from sbmoe.analysis.figures.expert_count import expert_count_figure
 from sbmoe.analysis.figures.training import moe_layer_series, read_training_log, training_curves_figure
 from sbmoe.analysis.figures.tsne import TsnePanel, choose_query, load_encoded, ranked_run, tsne_figure
 from sbmoe.evaluation.results import REPORTED_METRICS, load_results
+from sbmoe.io.collection import write_qrels
+from test_tables import IN_DOMAIN, synthetic_records, write_routing
 
 DOCUMENTS = 300
 QUERY_IDS = [f"q{i}" for i in range(6)]
@@ -101,7 +101,11 @@ def write_training_logs(folder, epochs=6):
 def test_expert_count_figure(tmp_path):
     results = load_results(synthetic_records(tmp_path / "evals", seeds=(1, 2)))
     plotted = expert_count_figure(
-        results, IN_DOMAIN, tmp_path / "experts.pdf", tmp_path / "experts.png", metrics=REPORTED_METRICS,
+        results,
+        IN_DOMAIN,
+        tmp_path / "experts.pdf",
+        tmp_path / "experts.png",
+        metrics=REPORTED_METRICS,
         dataset_labels={"msmarco": "MS MARCO"},
     )
     _assert_written(tmp_path / "experts.pdf", tmp_path / "experts.png")
@@ -174,10 +178,20 @@ def test_training_curves_figure(tmp_path):
 def test_training_curves_show_each_regular_moe_layer(tmp_path):
     log = tmp_path / "regular.jsonl"
     entries = [
-        {"epoch": epoch, "loss": 2.0 / epoch, "val_loss": 2.1 / epoch, "gate_grad_norm": None, "routing_entropy": None,
-         "expert_load": None, "seconds": 1.0, "best": True,
-         "layer_routing": {"4": {"expert_load": [0.5, 0.3, 0.2], "routing_entropy": 1.0, "balance_loss": 1.1},
-                           "5": {"expert_load": [0.4, 0.4, 0.2], "routing_entropy": 1.05, "balance_loss": 1.02}}}
+        {
+            "epoch": epoch,
+            "loss": 2.0 / epoch,
+            "val_loss": 2.1 / epoch,
+            "gate_grad_norm": None,
+            "routing_entropy": None,
+            "expert_load": None,
+            "seconds": 1.0,
+            "best": True,
+            "layer_routing": {
+                "4": {"expert_load": [0.5, 0.3, 0.2], "routing_entropy": 1.0, "balance_loss": 1.1},
+                "5": {"expert_load": [0.4, 0.4, 0.2], "routing_entropy": 1.05, "balance_loss": 1.02},
+            },
+        }
         for epoch in (1, 2)
     ]
     log.write_text("".join(json.dumps(entry) + "\n" for entry in entries))

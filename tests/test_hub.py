@@ -18,7 +18,10 @@ def test_hub_ids_are_what_is_downloaded(tmp_path, monkeypatch):
 def test_checking_a_study_imports_no_torch():
     """The workflow reads the configuration with these modules before every job; PyTorch would add
     seconds to each."""
-    code = "import sys, sbmoe.models.hub, sbmoe.pipeline.study, sbmoe.data.datasets, sbmoe.systems.names; print('torch' in sys.modules)"
+    code = (
+        "import sys, sbmoe.models.hub, sbmoe.pipeline.study, sbmoe.data.datasets, sbmoe.systems.names; "
+        "print('torch' in sys.modules)"
+    )
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.strip() == "False"

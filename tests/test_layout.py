@@ -35,8 +35,10 @@ def test_fill_sets_the_given_fields_and_keeps_the_others_as_wildcards():
         (layout.runs(), "results/runs/{encoder}/{trainset}/{system}/seed{seed}/{testset}"),
         (layout.evaluation(), "results/eval/{encoder}/{trainset}/{system}/seed{seed}.json"),
         (layout.bm25("index"), "results/bm25/{dataset}/index"),
-        (layout.split_encoded("corpus"),
-         "results/routing/encoded/{encoder}/{trainset}/{system}/seed{seed}/{dataset}/{split}/corpus"),
+        (
+            layout.split_encoded("corpus"),
+            "results/routing/encoded/{encoder}/{trainset}/{system}/seed{seed}/{dataset}/{split}/corpus",
+        ),
         (layout.split_runs(), "results/routing/dense/{encoder}/{trainset}/{system}/seed{seed}/{dataset}/{split}"),
         (layout.router("choices.json"), "results/routing/{encoder}/{trainset}/choices.json"),
     ],
@@ -49,7 +51,8 @@ def test_a_model_filled_in_full():
     assert layout.model(TINY) == "results/models/tiny/scifact/sbmoe-paper-e3/seed1/model"
     assert layout.runs(TINY, testset="cranfield") == "results/runs/tiny/scifact/sbmoe-paper-e3/seed1/cranfield"
     assert layout.encoded_shard(TINY, testset="scifact", shard=3) == (
-        "results/encoded/tiny/scifact/sbmoe-paper-e3/seed1/scifact/corpus/3")
+        "results/encoded/tiny/scifact/sbmoe-paper-e3/seed1/scifact/corpus/3"
+    )
     assert layout.evaluation(TINY) == "results/eval/tiny/scifact/sbmoe-paper-e3/seed1.json"
     # the frozen encoder's jobs name every system: the other wildcards stay
     assert layout.model(system="finetune") == "results/models/{encoder}/{trainset}/finetune/seed{seed}/model"
@@ -57,10 +60,17 @@ def test_a_model_filled_in_full():
 
 def test_caches_of_the_untrained_encoder():
     assert layout.untrained_model("minilm") == "results/models/minilm/none/zeroshot/seed0/model"
-    assert layout.pooled("minilm", "nfcorpus", layout.queries_part("dev")) == "results/pooled/minilm/nfcorpus/queries-dev.npz"
+    assert (
+        layout.pooled("minilm", "nfcorpus", layout.queries_part("dev"))
+        == "results/pooled/minilm/nfcorpus/queries-dev.npz"
+    )
     assert layout.pooled("minilm", "nq", layout.corpus_part("corpus.train", 2)) == (
-        "results/pooled/minilm/nq/corpus.train-2.npz")
-    assert layout.prefix("minilm", 1, "scifact", layout.corpus_part("corpus", 0)) == "results/prefix/minilm/top1/scifact/corpus-0"
+        "results/pooled/minilm/nq/corpus.train-2.npz"
+    )
+    assert (
+        layout.prefix("minilm", 1, "scifact", layout.corpus_part("corpus", 0))
+        == "results/prefix/minilm/top1/scifact/corpus-0"
+    )
 
 
 def test_the_split_a_corpus_name_stands_for():
@@ -72,7 +82,9 @@ def test_logs_and_benchmarks_of_a_job_share_its_name():
     assert layout.log("search_frozen") == "logs/search/{encoder}/{trainset}/seed{seed}/{testset}.log"
     assert layout.benchmark("search_frozen", TINY, testset="nq") == "benchmarks/search/tiny/scifact/seed1/nq.tsv"
     assert layout.log("train", TINY) == "logs/train/tiny/scifact/sbmoe-paper-e3/seed1.log"
-    assert layout.benchmark("prefix_corpus", layers=2) == "benchmarks/prefix/{encoder}/top2/{dataset}/{corpus}-{shard}.tsv"
+    assert (
+        layout.benchmark("prefix_corpus", layers=2) == "benchmarks/prefix/{encoder}/top2/{dataset}/{corpus}-{shard}.tsv"
+    )
     assert layout.log("pool_queries") == "logs/pooled/{encoder}/{dataset}/queries-{split}.log"
     assert layout.log("init_model", encoder="tiny") == "logs/models/tiny/zeroshot.log"
     assert layout.log("paper") == "logs/paper.log"

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from sbmoe.models.encoder import Encoder
-from sbmoe.io.errors import DataFormatError
 from sbmoe.io.encoded import Encoded
+from sbmoe.io.errors import DataFormatError
+from sbmoe.models.encoder import Encoder
+from sbmoe.models.moe import Gate, RandomGate
 from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.systems.names import parse_system
-from sbmoe.models.moe import Gate, RandomGate
 
 TEXTS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9 w10", "w11 w12", "w13 w14 w15 w16", "w17 w18 w19 w20 w21 w22 w23 w24", "w25"]
 
@@ -29,7 +29,9 @@ VARIANTS = [
 
 
 def _config(encoder_config, variant, combination="paper", num_experts=3, **extra):
-    return ModelConfig(encoder=encoder_config(), variant=variant, combination=combination, num_experts=num_experts, **extra)
+    return ModelConfig(
+        encoder=encoder_config(), variant=variant, combination=combination, num_experts=num_experts, **extra
+    )
 
 
 @pytest.mark.parametrize("variant,combination,experts", VARIANTS)
@@ -134,7 +136,9 @@ def test_random_gate_encoding_is_repeatable(encoder_config):
     second = model.encode(TEXTS * 5, "doc", progress=False)
     assert np.array_equal(first.experts, second.experts) and np.array_equal(first.embeddings, second.embeddings)
     assert len(set(first.experts.tolist())) > 1
-    other = Retriever(_config(encoder_config, "random-gate", num_experts=4, seed=43)).encode(TEXTS * 5, "doc", progress=False)
+    other = Retriever(_config(encoder_config, "random-gate", num_experts=4, seed=43)).encode(
+        TEXTS * 5, "doc", progress=False
+    )
     assert not np.array_equal(first.experts, other.experts)
 
 
@@ -174,8 +178,12 @@ def test_top1_and_all_share_the_routing(encoder_config):
 
 
 def test_encoded_save_load_concatenate(tmp_path):
-    part = Encoded(embeddings=np.arange(6, dtype=np.float32).reshape(3, 2), experts=np.array([0, 2, 1]),
-                   gate=np.eye(3, dtype=np.float32), ids=["a", "b", "c"])
+    part = Encoded(
+        embeddings=np.arange(6, dtype=np.float32).reshape(3, 2),
+        experts=np.array([0, 2, 1]),
+        gate=np.eye(3, dtype=np.float32),
+        ids=["a", "b", "c"],
+    )
     part.save(tmp_path / "part.npz")
     loaded = Encoded.load(tmp_path / "part.npz")
     assert loaded.ids == ["a", "b", "c"]

@@ -142,7 +142,9 @@ def test_random_gate_block_routes_like_its_gate():
     x = _inputs()
     _, routing = block(x, "top1")
     assert torch.equal(routing.experts, RandomGate(E, seed=5)(x, "top1").experts)
-    assert [id(p) for p in block.parameters()] == [id(p) for e in block.experts for p in e.parameters()]  # no gate weights
+    assert [id(p) for p in block.parameters()] == [
+        id(p) for e in block.experts for p in e.parameters()
+    ]  # no gate weights
 
 
 @pytest.mark.parametrize("combination", ["paper", "learned"])
@@ -173,8 +175,11 @@ def test_load_balancing_loss():
     experts = torch.arange(8) % E
     uniform = Routing(weights=torch.zeros(8, E), experts=experts, probs=torch.full((8, E), 1 / E))
     assert float(load_balancing_loss(uniform)) == pytest.approx(1.0)
-    collapsed = Routing(weights=torch.zeros(8, E), experts=torch.zeros(8, dtype=torch.long),
-                        probs=F.one_hot(torch.zeros(8, dtype=torch.long), E).float())
+    collapsed = Routing(
+        weights=torch.zeros(8, E),
+        experts=torch.zeros(8, dtype=torch.long),
+        probs=F.one_hot(torch.zeros(8, dtype=torch.long), E).float(),
+    )
     assert float(load_balancing_loss(collapsed)) == pytest.approx(E)
     # by hand: shares f = (3/4, 1/4, 0, 0), mean probabilities P = (0.5, 0.3, 0.1, 0.1) -> 4 * (0.375 + 0.075)
     probs = torch.tensor([[0.5, 0.3, 0.1, 0.1]] * 4)

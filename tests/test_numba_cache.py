@@ -46,7 +46,10 @@ def _wait_for(path: Path, process: subprocess.Popen) -> None:
 def test_cache_folder_is_numba_cache_dir(tmp_path):
     printed = subprocess.run(
         [sys.executable, "-c", "from sbmoe.evaluation.numba_cache import cache_folder; print(cache_folder())"],
-        env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True, check=True,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert printed.stdout.strip() == str(tmp_path / "cache")
 

@@ -70,6 +70,8 @@ DATASET_STATS = textwrap.dedent(
     \end{tabular}
     """
 )
+
+
 @pytest.fixture
 def latexmk():
     """The paper's tools are part of the setup (`make tex`), so their absence is a failure, not a skip."""
@@ -100,7 +102,9 @@ def build_generated(folder, metrics=REPORTED_METRICS, zero_shot_metrics=None, re
         "zero_shot": zero_shot_table(
             results, "msmarco", ZERO_SHOT, report, metrics=zero_shot_metrics or metrics[:1], dataset_labels=LABELS
         ),
-        "reproduction": reproduction_table(results, load_reference(reference), IN_DOMAIN, metrics, dataset_labels=LABELS),
+        "reproduction": reproduction_table(
+            results, load_reference(reference), IN_DOMAIN, metrics, dataset_labels=LABELS
+        ),
         "experts": experts_table(routing_records(folder), dataset_labels=LABELS),
     }
     evaluations, choices = synthetic_routing(metrics=metrics)
@@ -114,7 +118,11 @@ def build_generated(folder, metrics=REPORTED_METRICS, zero_shot_metrics=None, re
     write_verdicts(generated)
     figures = generated / "figures"
     bars = expert_count_figure(
-        results, IN_DOMAIN, figures / "expert_count.pdf", figures / "expert_count.png", metrics=metrics,
+        results,
+        IN_DOMAIN,
+        figures / "expert_count.pdf",
+        figures / "expert_count.png",
+        metrics=metrics,
         dataset_labels=LABELS,
     )
     write_json(figures / "expert_count.json", bars)
@@ -126,8 +134,14 @@ def build_generated(folder, metrics=REPORTED_METRICS, zero_shot_metrics=None, re
     training_curves_figure(labelled, figures / "training_curves.pdf", figures / "training_curves.png")
     shares = routing_figure(choices, PAIRS, figures / "routing.pdf", figures / "routing.png", LABELS)
     values = paper_macros(
-        **{name: load_table(generated / f"{name}.csv") for name in tables}, significance=report, logs=logs, tsne=tsne,
-        routing_figure=shares, metrics=metrics, benchmarks=BENCHMARKS, dataset_labels=LABELS,
+        **{name: load_table(generated / f"{name}.csv") for name in tables},
+        significance=report,
+        logs=logs,
+        tsne=tsne,
+        routing_figure=shares,
+        metrics=metrics,
+        benchmarks=BENCHMARKS,
+        dataset_labels=LABELS,
     )
     write_macros(generated / "macros.tex", values)
     return values, results
@@ -210,7 +224,9 @@ def test_a_reported_metric_reaches_every_table_figure_and_macro(tmp_path):
         name: [round(value - 0.05, 3) for value in values] for name, values in reference["metrics"]["ndcg@10"].items()
     }
     (tmp_path / "reference.yaml").write_text(yaml.safe_dump(reference))
-    values, results = build_generated(tmp_path, metrics, zero_shot_metrics=metrics, reference=tmp_path / "reference.yaml")
+    values, results = build_generated(
+        tmp_path, metrics, zero_shot_metrics=metrics, reference=tmp_path / "reference.yaml"
+    )
     generated = tmp_path / "generated"
     for name in ("in_domain", "zero_shot", "reproduction", "routing"):
         assert "MAP@100" in (generated / f"{name}.tex").read_text(), name
@@ -346,7 +362,9 @@ rule experts:
 
 rule expert_count:
     input: evals=EVALS
-    output: pdf="generated/figures/expert_count.pdf", png="generated/figures/expert_count.png", json="generated/figures/expert_count.json"
+    output:
+        pdf="generated/figures/expert_count.pdf", png="generated/figures/expert_count.png",
+        json="generated/figures/expert_count.json"
     params: eval_keys=KEYS, datasets={in_domain!r}, metrics=METRICS
     log: "logs/expert_count.log"
     script: SCRIPTS + "/figure_expert_count.py"
@@ -364,7 +382,9 @@ rule tsne:
 
 rule training:
     input: logs=LOGS
-    output: pdf="generated/figures/training_curves.pdf", png="generated/figures/training_curves.png", json="generated/figures/training_curves.json"
+    output:
+        pdf="generated/figures/training_curves.pdf", png="generated/figures/training_curves.png",
+        json="generated/figures/training_curves.json"
     params: labels=[k["system"] for k in LOG_KEYS]
     log: "logs/training.log"
     script: SCRIPTS + "/figure_training.py"

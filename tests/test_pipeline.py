@@ -29,7 +29,7 @@ def test_lint_is_clean():
 
 
 def job_counts(output: str) -> dict[str, int]:
-    table = output[output.index("Job stats:"):]
+    table = output[output.index("Job stats:") :]
     return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
@@ -52,9 +52,20 @@ def test_full_study_plans_every_job(tmp_path):
     searches = len(config["encoders"]) * systems * sum(per_model_tests.values())
     assert counts["search"] == searches
     assert counts["export_dataset"] == 18  # 7 in-domain + 13 BEIR, nq and hotpotqa in both
-    for rule in ("significance", "table_in_domain", "table_zero_shot", "table_experts", "table_reproduction",
-                 "figure_expert_count", "figure_tsne", "figure_training", "paper", "dataset_stats",
-                 "table_routing", "figure_routing"):
+    for rule in (
+        "significance",
+        "table_in_domain",
+        "table_zero_shot",
+        "table_experts",
+        "table_reproduction",
+        "figure_expert_count",
+        "figure_tsne",
+        "figure_training",
+        "paper",
+        "dataset_stats",
+        "table_routing",
+        "figure_routing",
+    ):
         assert counts[rule] == 1, rule
     assert counts["encode_corpus"] > searches  # MS MARCO's corpus is encoded in shards
     # routing: one router per routed training set, on the test sets of its models; BM25 on every one
@@ -76,16 +87,30 @@ def test_full_study_plans_every_job(tmp_path):
         (lambda c: c["training"].update(moe_lr=-1e-4), "moe_lr"),
         (lambda c: c["in_domain"].update(cranfield=["cranfield"]), "in_domain.cranfield"),
         (lambda c: c["evaluation"].update(metrics=["ndcg@10", "hit_rate@10"]), "['evaluation']['metrics']"),
-        (lambda c: c["analysis"]["tsne"].update(testset="msmarco"), "analysis.tsne.testset: 'msmarco' is not a test set"),
+        (
+            lambda c: c["analysis"]["tsne"].update(testset="msmarco"),
+            "analysis.tsne.testset: 'msmarco' is not a test set",
+        ),
         (lambda c: c.update(seeds=[1, 1]), "non-unique elements"),
         (lambda c: c["routing"].update(experts=["bm25", "colbert"]), "routing.experts"),
         (lambda c: c["routing"].update(splits={"scifact": "train"}), "routing.splits.scifact"),
         (lambda c: c["systems"].append({"variant": "regular-moe", "experts": [3]}), "training.train_layers"),
     ],
-    ids=["unknown-encoder", "unknown-variant", "missing-model-folder", "missing-dataset-folder", "missing-mirror",
-         "negative-learning-rate", "no-train-split", "metric-without-cross-check",
-         "tsne-testset-outside-the-study", "duplicate-seeds", "unknown-routing-expert", "router-on-training-queries",
-         "regular-moe-in-a-frozen-encoder"],
+    ids=[
+        "unknown-encoder",
+        "unknown-variant",
+        "missing-model-folder",
+        "missing-dataset-folder",
+        "missing-mirror",
+        "negative-learning-rate",
+        "no-train-split",
+        "metric-without-cross-check",
+        "tsne-testset-outside-the-study",
+        "duplicate-seeds",
+        "unknown-routing-expert",
+        "router-on-training-queries",
+        "regular-moe-in-a-frozen-encoder",
+    ],
 )
 def test_bad_configuration_stops_before_any_job(tmp_path, edit, key):
     folder = workdir(tmp_path)
@@ -112,7 +137,9 @@ def test_malformed_mirror_data_fails_its_job_with_the_file_and_line(tmp_path):
     completed = snakemake(folder, "resources/datasets/scifact", "--cores", "1", "--configfile", "bad.yaml")
     output = completed.stdout + completed.stderr
     assert completed.returncode != 0
-    assert f"error: mirror/scifact/corpus.jsonl:{lines + 1}: not valid JSON (Unterminated string" in output, output[-3000:]
+    assert f"error: mirror/scifact/corpus.jsonl:{lines + 1}: not valid JSON (Unterminated string" in output, output[
+        -3000:
+    ]
     assert "Traceback" not in output
     assert not (folder / "resources" / "datasets" / "scifact").exists()
 
@@ -121,9 +148,15 @@ def start(folder: Path) -> subprocess.Popen:
     """The README's command in its own process group, as a terminal runs it: with Ctrl-C's default
     action, which a test run started in the background (``pytest &``) would otherwise pass on as
     ignored, so that Snakemake never hears the Ctrl-C."""
-    return subprocess.Popen(RUN_CI, cwd=folder, env=run_env(folder), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        RUN_CI,
+        cwd=folder,
+        env=run_env(folder),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def wait_until(condition, process: subprocess.Popen, what: str) -> None:
@@ -156,7 +189,9 @@ def outputs(folder: Path) -> dict[Path, bytes]:
     for path in sorted(p for name in ("results", "resources") for p in (folder / name).rglob("*") if p.is_file()):
         if path.name != ".snakemake_timestamp":
             data = path.read_bytes()
-            found[path.relative_to(folder)] = re.sub(rb'"seconds": [0-9.e-]+, ', b"", data) if path.name == "train_log.jsonl" else data
+            found[path.relative_to(folder)] = (
+                re.sub(rb'"seconds": [0-9.e-]+, ', b"", data) if path.name == "train_log.jsonl" else data
+            )
     return found
 
 
@@ -170,8 +205,16 @@ def test_ci_study_runs_end_to_end(ci_study):
         assert (results / "analysis" / "figures" / f"{figure}.png").stat().st_size > 5_000
     routed = yaml.safe_load((results / "routing" / "tiny" / "scifact" / "eval.json").read_text())
     assert set(routed) == {"scifact", "cranfield"}
-    assert set(routed["cranfield"]) == {"bm25", "zeroshot", "sbmoe-learned-e3/top1", "rrf", "wsum", "router-hard",
-                                        "router-soft", "oracle"}
+    assert set(routed["cranfield"]) == {
+        "bm25",
+        "zeroshot",
+        "sbmoe-learned-e3/top1",
+        "rrf",
+        "wsum",
+        "router-hard",
+        "router-soft",
+        "oracle",
+    }
     assert all((results / "bm25" / name / "runs" / "test.trec").stat().st_size > 0 for name in ("scifact", "cranfield"))
     evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "sbmoe-paper-e3" / "seed1.json").read_text())
     assert set(evaluation) == {"scifact", "cranfield"} and set(evaluation["scifact"]) == {"top1", "all"}
@@ -216,10 +259,12 @@ def trec_eval_of_file(run_file: Path, qrels_file: Path, evaluation: dict) -> dic
     for metric in evaluation["per_query"]:
         name, k = metric.split("@")
         judged = graded if name == "ndcg" else binary
-        requested, key = (("recip_rank", "recip_rank") if name == "mrr"
-                          else (f"{TREC_EVAL[name]}.{k}", f"{TREC_EVAL[name]}_{k}"))
+        requested, key = (
+            ("recip_rank", "recip_rank") if name == "mrr" else (f"{TREC_EVAL[name]}.{k}", f"{TREC_EVAL[name]}_{k}")
+        )
         per_query = pytrec_eval.RelevanceEvaluator(judged, {requested}).evaluate(
-            {q: docs for q, docs in run.items() if q in judged})
+            {q: docs for q, docs in run.items() if q in judged}
+        )
         values[metric] = {q: per_query.get(q, {}).get(key, 0.0) for q in judged}
         if name == "mrr":
             values[metric] = {q: v if v >= 1 / int(k) else 0.0 for q, v in values[metric].items()}
@@ -231,8 +276,13 @@ def assert_trec_eval_agrees(run_file: Path, qrels_file: Path, evaluation: dict) 
     for metric, reported in evaluation["per_query"].items():
         assert set(reported) == set(expected[metric]), (run_file, metric)
         worst = max(reported, key=lambda q: abs(reported[q] - expected[metric][q]))
-        assert abs(reported[worst] - expected[metric][worst]) <= 1e-9, (run_file, metric, worst, reported[worst],
-                                                                          expected[metric][worst])
+        assert abs(reported[worst] - expected[metric][worst]) <= 1e-9, (
+            run_file,
+            metric,
+            worst,
+            reported[worst],
+            expected[metric][worst],
+        )
 
 
 def test_every_run_of_the_ci_study_scores_under_trec_eval_as_reported(ci_study):
@@ -240,8 +290,9 @@ def test_every_run_of_the_ci_study_scores_under_trec_eval_as_reported(ci_study):
     of results/eval/ (dense runs) and of the routing's eval.json (BM25, the dense experts and the
     routed runs), query by query."""
     results = ci_study / "results"
-    qrels = {name: ci_study / "resources" / "datasets" / name / "qrels" / "test.tsv"
-             for name in ("scifact", "cranfield")}
+    qrels = {
+        name: ci_study / "resources" / "datasets" / name / "qrels" / "test.tsv" for name in ("scifact", "cranfield")
+    }
     checked = set()
     for path in sorted((results / "eval").rglob("seed*.json")):
         model = path.relative_to(results / "eval").with_suffix("")  # encoder/trainset/system/seedN
@@ -263,15 +314,20 @@ def test_every_run_of_the_ci_study_scores_under_trec_eval_as_reported(ci_study):
                     run_file = results / "runs" / encoder / "none" / "zeroshot" / "seed0" / testset / "none.trec"
                 elif "/" in system:
                     name, pooling = system.split("/")
-                    run_file = results / "runs" / encoder / trainset / name / f"seed{seed}" / testset / f"{pooling}.trec"
+                    run_file = (
+                        results / "runs" / encoder / trainset / name / f"seed{seed}" / testset / f"{pooling}.trec"
+                    )
                 else:
                     run_file = path.parent / "runs" / testset / f"{system}.trec"
                 assert_trec_eval_agrees(run_file, qrels[testset], evaluation)
                 checked.add(run_file)
     # every run of a test set is in a report (the zero-shot expert's only in the routing's); the BM25
     # runs of the router's held-out split are in none
-    tested = [*(results / "runs").rglob("*.trec"), *results.glob("routing/*/*/runs/*/*.trec"),
-              *results.glob("bm25/*/runs/test.trec")]
+    tested = [
+        *(results / "runs").rglob("*.trec"),
+        *results.glob("routing/*/*/runs/*/*.trec"),
+        *results.glob("bm25/*/runs/test.trec"),
+    ]
     assert set(tested) == checked
     assert {"rrf", "wsum", "router-hard", "router-soft", "oracle", "none", "test"} <= {p.stem for p in checked}
 
@@ -296,7 +352,9 @@ def test_ci_study_resumes_after_ctrl_c_kill_9_and_a_power_loss(tmp_path, ci_stud
             pass
     assert process.poll() is not None, "Ctrl-C did not stop the run within 5 minutes"
     recorded = finished(folder)
-    kept = {p: p.stat().st_mtime_ns for p in [*results.rglob("train_log.jsonl"), *results.rglob("*.npz")] if p in recorded}
+    kept = {
+        p: p.stat().st_mtime_ns for p in [*results.rglob("train_log.jsonl"), *results.rglob("*.npz")] if p in recorded
+    }
     assert kept and not (results / "paper" / "main.pdf").exists()
 
     # kill -9 of Snakemake and its jobs while a model trains: Snakemake's lock and the job's
@@ -393,9 +451,12 @@ def test_partially_trained_study_runs_end_to_end(tmp_path):
     config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
     config["training"]["train_layers"] = 1
     config["encoders"]["tiny"]["epochs"] = 1
-    config["systems"] = [{"variant": "finetune"}, {"variant": "finetune", "encoder_lr": 2e-5},
-                         {"variant": "sbmoe", "combination": "paper", "experts": [3]},
-                         {"variant": "regular-moe", "experts": [3], "top_k": 2}]
+    config["systems"] = [
+        {"variant": "finetune"},
+        {"variant": "finetune", "encoder_lr": 2e-5},
+        {"variant": "sbmoe", "combination": "paper", "experts": [3]},
+        {"variant": "regular-moe", "experts": [3], "top_k": 2},
+    ]
     config["seeds"] = [1]
     config["analysis"]["tsne"]["system"] = "sbmoe-paper-e3"
     config["paper"]["build"] = False
@@ -405,12 +466,22 @@ def test_partially_trained_study_runs_end_to_end(tmp_path):
     assert completed.returncode == 0, completed.stderr[-4000:]
     results = folder / "results"
     assert sorted(p.name for p in (results / "prefix" / "tiny" / "top1" / "scifact").iterdir()) == [
-        "corpus-0", "queries-test", "queries-train"]
+        "corpus-0",
+        "queries-test",
+        "queries-train",
+    ]
     models = results / "models" / "tiny" / "scifact"
-    assert sorted(p.name for p in models.iterdir()) == ["finetune", "finetune-elr2e-5", "regular-moe-e3-k2", "sbmoe-paper-e3"]
+    assert sorted(p.name for p in models.iterdir()) == [
+        "finetune",
+        "finetune-elr2e-5",
+        "regular-moe-e3-k2",
+        "sbmoe-paper-e3",
+    ]
     log = yaml.safe_load((models / "regular-moe-e3-k2" / "seed1" / "train_log.jsonl").read_text().splitlines()[0])
     assert sum(log["layer_routing"]["1"]["expert_load"]) == pytest.approx(1.0)
     table = (results / "analysis" / "tables" / "in_domain.csv").read_text()
     assert "Regular MoE E=3 k=2" in table and "FT (encoder lr 2e-5)" in table
-    evaluation = yaml.safe_load((results / "eval" / "tiny" / "scifact" / "regular-moe-e3-k2" / "seed1.json").read_text())
+    evaluation = yaml.safe_load(
+        (results / "eval" / "tiny" / "scifact" / "regular-moe-e3-k2" / "seed1.json").read_text()
+    )
     assert set(evaluation) == {"scifact", "cranfield"} and set(evaluation["scifact"]) == {"none"}

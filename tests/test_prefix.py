@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from sbmoe.io.collection import Collection, document_text
-from sbmoe.models.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
 from sbmoe.io.encoded import Encoded
-from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.models.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
 from sbmoe.models.prefix import FILES, PrefixCache, PrefixStates, compute_prefix, pad, prefix_depth
+from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.pipeline.stages import encode_stage, init_stage, prefix_stage, train_stage
 from sbmoe.training.config import TrainConfig
 from sbmoe.training.trainer import train
@@ -154,7 +154,9 @@ def test_cached_prefix_equals_running_the_frozen_layers(data):
         runs.append((result, _state(model)))
     (cached, cached_state), (uncached, uncached_state) = runs
     for a, b in zip(cached.log, uncached.log):
-        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["val_loss"] == pytest.approx(
+            b["val_loss"], abs=1e-5
+        )
         assert a["expert_load"] == b["expert_load"]
     for key, value in cached_state.items():
         torch.testing.assert_close(value, uncached_state[key], atol=1e-5, rtol=0)
@@ -163,8 +165,11 @@ def test_cached_prefix_equals_running_the_frozen_layers(data):
 def test_dropout_is_active_in_the_trained_layers_only(data):
     model = _tiny()
     seen: dict[str, set[bool]] = {}
-    modules = {"embeddings": model.encoder.model.embeddings, "layer0": model.encoder.layers[0],
-               "layer1": model.encoder.layers[1]}
+    modules = {
+        "embeddings": model.encoder.model.embeddings,
+        "layer0": model.encoder.layers[0],
+        "layer1": model.encoder.layers[1],
+    }
     for name, module in modules.items():
         module.register_forward_pre_hook(lambda m, args, name=name: seen.setdefault(name, set()).add(m.training))
     # without the cache the frozen layer runs on every batch, in eval mode; the validation passes run in eval mode
@@ -177,11 +182,25 @@ def test_supplied_prefix_cache_must_enter_the_trained_layers(data):
     model = _tiny()
     qids = sorted(data.qrels)
     doc_ids = sorted({d for docs in data.qrels.values() for d in docs})
+
     def caches(depth):
-        return {"query": PrefixCache([compute_prefix(model.encoder, qids, [data.queries[q] for q in qids], "query",
-                                                     depth, progress=False)]),
-                "doc": PrefixCache([compute_prefix(model.encoder, doc_ids, [document_text(data.corpus[d]) for d in doc_ids],
-                                                   "doc", depth, progress=False)])}
+        return {
+            "query": PrefixCache(
+                [compute_prefix(model.encoder, qids, [data.queries[q] for q in qids], "query", depth, progress=False)]
+            ),
+            "doc": PrefixCache(
+                [
+                    compute_prefix(
+                        model.encoder,
+                        doc_ids,
+                        [document_text(data.corpus[d]) for d in doc_ids],
+                        "doc",
+                        depth,
+                        progress=False,
+                    )
+                ]
+            ),
+        }
 
     supplied = train(model, data.corpus, data.queries, data.qrels, _config(epochs=1), progress=False, prefix=caches(1))
     own = train(_tiny(), data.corpus, data.queries, data.qrels, _config(epochs=1), progress=False)
@@ -189,8 +208,15 @@ def test_supplied_prefix_cache_must_enter_the_trained_layers(data):
     with pytest.raises(ValueError, match="enter layer 0"):
         train(_tiny(), data.corpus, data.queries, data.qrels, _config(epochs=1), progress=False, prefix=caches(0))
     with pytest.raises(ValueError, match="train_layers"):
-        train(_tiny(), data.corpus, data.queries, data.qrels, _config(epochs=1, train_layers="all"), progress=False,
-              prefix=caches(1))
+        train(
+            _tiny(),
+            data.corpus,
+            data.queries,
+            data.qrels,
+            _config(epochs=1, train_layers="all"),
+            progress=False,
+            prefix=caches(1),
+        )
 
 
 def test_a_partially_trained_model_reloads_to_identical_embeddings(tmp_path, tiny_collection):
@@ -198,13 +224,24 @@ def test_a_partially_trained_model_reloads_to_identical_embeddings(tmp_path, tin
     encoding the corpus from the cache and from the text, before and after reloading."""
     encoder = EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=16, doc_max_length=24)
     init_stage(ModelConfig(encoder, variant="finetune"), tmp_path / "base")
-    prefix_stage(tmp_path / "base", tiny_collection, "queries", tmp_path / "queries-train", 1, split="train", device="cpu")
+    prefix_stage(
+        tmp_path / "base", tiny_collection, "queries", tmp_path / "queries-train", 1, split="train", device="cpu"
+    )
     prefix_stage(tmp_path / "base", tiny_collection, "corpus", tmp_path / "corpus-0", 1, device="cpu")
     with pytest.raises(ValueError, match="1 to 2 trained layers"):
         prefix_stage(tmp_path / "base", tiny_collection, "corpus", tmp_path / "nothing", 0, device="cpu")
     config = ModelConfig(encoder, variant="sbmoe", num_experts=3, combination="learned")
-    train_stage(tiny_collection, config, _config(), tmp_path / "model", tmp_path / "log.jsonl", device="cpu",
-                progress=False, prefix_queries=tmp_path / "queries-train", prefix_corpus=[tmp_path / "corpus-0"])
+    train_stage(
+        tiny_collection,
+        config,
+        _config(),
+        tmp_path / "model",
+        tmp_path / "log.jsonl",
+        device="cpu",
+        progress=False,
+        prefix_queries=tmp_path / "queries-train",
+        prefix_corpus=[tmp_path / "corpus-0"],
+    )
     assert (tmp_path / "model" / "encoder").is_dir()
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["encoder_trained"] is True and saved["frozen_layers"] == 1
@@ -212,17 +249,28 @@ def test_a_partially_trained_model_reloads_to_identical_embeddings(tmp_path, tin
     outputs = {}
     for name, prefix in (("cached", tmp_path / "corpus-0"), ("text", None)):
         outputs[name] = [tmp_path / f"{name}-{p}.npz" for p in ("top1", "all")]
-        encode_stage(tmp_path / "model", tiny_collection, "corpus", ["top1", "all"], outputs[name], prefix=prefix,
-                     device="cpu")
+        encode_stage(
+            tmp_path / "model", tiny_collection, "corpus", ["top1", "all"], outputs[name], prefix=prefix, device="cpu"
+        )
     for cached, text in zip(outputs["cached"], outputs["text"]):
         a, b = Encoded.load(cached), Encoded.load(text)
         assert a.ids == b.ids and np.array_equal(a.experts, b.experts)
         assert np.abs(a.embeddings - b.embeddings).max() < 1e-5
     # a cache of any depth up to the layers left frozen serves: here the embeddings' (train_layers 2)
     prefix_stage(tmp_path / "base", tiny_collection, "corpus", tmp_path / "corpus-top2", 2, device="cpu")
-    encode_stage(tmp_path / "model", tiny_collection, "corpus", ["top1"], [tmp_path / "from-0.npz"],
-                 prefix=tmp_path / "corpus-top2", device="cpu")
-    assert np.abs(Encoded.load(tmp_path / "from-0.npz").embeddings - Encoded.load(outputs["text"][0]).embeddings).max() < 1e-5
+    encode_stage(
+        tmp_path / "model",
+        tiny_collection,
+        "corpus",
+        ["top1"],
+        [tmp_path / "from-0.npz"],
+        prefix=tmp_path / "corpus-top2",
+        device="cpu",
+    )
+    assert (
+        np.abs(Encoded.load(tmp_path / "from-0.npz").embeddings - Encoded.load(outputs["text"][0]).embeddings).max()
+        < 1e-5
+    )
 
 
 def test_a_partially_trained_model_reloads_to_bit_identical_embeddings(tmp_path, data):

@@ -10,9 +10,9 @@ pt = pytest.importorskip("pyterrier")
 pyterrier_dr = pytest.importorskip("pyterrier_dr")
 ir_measures = pytest.importorskip("ir_measures")
 
+from sbmoe.evaluation.metrics import evaluate  # noqa: E402
 from sbmoe.io.collection import Collection, document_text  # noqa: E402
 from sbmoe.models.encoder import TINY_RANDOM_MODEL, EncoderConfig  # noqa: E402
-from sbmoe.evaluation.metrics import evaluate  # noqa: E402
 from sbmoe.models.retriever import ModelConfig, Retriever  # noqa: E402
 from sbmoe.retrieval.pyterrier import SBMoEBiEncoder  # noqa: E402
 from sbmoe.retrieval.search import chunks, search  # noqa: E402
@@ -23,8 +23,12 @@ MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model") / "sbmoe"
-    config = ModelConfig(EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=32, doc_max_length=64),
-                         variant="sbmoe", num_experts=3, seed=7)
+    config = ModelConfig(
+        EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=32, doc_max_length=64),
+        variant="sbmoe",
+        num_experts=3,
+        seed=7,
+    )
     config.encoder_trained = False
     Retriever(config).save(folder)
     return folder
@@ -33,15 +37,18 @@ def model(tmp_path_factory):
 def test_pyterrier_pipeline_matches_the_library(model, tmp_path):
     collection = Collection.load(MINI, "test")
     encoder = SBMoEBiEncoder.from_pretrained(model, pooling="top1", batch_size=32)
-    docs = pd.DataFrame({"docno": list(collection.corpus),
-                         "text": [document_text(d) for d in collection.corpus.values()]})
+    docs = pd.DataFrame(
+        {"docno": list(collection.corpus), "text": [document_text(d) for d in collection.corpus.values()]}
+    )
     index = pyterrier_dr.FlexIndex(str(tmp_path / "mini.flex"))
     (encoder >> index).index(docs.to_dict("records"))
 
     judged = collection.judged_queries()
     topics = pd.DataFrame({"qid": list(judged), "query": list(judged.values())})
-    qrels = pd.DataFrame([(q, d, g) for q, docs_ in collection.qrels.items() for d, g in docs_.items()],
-                         columns=["qid", "docno", "label"])
+    qrels = pd.DataFrame(
+        [(q, d, g) for q, docs_ in collection.qrels.items() for d, g in docs_.items()],
+        columns=["qid", "docno", "label"],
+    )
     pipeline = encoder >> index.retriever(num_results=100)
     experiment = pt.Experiment([pipeline], topics, qrels, [ir_measures.nDCG @ 10], names=["sbmoe"])
     pt_ndcg = float(experiment["nDCG@10"].iloc[0])
@@ -65,8 +72,14 @@ def test_pooling_must_fit_the_model(model):
 
 
 def test_a_regular_moe_model_in_pyterrier(tmp_path):
-    config = ModelConfig(EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=32, doc_max_length=64),
-                         variant="regular-moe", num_experts=3, top_k=2, moe_layers=[-1], seed=7)
+    config = ModelConfig(
+        EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=32, doc_max_length=64),
+        variant="regular-moe",
+        num_experts=3,
+        top_k=2,
+        moe_layers=[-1],
+        seed=7,
+    )
     Retriever(config).save(tmp_path / "regular")
     encoder = SBMoEBiEncoder.from_pretrained(tmp_path / "regular")
     assert repr(encoder) == "SBMoEBiEncoder(regular-moe-e3-k2, pooling='top1')"

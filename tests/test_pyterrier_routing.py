@@ -11,16 +11,16 @@ pyterrier_dr = pytest.importorskip("pyterrier_dr")
 pytest.importorskip("pyterrier_pisa")
 ir_measures = pytest.importorskip("ir_measures")
 
-from sbmoe.retrieval.bm25 import bm25_retriever, build_index  # noqa: E402
-from sbmoe.io.collection import Collection, document_text  # noqa: E402
-from sbmoe.models.encoder import TINY_RANDOM_MODEL, EncoderConfig  # noqa: E402
 from sbmoe.evaluation.metrics import evaluate  # noqa: E402
+from sbmoe.io.collection import Collection, document_text  # noqa: E402
+from sbmoe.io.runs import trec_order  # noqa: E402
+from sbmoe.models.encoder import TINY_RANDOM_MODEL, EncoderConfig  # noqa: E402
 from sbmoe.models.retriever import ModelConfig, Retriever  # noqa: E402
+from sbmoe.retrieval.bm25 import bm25_retriever, build_index  # noqa: E402
 from sbmoe.retrieval.pyterrier import SBMoEBiEncoder  # noqa: E402
+from sbmoe.selection.experts import hard_routing, query_features, soft_routing, utilities  # noqa: E402
 from sbmoe.selection.pyterrier import RoutedRetriever, base_encoder, results_to_run  # noqa: E402
 from sbmoe.selection.router import RouterConfig, train_router  # noqa: E402
-from sbmoe.selection.experts import hard_routing, query_features, soft_routing, utilities  # noqa: E402
-from sbmoe.io.runs import trec_order
 
 MINI = Path(__file__).resolve().parent / "data" / "mini" / "scifact"
 EXPERTS = ["bm25", "zeroshot"]
@@ -37,8 +37,11 @@ def setup(tmp_path_factory):
     router trained on the training queries."""
     folder = tmp_path_factory.mktemp("routing")
     model = folder / "model"
-    config = ModelConfig(EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=32, doc_max_length=64),
-                         variant="finetune", seed=7)
+    config = ModelConfig(
+        EncoderConfig(TINY_RANDOM_MODEL, normalize=True, query_max_length=32, doc_max_length=64),
+        variant="finetune",
+        seed=7,
+    )
     config.encoder_trained = False
     Retriever(config).save(model)
     test = Collection.load(MINI, "test")
@@ -56,20 +59,32 @@ def setup(tmp_path_factory):
     runs = [results_to_run(experts[name](topics), qids) for name in EXPERTS]
     encode = base_encoder(model)
     features = query_features(topics["query"].tolist(), ["length", "bm25"], runs[0], qids)
-    router, _ = train_router(EXPERTS, encode(topics["query"].tolist()), features,
-                             utilities(runs, train.qrels, qids), RouterConfig(epochs=100), progress=False)
+    router, _ = train_router(
+        EXPERTS,
+        encode(topics["query"].tolist()),
+        features,
+        utilities(runs, train.qrels, qids),
+        RouterConfig(epochs=100),
+        progress=False,
+    )
     return {"experts": experts, "router": router, "encode": encode, "test": test, "model": model, "folder": folder}
 
 
 def test_router_in_pt_experiment_matches_the_library(setup):
     test, experts, router = setup["test"], setup["experts"], setup["router"]
     topics = topics_of(test)
-    qrels = pd.DataFrame([(q, d, g) for q, docs in test.qrels.items() for d, g in docs.items()],
-                         columns=["qid", "docno", "label"])
+    qrels = pd.DataFrame(
+        [(q, d, g) for q, docs in test.qrels.items() for d, g in docs.items()], columns=["qid", "docno", "label"]
+    )
     hard = RoutedRetriever(router, experts, setup["encode"], mode="hard", num_results=100)
     soft = RoutedRetriever(router, experts, setup["encode"], mode="soft", num_results=100)
-    table = pt.Experiment([experts["bm25"], experts["zeroshot"], hard, soft], topics, qrels, [ir_measures.nDCG @ 10],
-                          names=["bm25", "zeroshot", "router-hard", "router-soft"])
+    table = pt.Experiment(
+        [experts["bm25"], experts["zeroshot"], hard, soft],
+        topics,
+        qrels,
+        [ir_measures.nDCG @ 10],
+        names=["bm25", "zeroshot", "router-hard", "router-soft"],
+    )
     measured = dict(zip(table["name"], table["nDCG@10"]))
 
     qids = topics["qid"].tolist()

@@ -12,9 +12,9 @@ import torch
 
 from sbmoe.io.collection import Collection
 from sbmoe.models.encoder import EMBEDDED_MODEL, TINY_RANDOM_MODEL, EncoderConfig
-from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.models.prefix import compute_prefix
 from sbmoe.models.regular_moe import MoEFeedForward, TokenRouting, balance_loss, layer_indices
+from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.training.config import TrainConfig
 from sbmoe.training.trainer import train
 
@@ -28,8 +28,16 @@ def _encoder(**overrides) -> EncoderConfig:
 
 
 def _regular(num_experts=4, top_k=2, moe_layers=(-1,), seed=42, **encoder) -> Retriever:
-    return Retriever(ModelConfig(_encoder(**encoder), variant="regular-moe", num_experts=num_experts, top_k=top_k,
-                                 moe_layers=list(moe_layers), seed=seed))
+    return Retriever(
+        ModelConfig(
+            _encoder(**encoder),
+            variant="regular-moe",
+            num_experts=num_experts,
+            top_k=top_k,
+            moe_layers=list(moe_layers),
+            seed=seed,
+        )
+    )
 
 
 def _dense(**encoder) -> Retriever:
@@ -53,8 +61,10 @@ def test_minilm_upcycled_equals_dense():
     """Real weights: all-MiniLM-L6-v2 with its top two feed-forward sub-layers upcycled into 4 experts."""
     minilm = dict(name_or_path=EMBEDDED_MODEL, query_max_length=256, doc_max_length=256)
     dense = _dense(**minilm)
-    model = Retriever(ModelConfig(_encoder(**minilm), variant="regular-moe", num_experts=4, top_k=2, moe_layers=[-2, -1]),
-                      encoder=dense.encoder)
+    model = Retriever(
+        ModelConfig(_encoder(**minilm), variant="regular-moe", num_experts=4, top_k=2, moe_layers=[-2, -1]),
+        encoder=dense.encoder,
+    )
     moe = model.encode(TEXTS, "doc", "none", progress=False).embeddings
     model.encoder.feed_forward.clear()
     plain = dense.encode(TEXTS, "doc", "none", progress=False).embeddings
@@ -110,8 +120,16 @@ def data(tiny_collection):
 
 
 def _config(**overrides) -> TrainConfig:
-    values = dict(epochs=2, batch_size=8, encoder_lr=1e-3, moe_lr=1e-2, valid_fraction=0.2, seed=7, train_layers=1,
-                  router_balance_coef=0.01)
+    values = dict(
+        epochs=2,
+        batch_size=8,
+        encoder_lr=1e-3,
+        moe_lr=1e-2,
+        valid_fraction=0.2,
+        seed=7,
+        train_layers=1,
+        router_balance_coef=0.01,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -127,12 +145,25 @@ def test_training_inside_the_top_layer_logs_routing_per_moe_layer(data):
     after = _state(model)
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     prefix = "encoder.feed_forward.1."
-    assert {f"{prefix}router.weight", f"{prefix}experts.0.dense.weight", f"{prefix}experts.2.intermediate.dense.weight"} <= moved
+    assert {
+        f"{prefix}router.weight",
+        f"{prefix}experts.0.dense.weight",
+        f"{prefix}experts.2.intermediate.dense.weight",
+    } <= moved
     assert any(k.startswith("encoder.model.encoder.layer.1.attention.") for k in moved)
     # the replaced dense feed-forward weights, the frozen layer and the embeddings did not move
-    assert not [k for k in moved if k.startswith(("encoder.model.encoder.layer.1.intermediate.",
-                                                  "encoder.model.encoder.layer.1.output.dense.",
-                                                  "encoder.model.encoder.layer.0.", "encoder.model.embeddings."))]
+    assert not [
+        k
+        for k in moved
+        if k.startswith(
+            (
+                "encoder.model.encoder.layer.1.intermediate.",
+                "encoder.model.encoder.layer.1.output.dense.",
+                "encoder.model.encoder.layer.0.",
+                "encoder.model.embeddings.",
+            )
+        )
+    ]
     experts = model.encoder.feed_forward["1"].experts
     assert not torch.equal(experts[0].dense.weight, experts[1].dense.weight)  # the copies diverged
     for entry in result.log:
@@ -147,8 +178,9 @@ def test_the_balance_loss_changes_training(data):
     runs = {}
     for coef in (0.0, 1.0):
         model = _regular(num_experts=3, top_k=1)
-        runs[coef] = train(model, data.corpus, data.queries, data.qrels, _config(epochs=1, router_balance_coef=coef),
-                           progress=False).log[0]
+        runs[coef] = train(
+            model, data.corpus, data.queries, data.qrels, _config(epochs=1, router_balance_coef=coef), progress=False
+        ).log[0]
     assert runs[0.0]["loss"] != runs[1.0]["loss"]
     assert runs[0.0]["layer_routing"]["1"]["balance_loss"] > 0
 
@@ -170,5 +202,7 @@ def test_save_and_load_give_identical_embeddings(tmp_path, data):
     from_cache = loaded.encode_pooled(loaded.pool_prefix(cache, progress=False), "none").embeddings
     assert np.abs(from_cache - expected).max() < 1e-5
     other_seed = _regular(num_experts=3, top_k=2, seed=43)
-    assert not torch.equal(other_seed.encoder.feed_forward["1"].router.weight,
-                           _regular(num_experts=3, top_k=2).encoder.feed_forward["1"].router.weight)
+    assert not torch.equal(
+        other_seed.encoder.feed_forward["1"].router.weight,
+        _regular(num_experts=3, top_k=2).encoder.feed_forward["1"].router.weight,
+    )

@@ -18,14 +18,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import ENV, SNAKEMAKE, workdir
 
 CONFIG = "config/ci.yaml"
 
 
 def snakemake(folder: Path, *args: str) -> str:
-    completed = subprocess.run([*SNAKEMAKE, "--configfile", CONFIG, *args], cwd=folder, capture_output=True, text=True,
-                               env=ENV, timeout=300, check=False)
+    completed = subprocess.run(
+        [*SNAKEMAKE, "--configfile", CONFIG, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return completed.stdout + completed.stderr
 
@@ -33,8 +41,11 @@ def snakemake(folder: Path, *args: str) -> str:
 def planned_rules(folder: Path) -> dict[str, int]:
     """The rules a dry run with the params trigger plans, with their job counts."""
     output = snakemake(folder, "--dry-run", "--rerun-triggers", "params", "--quiet", "rules")
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE)
-            if rule != "total"}
+    return {
+        rule: int(count)
+        for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE)
+        if rule != "total"
+    }
 
 
 def recorded_outputs(folder: Path) -> dict[Path, float]:
@@ -80,5 +91,13 @@ def test_a_learning_rate_replans_training_but_no_encoder_or_cache(tmp_path, trai
     planned = planned_rules(folder)
 
     assert "train" in planned and "evaluate" in planned, planned
-    for rule in ("init_model", "pool_queries", "pool_corpus", "prefix_queries", "prefix_corpus", "export_dataset", "bm25"):
+    for rule in (
+        "init_model",
+        "pool_queries",
+        "pool_corpus",
+        "prefix_queries",
+        "prefix_corpus",
+        "export_dataset",
+        "bm25",
+    ):
         assert rule not in planned, f"changing training.moe_lr replans {rule}: {planned}"

@@ -44,7 +44,9 @@ def claim(folder: Path, release: Path, dry: bool = False) -> tuple[subprocess.Po
 
 
 def killed_job_scratch(output: Path) -> Path:
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(output)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(output)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     scratch = Path(writer.stdout.readline().strip())
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
@@ -111,9 +113,24 @@ def test_a_dry_run_alone_cleans_up_and_leaves_the_folder_free(tmp_path):
 
 
 def test_dry_run_command_lines():
-    for argv in (["snakemake", "-n"], ["snakemake", "--dry-run", "x"], ["snakemake", "-pn"], ["s", "--dryrun"],
-                 ["snakemake", "--dag"], ["snakemake", "--summary"], ["snakemake", "--lint=json"], ["snakemake", "-l"]):
+    for argv in (
+        ["snakemake", "-n"],
+        ["snakemake", "--dry-run", "x"],
+        ["snakemake", "-pn"],
+        ["s", "--dryrun"],
+        ["snakemake", "--dag"],
+        ["snakemake", "--summary"],
+        ["snakemake", "--lint=json"],
+        ["snakemake", "-l"],
+    ):
         assert is_dry_run(argv), argv
-    for argv in (["snakemake", "--cores", "all"], ["snakemake", "-c4"], ["snakemake", "--configfile", "n"], ["snakemake"],
-                 ["snakemake", "--unlock"], ["snakemake", "-p"], ["snakemake", "--report", "r.html"]):
+    for argv in (
+        ["snakemake", "--cores", "all"],
+        ["snakemake", "-c4"],
+        ["snakemake", "--configfile", "n"],
+        ["snakemake"],
+        ["snakemake", "--unlock"],
+        ["snakemake", "-p"],
+        ["snakemake", "--report", "r.html"],
+    ):
         assert not is_dry_run(argv), argv

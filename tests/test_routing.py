@@ -138,8 +138,9 @@ def test_cross_validation_keeps_a_gate_from_fitting_noise():
     router, log = train_router(EXPERTS[:2], embeddings, np.zeros((40, 0)), utility, config, progress=False)
     assert log["l2"] == 1.0 and log["cross_validation"]["1.0"] >= log["cross_validation"]["0.0001"]
     assert (router.choose(rng.normal(size=(200, 30)), np.zeros((200, 0))) == 0).all()
-    unregularised, _ = train_router(EXPERTS[:2], embeddings, np.zeros((40, 0)), utility,
-                                    RouterConfig(features=[], l2=[0.0]), progress=False)
+    unregularised, _ = train_router(
+        EXPERTS[:2], embeddings, np.zeros((40, 0)), utility, RouterConfig(features=[], l2=[0.0]), progress=False
+    )
     assert (unregularised.choose(rng.normal(size=(200, 30)), np.zeros((200, 0))) == 1).any()
 
 
@@ -168,8 +169,9 @@ def test_router_refuses_training_data_without_signal():
 
 
 def test_best_experts_share_ties():
-    np.testing.assert_allclose(best_experts(np.array([[0.2, 0.5, 0.5], [0.0, 0.0, 0.0]])),
-                               [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(
+        best_experts(np.array([[0.2, 0.5, 0.5], [0.0, 0.0, 0.0]])), [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]]
+    )
 
 
 # ---- routing, fusion and the oracle ----
@@ -268,8 +270,9 @@ def write_split(folder, qids, runs, names, seed):
         paths.append(path)
     rng = np.random.default_rng(seed)
     pooled = folder / "queries.npz"
-    Encoded(rng.normal(size=(len(qids), 8)).astype(np.float32), np.full(len(qids), -1), np.zeros((len(qids), 0)),
-            list(qids)).save(pooled)
+    Encoded(
+        rng.normal(size=(len(qids), 8)).astype(np.float32), np.full(len(qids), -1), np.zeros((len(qids), 0)), list(qids)
+    ).save(pooled)
     return paths, pooled
 
 
@@ -296,18 +299,27 @@ def test_route_stages_end_to_end(tiny_collection, tmp_path):
     qids, runs = tiny_runs(tiny_collection, "train", good=1)
     paths, pooled = write_split(tmp_path / "train", qids, runs, EXPERTS, seed=0)
     config = RouterConfig(features=["length", "bm25"], epochs=300, seed=3)
-    description = train_router_stage(EXPERTS, ExpertInputs(paths, pooled, tiny_collection, "train"),
-                                     tmp_path / "router", config, fusion_step=0.25)
+    description = train_router_stage(
+        EXPERTS, ExpertInputs(paths, pooled, tiny_collection, "train"), tmp_path / "router", config, fusion_step=0.25
+    )
     assert description["split"] == "train" and description["queries"] == len(qids) == 30
-    assert description["wsum_step"] == 0.25 and all(w in (0.0, 0.25, 0.5, 0.75, 1.0) for w in description["wsum_weights"])
+    assert description["wsum_step"] == 0.25 and all(
+        w in (0.0, 0.25, 0.5, 0.75, 1.0) for w in description["wsum_weights"]
+    )
     assert description["informative_queries"] == 30
     assert description["wsum_weights"][1] == max(description["wsum_weights"])
     assert description["training"]["epochs"][-1]["accuracy"] == 1.0
 
     test_qids, test_runs = tiny_runs(tiny_collection, "test", good=1)
     test_paths, test_pooled = write_split(tmp_path / "test", test_qids, test_runs, EXPERTS, seed=1)
-    route_stage(tmp_path / "router", {"tiny": ExpertInputs(test_paths, test_pooled, tiny_collection)},
-                tmp_path / "runs", tmp_path / "eval.json", tmp_path / "choices.json", k=10)
+    route_stage(
+        tmp_path / "router",
+        {"tiny": ExpertInputs(test_paths, test_pooled, tiny_collection)},
+        tmp_path / "runs",
+        tmp_path / "eval.json",
+        tmp_path / "choices.json",
+        k=10,
+    )
     evaluations = json.loads((tmp_path / "eval.json").read_text())
     assert set(evaluations["tiny"]) == {*EXPERTS, *ROUTED}
     scores = {name: e["metrics"]["ndcg@10"] for name, e in evaluations["tiny"].items()}
@@ -352,8 +364,10 @@ def synthetic_routing(seed=10, metrics=REPORTED_METRICS):
         evaluations["scifact"][testset] = {name: evaluate(run, qrels, list(metrics)) for name, run in every.items()}
         choices["scifact"][testset] = {
             "experts": EXPERTS,
-            "queries": {q: {"router": EXPERTS[int(np.argmax(w))], "weights": w.tolist(), "utility": u.tolist()}
-                        for q, w, u in zip(qids, weights, utility)},
+            "queries": {
+                q: {"router": EXPERTS[int(np.argmax(w))], "weights": w.tolist(), "utility": u.tolist()}
+                for q, w, u in zip(qids, weights, utility)
+            },
         }
     return evaluations, choices
 
@@ -369,7 +383,9 @@ def test_routing_table_marks_the_best_single_retriever(tmp_path):
     report = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
     reference = load_bm25_reference(ROOT / "workflow" / "bm25_reference.yaml")
     assert reference["scifact"] == 0.665 and reference["nfcorpus"] == 0.325
-    table = routing_table(evaluations, EXPERTS, PAIRS, report, reference, metrics=REPORTED_METRICS, dataset_labels=LABELS)
+    table = routing_table(
+        evaluations, EXPERTS, PAIRS, report, reference, metrics=REPORTED_METRICS, dataset_labels=LABELS
+    )
     frame = table.frame
     for testset in ("scifact", "cranfield"):
         rows = frame[(frame["testset"] == testset) & (frame["metric"] == "ndcg@10") & (frame["kind"] != "published")]
@@ -399,8 +415,9 @@ def test_routing_figure_and_macros(tmp_path):
     assert sum(first["oracle"]) == pytest.approx(1.0) and first["oracle_queries"] <= first["queries"] == 40
 
     report = significance_against_best_single(evaluations, {"scifact": EXPERTS}, permutations=1000)
-    table = routing_table(evaluations, EXPERTS, PAIRS, report, {"scifact": 0.665}, metrics=REPORTED_METRICS,
-                          dataset_labels=LABELS)
+    table = routing_table(
+        evaluations, EXPERTS, PAIRS, report, {"scifact": 0.665}, metrics=REPORTED_METRICS, dataset_labels=LABELS
+    )
     values = paper_macros(routing=table.frame, routing_figure=plotted, metrics=REPORTED_METRICS)
     ndcg = {name: e["metrics"]["ndcg@10"] for name, e in evaluations["scifact"]["scifact"].items()}
     best = max(EXPERTS, key=lambda name: ndcg[name])

@@ -54,13 +54,15 @@ def test_trec_eval_compares_scores_in_single_precision():
 
 def test_float32_scores_round_trip_exactly(tmp_path):
     rng = np.random.default_rng(0)
-    values = np.concatenate([
-        rng.standard_normal(500).astype(np.float32),
-        (rng.random(200) * 1e-30).astype(np.float32),
-        (rng.random(200) * 1e30).astype(np.float32),
-        np.nextafter(np.float32(0.3), np.float32(1.0), dtype=np.float32)[None],  # one ulp apart
-        np.float32(0.3)[None],
-    ])
+    values = np.concatenate(
+        [
+            rng.standard_normal(500).astype(np.float32),
+            (rng.random(200) * 1e-30).astype(np.float32),
+            (rng.random(200) * 1e30).astype(np.float32),
+            np.nextafter(np.float32(0.3), np.float32(1.0), dtype=np.float32)[None],  # one ulp apart
+            np.float32(0.3)[None],
+        ]
+    )
     run = {"q": {f"d{i}": float(value) for i, value in enumerate(values)}}
     write_trec_run(tmp_path / "run.trec", run, "tag")
     back = read_trec_run(tmp_path / "run.trec")
@@ -102,17 +104,21 @@ def test_tie_order_and_ranks_written(tmp_path):
     ]
     # the file's ranks are trec_eval's ranks
     for qid, docs in run.items():
-        assert trec_eval_ranks(docs) == [line.split()[2] for line in (tmp_path / "run.trec").read_text().splitlines()
-                                         if line.startswith(qid + " ")]
+        assert trec_eval_ranks(docs) == [
+            line.split()[2] for line in (tmp_path / "run.trec").read_text().splitlines() if line.startswith(qid + " ")
+        ]
 
 
-@pytest.mark.parametrize("lines, line, message", [
-    (["q1 Q0 d1 1 2.0 tag", "", "q1 Q0 d2 2 1.0"], 3, "expected 6 fields"),
-    (["q1 Q0 d1 1 2.0 tag", "q1 Q0 d2 two 1.0 tag"], 2, "rank 'two' is not an integer"),
-    (["q1 Q0 d1 1 high tag"], 1, "score 'high' is not a number"),
-    (["q1 Q0 d1 1 nan tag"], 1, "score 'nan' is not a number"),
-    (["q1 Q0 d1 1 0.5 tag", "q1 Q0 d1 2 0.4 tag"], 2, "document 'd1' is ranked twice for query 'q1'"),
-])
+@pytest.mark.parametrize(
+    "lines, line, message",
+    [
+        (["q1 Q0 d1 1 2.0 tag", "", "q1 Q0 d2 2 1.0"], 3, "expected 6 fields"),
+        (["q1 Q0 d1 1 2.0 tag", "q1 Q0 d2 two 1.0 tag"], 2, "rank 'two' is not an integer"),
+        (["q1 Q0 d1 1 high tag"], 1, "score 'high' is not a number"),
+        (["q1 Q0 d1 1 nan tag"], 1, "score 'nan' is not a number"),
+        (["q1 Q0 d1 1 0.5 tag", "q1 Q0 d1 2 0.4 tag"], 2, "document 'd1' is ranked twice for query 'q1'"),
+    ],
+)
 def test_malformed_lines_name_file_and_line(tmp_path, lines, line, message):
     path = tmp_path / "bad.trec"
     path.write_text("\n".join(lines) + "\n")

@@ -68,7 +68,10 @@ def test_trec_round_trip(tmp_path):
     write_trec_run(path, run, tag="mytag")
     lines = path.read_text().splitlines()
     assert lines[:3] == ["q1 Q0 d2 1 2.25 mytag", "q1 Q0 d1 2 0.5 mytag", "q1 Q0 d3 3 -1.0 mytag"]
-    assert lines[3:] == ["q2 Q0 d9 1 1.0 mytag", "q2 Q0 d8 2 1.0 mytag"]  # ties by document id, descending (trec_eval's)
+    assert lines[3:] == [
+        "q2 Q0 d9 1 1.0 mytag",
+        "q2 Q0 d8 2 1.0 mytag",
+    ]  # ties by document id, descending (trec_eval's)
     assert read_trec_run(path) == run
     assert sorted(p.name for p in path.parent.iterdir()) == ["run.trec"]
 

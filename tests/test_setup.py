@@ -6,11 +6,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "scripts" / "latex-packages.tsv"
@@ -55,9 +55,22 @@ def test_the_setup_installs_from_the_table():
 def _debian_closure(packages: set[str]) -> set[str]:
     """The packages and everything they depend on (hard dependencies only)."""
     completed = subprocess.run(
-        ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks",
-         "--no-replaces", "--no-enhances", *sorted(packages)],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            "apt-cache",
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            *sorted(packages),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return packages | {line.strip() for line in completed.stdout.splitlines() if re.match(r"^[a-z0-9]", line)}
 
@@ -119,7 +132,11 @@ def test_every_imported_package_is_a_declared_dependency():
     providers = metadata.packages_distributions()
     declared = _requirement_names()
     undeclared = {}
-    files = [*(ROOT / "src").rglob("*.py"), *(ROOT / "workflow" / "scripts").glob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    files = [
+        *(ROOT / "src").rglob("*.py"),
+        *(ROOT / "workflow" / "scripts").glob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+    ]
     for path in files:
         for module in _imports(path) - local - set(sys.stdlib_module_names):
             distributions = {_normalise(d) for d in providers.get(module, [])}
@@ -150,15 +167,18 @@ def test_setup_refuses_a_paper_package_without_an_install_step(tmp_path):
 
 
 def test_setup_names_the_missing_file_and_its_package_when_it_cannot_install(tmp_path):
-    folder = _setup_copy(tmp_path, extra_row="package\tnosuchstyle\tno-such-debian-package",
-                         extra_package="nosuchstyle")
+    folder = _setup_copy(
+        tmp_path, extra_row="package\tnosuchstyle\tno-such-debian-package", extra_package="nosuchstyle"
+    )
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "apt-get").write_text("#!/bin/sh\nexit 100\n")
     (fake / "apt-get").chmod(0o755)
     env = {"PATH": f"{fake}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
-    completed = subprocess.run(["bash", folder / "scripts" / "setup-tex"], capture_output=True, text=True,
-                               timeout=120, env=env)
+    completed = subprocess.run(
+        ["bash", folder / "scripts" / "setup-tex"], capture_output=True, text=True, timeout=120, env=env
+    )
     assert completed.returncode == 1
-    assert ("error: nosuchstyle.sty is still missing: install the Debian package no-such-debian-package"
-            in completed.stderr)
+    assert (
+        "error: nosuchstyle.sty is still missing: install the Debian package no-such-debian-package" in completed.stderr
+    )

@@ -25,13 +25,46 @@ pytest.importorskip("snakemake_executor_plugin_slurm")
 REQUIRED = os.environ.get("SBMOE_REQUIRE_SLURM") == "1"
 CLUSTER_RUN_TIMEOUT = 1200  # seconds; the CI study takes a few minutes through a one-node cluster
 # rules that go through sbatch in the CI study (a frozen random encoder), and its local rules
-CLUSTER_RULES = {"init_model", "pool_queries", "pool_corpus", "train", "search", "search_untrained", "evaluate",
-                 "bm25", "search_split", "train_router", "route"}
-LOCAL_RULES = {"export_dataset", "dataset_stats", "significance", "table_in_domain", "table_zero_shot",
-               "table_reproduction", "table_experts", "figure_expert_count", "figure_tsne", "figure_training",
-               "table_routing", "figure_routing", "paper_macros", "paper"}
-COMPARED = ("models", "pooled", "encoded", "runs", "eval", "analysis/tables", "analysis/significance.json",
-            "analysis/macros.tex", "analysis/dataset_stats.json")
+CLUSTER_RULES = {
+    "init_model",
+    "pool_queries",
+    "pool_corpus",
+    "train",
+    "search",
+    "search_untrained",
+    "evaluate",
+    "bm25",
+    "search_split",
+    "train_router",
+    "route",
+}
+LOCAL_RULES = {
+    "export_dataset",
+    "dataset_stats",
+    "significance",
+    "table_in_domain",
+    "table_zero_shot",
+    "table_reproduction",
+    "table_experts",
+    "figure_expert_count",
+    "figure_tsne",
+    "figure_training",
+    "table_routing",
+    "figure_routing",
+    "paper_macros",
+    "paper",
+}
+COMPARED = (
+    "models",
+    "pooled",
+    "encoded",
+    "runs",
+    "eval",
+    "analysis/tables",
+    "analysis/significance.json",
+    "analysis/macros.tex",
+    "analysis/dataset_stats.json",
+)
 
 
 def slurm_problem() -> str | None:
@@ -60,16 +93,23 @@ def slurm():
         pytest.skip(f"{problem}; `scripts/slurm-cluster start` sets up a one-node cluster")
 
 
-def run_profile(folder: Path, profile: str, *args: str, timeout: int, config: str = "config/ci.yaml",
-                env: dict | None = None) -> str:
+def run_profile(
+    folder: Path, profile: str, *args: str, timeout: int, config: str = "config/ci.yaml", env: dict | None = None
+) -> str:
     """Run Snakemake with a cluster profile (verbose: the plugin logs every sbatch call) and return its
     output, after "exit <code>" if it failed. On a timeout the run is interrupted like Ctrl-C, so that
     it cancels its SLURM jobs."""
     log = folder / f"{profile}.log"
     command = [*SNAKEMAKE, "--profile", f"profiles/{profile}", "--configfile", config, "--verbose", *args]
     with log.open("w") as handle:
-        process = subprocess.Popen(command, cwd=folder, env={**ENV, **(env or {})}, stdout=handle,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=folder,
+            env={**ENV, **(env or {})},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -112,8 +152,14 @@ def option(words: list[str], name: str) -> str | None:
 
 
 def planned_jobs(folder: Path, *args: str) -> dict[str, int]:
-    plan = subprocess.run([*SNAKEMAKE, "-n", "--quiet", "rules", "--configfile", "config/ci.yaml", *args],
-                          cwd=folder, capture_output=True, text=True, timeout=300, env=ENV)
+    plan = subprocess.run(
+        [*SNAKEMAKE, "-n", "--quiet", "rules", "--configfile", "config/ci.yaml", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert plan.returncode == 0, plan.stderr[-3000:]
     table = (plan.stdout + plan.stderr).split("Job stats:")[1]
     return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M) if name != "total"}
@@ -131,7 +177,11 @@ def same_files(local: Path, cluster: Path) -> list[str]:
     compared = []
     for entry in COMPARED:
         base = local / "results" / entry
-        files = sorted(p for p in base.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp") if base.is_dir() else [base]
+        files = (
+            sorted(p for p in base.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp")
+            if base.is_dir()
+            else [base]
+        )
         assert files, f"the local run wrote nothing under results/{entry}"
         for path in files:
             relative = path.relative_to(local)
@@ -184,7 +234,9 @@ def test_ci_study_through_the_cpu_profile_equals_the_local_run(cluster_run, requ
             assert option(words, "--mem") == str(resources["mem_mb"]), words
             assert option(words, "-t") == str(resources["runtime"]), words
             assert option(words, "-A") is None, words
-    assert all(per_rule[rule]["gpu"] == 0 for rule in ("train", "pool_queries", "pool_corpus", "search", "search_split"))
+    assert all(
+        per_rule[rule]["gpu"] == 0 for rule in ("train", "pool_queries", "pool_corpus", "search", "search_split")
+    )
 
     # the same numbers as the local run (tests/conftest.py), file for file; asked for here, after the
     # SLURM check, so that a missing cluster skips without running the study locally first
@@ -202,9 +254,14 @@ def test_gpu_profile_submissions(cluster_run, tmp_path, capsys):
     shutil.copytree(cluster_run[0], folder)
     # one run per target: a frozen encoder's train, search and evaluate jobs of one seed depend on each
     # other, and a refused job's outputs are removed, so each target comes before those it feeds
-    targets = ["results/eval/tiny/scifact/finetune/seed1.json", "results/runs/tiny/scifact/finetune/seed1/scifact",
-               "results/models/tiny/scifact/sbmoe-paper-e3/seed2/model"]
-    output = "\n".join(run_profile(folder, "slurm", "--force", target, "--retries", "0", timeout=600) for target in targets)
+    targets = [
+        "results/eval/tiny/scifact/finetune/seed1.json",
+        "results/runs/tiny/scifact/finetune/seed1/scifact",
+        "results/models/tiny/scifact/sbmoe-paper-e3/seed2/model",
+    ]
+    output = "\n".join(
+        run_profile(folder, "slurm", "--force", target, "--retries", "0", timeout=600) for target in targets
+    )
     calls = sbatch_calls(output)
     show(calls, capsys)
     assert set(calls) == {"train", "search", "evaluate"}, output[-5000:]
@@ -233,7 +290,15 @@ def test_hub_encoder_is_fetched_on_the_submitting_node(slurm, tmp_path):
     config = yaml.safe_load((folder / "config" / "ci.yaml").read_text())
     config["encoders"]["tiny"]["name_or_path"] = "sentence-transformers/all-MiniLM-L6-v2"
     (folder / "hub.yaml").write_text(yaml.safe_dump(config))
-    output = run_profile(folder, "slurm-cpu", "results/models/tiny/none/zeroshot/seed0/model", "--retries", "0",
-                         config="hub.yaml", env={"HF_HUB_OFFLINE": "1"}, timeout=600)
+    output = run_profile(
+        folder,
+        "slurm-cpu",
+        "results/models/tiny/none/zeroshot/seed0/model",
+        "--retries",
+        "0",
+        config="hub.yaml",
+        env={"HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
     assert re.search(r"^localrule init_model:", output, flags=re.M), output[-5000:]
     assert sbatch_calls(output) == {}, output[-5000:]

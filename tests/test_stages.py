@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from sbmoe.io.collection import DataFormatError
-from sbmoe.models.encoder import EMBEDDED_MODEL, EncoderConfig
-from sbmoe.io.errors import InputWarning
 from sbmoe.io.encoded import Encoded
-from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.io.errors import InputWarning
 from sbmoe.io.runs import read_trec_run
+from sbmoe.models.encoder import EMBEDDED_MODEL, EncoderConfig
+from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.pipeline.stages import encode_stage, evaluate_stage, init_stage, pool_stage, search_stage, train_stage
 from sbmoe.training.config import TrainConfig
+
 
 def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
@@ -45,8 +46,15 @@ def test_init_pool_encode_search_evaluate(tmp_path, tiny_collection, encoder_con
     # pooled caches of the queries and of the corpus in two shards
     pool_stage(out / "model", tiny_collection, "queries", out / "pooled-queries.npz", split="test", device="cpu")
     for shard in range(2):
-        pool_stage(out / "model", tiny_collection, "corpus", out / f"pooled-corpus-{shard}.npz", shard=shard,
-                   num_shards=2, device="cpu")
+        pool_stage(
+            out / "model",
+            tiny_collection,
+            "corpus",
+            out / f"pooled-corpus-{shard}.npz",
+            shard=shard,
+            num_shards=2,
+            device="cpu",
+        )
     pooled_queries = Encoded.load(out / "pooled-queries.npz")
     assert pooled_queries.ids == [f"q{i}" for i in range(30, 40)]
     assert pooled_queries.embeddings.shape == (10, 32) and (pooled_queries.experts == -1).all()
@@ -61,7 +69,16 @@ def test_init_pool_encode_search_evaluate(tmp_path, tiny_collection, encoder_con
         shard = int(name[-1]) if kind == "corpus" else 0
         direct = [out / f"{name}-{p}.npz" for p in poolings]
         cached = [out / f"{name}-{p}-cached.npz" for p in poolings]
-        encode_stage(out / "model", tiny_collection, kind, poolings, direct, shard=shard, num_shards=2 if kind == "corpus" else 1, device="cpu")
+        encode_stage(
+            out / "model",
+            tiny_collection,
+            kind,
+            poolings,
+            direct,
+            shard=shard,
+            num_shards=2 if kind == "corpus" else 1,
+            device="cpu",
+        )
         encode_stage(out / "model", tiny_collection, kind, poolings, cached, pooled=out / cache, device="cpu")
         for a, b in zip(direct, cached):
             first, second = Encoded.load(a), Encoded.load(b)
@@ -73,8 +90,14 @@ def test_init_pool_encode_search_evaluate(tmp_path, tiny_collection, encoder_con
         np.testing.assert_allclose(full.gate.sum(axis=1), 1.0, atol=1e-6)
 
     # search over the two shards equals the model's own encoding and a brute-force ranking
-    search_stage(out / "queries-top1.npz", [out / "corpus-0-top1.npz", out / "corpus-1-top1.npz"],
-                 out / "run.trec", k=5, tag="tiny", device="cpu")
+    search_stage(
+        out / "queries-top1.npz",
+        [out / "corpus-0-top1.npz", out / "corpus-1-top1.npz"],
+        out / "run.trec",
+        k=5,
+        tag="tiny",
+        device="cpu",
+    )
     run = read_trec_run(out / "run.trec")
     assert set(run) == {f"q{i}" for i in range(30, 40)} and all(len(docs) == 5 for docs in run.values())
     model = Retriever.load(out / "model")
@@ -89,8 +112,9 @@ def test_init_pool_encode_search_evaluate(tmp_path, tiny_collection, encoder_con
         best = [doc_ids[j] for j in np.argsort(-scores[row])[:5]]
         assert set(run[qid]) == set(best)
 
-    result = evaluate_stage(out / "run.trec", tiny_collection / "qrels" / "test.tsv", out / "eval.json",
-                            metrics=["ndcg@10", "recall@100"])
+    result = evaluate_stage(
+        out / "run.trec", tiny_collection / "qrels" / "test.tsv", out / "eval.json", metrics=["ndcg@10", "recall@100"]
+    )
     saved = json.loads((out / "eval.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert saved["run"] == str(out / "run.trec") and set(saved["metrics"]) == {"ndcg@10", "recall@100"}
@@ -105,52 +129,92 @@ def test_encode_stage_refuses_a_cache_for_a_trained_encoder(tmp_path, tiny_colle
     model.save(tmp_path / "model")  # encoder_trained defaults to True
     pool_stage(tmp_path / "model", tiny_collection, "queries", tmp_path / "pooled.npz", device="cpu")
     with pytest.raises(ValueError, match="encoder was trained"):
-        encode_stage(tmp_path / "model", tiny_collection, "queries", ["none"], [tmp_path / "q.npz"],
-                     pooled=tmp_path / "pooled.npz", device="cpu")
+        encode_stage(
+            tmp_path / "model",
+            tiny_collection,
+            "queries",
+            ["none"],
+            [tmp_path / "q.npz"],
+            pooled=tmp_path / "pooled.npz",
+            device="cpu",
+        )
     with pytest.raises(ValueError, match="outputs"):
-        encode_stage(tmp_path / "model", tiny_collection, "queries", ["none", "top1"], [tmp_path / "q.npz"], device="cpu")
+        encode_stage(
+            tmp_path / "model", tiny_collection, "queries", ["none", "top1"], [tmp_path / "q.npz"], device="cpu"
+        )
     assert not (tmp_path / "q.npz").exists()
 
 
 def test_train_stage_with_and_without_pooled_cache(tmp_path, tiny_collection, encoder_config):
     init_stage(_model_config(encoder_config, "finetune"), tmp_path / "base")
-    pool_stage(tmp_path / "base", tiny_collection, "queries", tmp_path / "queries-train.npz", split="train", device="cpu")
+    pool_stage(
+        tmp_path / "base", tiny_collection, "queries", tmp_path / "queries-train.npz", split="train", device="cpu"
+    )
     pool_stage(tmp_path / "base", tiny_collection, "corpus", tmp_path / "corpus-0.npz", device="cpu")
     config = _train_config(train_layers=0)
     logs = {}
     for name, caches in (("cached", True), ("uncached", False)):
         output, log = tmp_path / name / "model", tmp_path / name / "train_log.jsonl"
-        train_stage(tiny_collection, _model_config(encoder_config), config, output, log, device="cpu", progress=False,
-                    pooled_queries=tmp_path / "queries-train.npz" if caches else None,
-                    pooled_corpus=[tmp_path / "corpus-0.npz"] if caches else None)
+        train_stage(
+            tiny_collection,
+            _model_config(encoder_config),
+            config,
+            output,
+            log,
+            device="cpu",
+            progress=False,
+            pooled_queries=tmp_path / "queries-train.npz" if caches else None,
+            pooled_corpus=[tmp_path / "corpus-0.npz"] if caches else None,
+        )
         assert sorted(p.name for p in output.iterdir()) == ["config.json", "moe.pt"]  # frozen: no encoder copy
         logs[name] = [json.loads(line) for line in log.read_text().splitlines()]
         assert len(logs[name]) == 2 and logs[name][0]["best"] is True
         assert _listing(tmp_path / name) == ["model", "model/config.json", "model/moe.pt", "train_log.jsonl"]
     for a, b in zip(logs["cached"], logs["uncached"]):
-        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["val_loss"] == pytest.approx(
+            b["val_loss"], abs=1e-5
+        )
     cached = Retriever.load(tmp_path / "cached" / "model")
     uncached = Retriever.load(tmp_path / "uncached" / "model")
     assert cached.config.encoder_trained is False and cached.config.system == "sbmoe-learned-e3"
     for key, value in cached.moe.state_dict().items():
         torch.testing.assert_close(value, uncached.moe.state_dict()[key], atol=1e-5, rtol=0)
     # a frozen, trained model still takes the pooled cache at encoding time
-    encode_stage(tmp_path / "cached" / "model", tiny_collection, "corpus", ["top1"], [tmp_path / "enc-cached.npz"],
-                 pooled=tmp_path / "corpus-0.npz", device="cpu")
-    encode_stage(tmp_path / "cached" / "model", tiny_collection, "corpus", ["top1"], [tmp_path / "enc.npz"], device="cpu")
-    assert np.array_equal(Encoded.load(tmp_path / "enc-cached.npz").embeddings, Encoded.load(tmp_path / "enc.npz").embeddings)
+    encode_stage(
+        tmp_path / "cached" / "model",
+        tiny_collection,
+        "corpus",
+        ["top1"],
+        [tmp_path / "enc-cached.npz"],
+        pooled=tmp_path / "corpus-0.npz",
+        device="cpu",
+    )
+    encode_stage(
+        tmp_path / "cached" / "model", tiny_collection, "corpus", ["top1"], [tmp_path / "enc.npz"], device="cpu"
+    )
+    assert np.array_equal(
+        Encoded.load(tmp_path / "enc-cached.npz").embeddings, Encoded.load(tmp_path / "enc.npz").embeddings
+    )
 
 
 def test_train_stage_fine_tunes_and_saves_the_encoder(tmp_path, tiny_collection, encoder_config):
-    train_stage(tiny_collection, _model_config(encoder_config, "adapter", "paper"), _train_config(epochs=1),
-                tmp_path / "model", tmp_path / "log.jsonl", device="cpu", progress=False)
+    train_stage(
+        tiny_collection,
+        _model_config(encoder_config, "adapter", "paper"),
+        _train_config(epochs=1),
+        tmp_path / "model",
+        tmp_path / "log.jsonl",
+        device="cpu",
+        progress=False,
+    )
     assert (tmp_path / "model" / "encoder").is_dir()
     model = Retriever.load(tmp_path / "model")
     assert model.config.encoder_trained is True and model.config.system == "adapter-paper"
     base = Retriever(_model_config(encoder_config, "adapter", "paper"))
     texts = ["w1 w2 w3", "w4 w5"]
-    assert not np.allclose(model.encode(texts, "doc", progress=False).embeddings,
-                           base.encode(texts, "doc", progress=False).embeddings)
+    assert not np.allclose(
+        model.encode(texts, "doc", progress=False).embeddings, base.encode(texts, "doc", progress=False).embeddings
+    )
 
 
 def test_train_stage_leaves_nothing_behind_on_failure(tmp_path, tiny_collection, encoder_config):
@@ -160,13 +224,29 @@ def test_train_stage_leaves_nothing_behind_on_failure(tmp_path, tiny_collection,
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(ValueError, match="train_layers"):  # a pooled cache for an encoder being trained
-        train_stage(tiny_collection, _model_config(encoder_config), _train_config(), out / "model", out / "log.jsonl",
-                    device="cpu", progress=False, pooled_queries=tmp_path / "base" / "q.npz",
-                    pooled_corpus=[tmp_path / "base" / "c.npz"])
+        train_stage(
+            tiny_collection,
+            _model_config(encoder_config),
+            _train_config(),
+            out / "model",
+            out / "log.jsonl",
+            device="cpu",
+            progress=False,
+            pooled_queries=tmp_path / "base" / "q.npz",
+            pooled_corpus=[tmp_path / "base" / "c.npz"],
+        )
     assert _listing(out) == []
     with pytest.raises(ValueError, match="both"):
-        train_stage(tiny_collection, _model_config(encoder_config), _train_config(train_layers=0), out / "model",
-                    out / "log.jsonl", device="cpu", progress=False, pooled_queries=tmp_path / "base" / "q.npz")
+        train_stage(
+            tiny_collection,
+            _model_config(encoder_config),
+            _train_config(train_layers=0),
+            out / "model",
+            out / "log.jsonl",
+            device="cpu",
+            progress=False,
+            pooled_queries=tmp_path / "base" / "q.npz",
+        )
     assert _listing(out) == []
 
 
@@ -210,10 +290,14 @@ def test_zero_shot_minilm(tmp_path, shared_data, name, queries, ndcg):
     folder = shared_data / name
     torch.set_num_threads(os.cpu_count() or 1)
     started = time.perf_counter()
-    config = ModelConfig(encoder=EncoderConfig(EMBEDDED_MODEL, normalize=True, query_max_length=256, doc_max_length=256),
-                         variant="finetune")
+    config = ModelConfig(
+        encoder=EncoderConfig(EMBEDDED_MODEL, normalize=True, query_max_length=256, doc_max_length=256),
+        variant="finetune",
+    )
     init_stage(config, tmp_path / "model")
-    encode_stage(tmp_path / "model", folder, "queries", ["none"], [tmp_path / "queries.npz"], split="test", device="cpu")
+    encode_stage(
+        tmp_path / "model", folder, "queries", ["none"], [tmp_path / "queries.npz"], split="test", device="cpu"
+    )
     encode_stage(tmp_path / "model", folder, "corpus", ["none"], [tmp_path / "corpus.npz"], batch_size=64, device="cpu")
     search_stage(tmp_path / "queries.npz", [tmp_path / "corpus.npz"], tmp_path / "run.trec", k=1000, device="cpu")
     result = evaluate_stage(tmp_path / "run.trec", folder / "qrels" / "test.tsv", tmp_path / "eval.json")

@@ -70,8 +70,7 @@ def synthetic_records(folder, seeds=(1,), encoder="tiny", skip=(), metrics=REPOR
                 noise = np.random.default_rng([number, seed, len(records)]).normal(0, 0.005, (len(metrics), QUERIES))
                 scores = np.clip(base + shift + noise, 0, 1)
                 per_query = {
-                    metric: {f"q{i}": float(v) for i, v in enumerate(row)}
-                    for metric, row in zip(metrics, scores)
+                    metric: {f"q{i}": float(v) for i, v in enumerate(row)} for metric, row in zip(metrics, scores)
                 }
                 keys = dict(
                     encoder=encoder, trainset=trainset, system=system, seed=seed, testset=testset, pooling=pooling
@@ -158,7 +157,10 @@ def test_corpus_files_in_shard_order(tmp_path):
 def test_metric_labels_for_any_metric():
     assert [metric_label(m) for m in ("ndcg@10", "recall@100", "map@100")] == ["nDCG@10", "R@100", "MAP@100"]
     assert [metric_label(m) for m in ("map@1000", "ndcg@5", "precision@10", "mrr@100")] == [
-        "MAP@1000", "nDCG@5", "P@10", "MRR@100"
+        "MAP@1000",
+        "nDCG@5",
+        "P@10",
+        "MRR@100",
     ]
 
 
@@ -206,7 +208,9 @@ def test_in_domain_table_bold_dagger_and_missing(results):
 
 
 def test_in_domain_table_shows_std_with_several_seeds(tmp_path):
-    table = in_domain_table(load_results(synthetic_records(tmp_path, seeds=(1, 2, 3))), IN_DOMAIN[:1], metrics=REPORTED_METRICS)
+    table = in_domain_table(
+        load_results(synthetic_records(tmp_path, seeds=(1, 2, 3))), IN_DOMAIN[:1], metrics=REPORTED_METRICS
+    )
     assert r"\,$\pm$" in _line(table.latex, "FT")
     assert "\\scriptsize" not in table.latex and "\\tiny" not in table.latex  # no table below the paper's size
 
@@ -225,7 +229,9 @@ def test_zero_shot_table_has_systems_as_rows_and_an_average_column(tmp_path):
     table = zero_shot_table(frame, "msmarco", ZERO_SHOT, metrics=["ndcg@10"])
     rows = _rows(table.latex)
     assert rows["System"] == [*ZERO_SHOT, "Average"]
-    labels = [display_label(*pair) for pair in sorted(((s, p) for s, p, _ in SYSTEMS), key=lambda pair: system_order(*pair))]
+    labels = [
+        display_label(*pair) for pair in sorted(((s, p) for s, p, _ in SYSTEMS), key=lambda pair: system_order(*pair))
+    ]
     assert [name for name in rows if name != "System"] == labels
     csv = table.frame
     ft = csv[(csv["system"] == "finetune") & (csv["testset"].isin(ZERO_SHOT))]["mean"].mean()
@@ -246,7 +252,9 @@ def test_zero_shot_table_splits_many_test_sets_into_panels(tmp_path):
     testsets = [f"set{number}" for number in range(13)]
     many = pd.concat([scifact.assign(testset=name) for name in testsets], ignore_index=True)
     table = zero_shot_table(many, "msmarco", testsets, metrics=["ndcg@10"])
-    headers = [line.removesuffix(r" \\").split(" & ")[1:] for line in table.latex.splitlines() if line.startswith("System &")]
+    headers = [
+        line.removesuffix(r" \\").split(" & ")[1:] for line in table.latex.splitlines() if line.startswith("System &")
+    ]
     assert len(headers) == 3 and all(len(header) <= PANEL_WIDTH for header in headers)
     assert [name for header in headers for name in header] == [*testsets, "Average"]
     assert table.latex.count(r"\begin{tabular}") == 3
@@ -311,11 +319,20 @@ def test_experts_table_summarises_a_system_over_its_routings(tmp_path):
     """Two seeds of one system: one row, the mean and range of what varies, the CSV every expert."""
     records = []
     for seed, experts in ((1, [0, 0, 1, 1]), (2, [0, 1, 2, 3])):
-        keys = dict(encoder="tiny", trainset="msmarco", system="sbmoe-paper-e6", seed=seed, testset="scifact", pooling="top1")
+        keys = dict(
+            encoder="tiny", trainset="msmarco", system="sbmoe-paper-e6", seed=seed, testset="scifact", pooling="top1"
+        )
         routed = write_routing(tmp_path / f"{seed}.npz", ["t1", "t2", "t3", "t4"], experts, 6)
         records.append((keys, routed, routed))
     table = experts_table(records)
-    assert _rows(table.latex)["SB-MoE TOP-1 E=6"] == ["6", "2", "3.0 (2--4)", "3.0 (2--4)", "37.5 (25--50)", "37.5 (25--50)"]
+    assert _rows(table.latex)["SB-MoE TOP-1 E=6"] == [
+        "6",
+        "2",
+        "3.0 (2--4)",
+        "3.0 (2--4)",
+        "37.5 (25--50)",
+        "37.5 (25--50)",
+    ]
     assert len(table.frame) == 2 * 2 * 6
 
 

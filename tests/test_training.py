@@ -10,15 +10,24 @@ import random
 import pytest
 import torch
 
-from sbmoe.training import trainer as training
 from sbmoe.io.collection import Collection
 from sbmoe.models.retriever import ModelConfig, Retriever
+from sbmoe.training import trainer as training
 from sbmoe.training.config import TrainConfig
 from sbmoe.training.examples import info_nce, sample_positives
 from sbmoe.training.trainer import train
 
-LOG_FIELDS = {"epoch", "loss", "val_loss", "gate_grad_norm", "routing_entropy", "expert_load", "layer_routing", "seconds",
-              "best"}
+LOG_FIELDS = {
+    "epoch",
+    "loss",
+    "val_loss",
+    "gate_grad_norm",
+    "routing_entropy",
+    "expert_load",
+    "layer_routing",
+    "seconds",
+    "best",
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +36,11 @@ def data(tiny_collection):
 
 
 def _model(encoder_config, variant="sbmoe", combination="learned", num_experts=3, seed=42):
-    return Retriever(ModelConfig(encoder=encoder_config(), variant=variant, combination=combination,
-                                 num_experts=num_experts, seed=seed))
+    return Retriever(
+        ModelConfig(
+            encoder=encoder_config(), variant=variant, combination=combination, num_experts=num_experts, seed=seed
+        )
+    )
 
 
 def _config(**overrides):
@@ -232,7 +244,7 @@ def test_early_stopping_with_patience(monkeypatch, encoder_config, data):
     result = _train(model, data, _config(epochs=6, patience=2, train_layers=0))
     assert [e["epoch"] for e in result.log] == [1, 2, 3]
     assert result.best_epoch == 1
-    _assert_states_equal(_state(model.moe), {k[len("moe."):]: v for k, v in states[0].items() if k.startswith("moe.")})
+    _assert_states_equal(_state(model.moe), {k[len("moe.") :]: v for k, v in states[0].items() if k.startswith("moe.")})
 
 
 def test_no_patience_runs_every_epoch(monkeypatch, encoder_config, data):

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from sbmoe.analysis.claims.verdicts import Scores, Study, decide, load_claims, study_verdicts
 from sbmoe.analysis.claims.report import (
     abstract_sentences,
     json_ready,
@@ -26,6 +25,7 @@ from sbmoe.analysis.claims.report import (
     verdict_rows,
     verdicts_section,
 )
+from sbmoe.analysis.claims.verdicts import Scores, Study, decide, load_claims, study_verdicts
 from sbmoe.evaluation.results import load_results
 from sbmoe.evaluation.significance import significance_report
 from sbmoe.io.errors import InputError
@@ -46,10 +46,21 @@ def evaluations(systems, queries, encoder="minilm", trainset="scifact", testset=
     for run in seeds:
         base = {metric: rng.uniform(0.2, 0.8, size=queries) for metric in METRICS}
         for (system, pooling), (shift, noise) in systems.items():
-            scores = {metric: dict(zip(qids, (base[metric] + shift + rng.normal(0, noise, queries) * (noise > 0)).tolist()))
-                      for metric in METRICS}
-            rows.append({"encoder": encoder, "trainset": trainset, "testset": testset, "system": system,
-                         "pooling": pooling, "seed": run, "per_query": scores})
+            scores = {
+                metric: dict(zip(qids, (base[metric] + shift + rng.normal(0, noise, queries) * (noise > 0)).tolist()))
+                for metric in METRICS
+            }
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "trainset": trainset,
+                    "testset": testset,
+                    "system": system,
+                    "pooling": pooling,
+                    "seed": run,
+                    "per_query": scores,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -112,9 +123,17 @@ def test_decide_is_one_rule_for_every_relation():
 
 def test_an_equivalence_claim_holds_when_the_systems_are_equivalent():
     study = Study({"contriever": "facebook/contriever"}, {"political-science": ["political-science"]}, {}, SIGNIFICANCE)
-    for shift, noise, verdict, summary in ((0.0, 0.0, "equivalent", "holds"), (0.08, 0.05, "contradicted", "does not hold")):
-        results = evaluations({("finetune", "none"): (0, 0), ("sbmoe-paper-e6", "top1"): (shift, noise)}, 200,
-                              encoder="contriever", trainset="political-science", testset="political-science")
+    for shift, noise, verdict, summary in (
+        (0.0, 0.0, "equivalent", "holds"),
+        (0.08, 0.05, "contradicted", "does not hold"),
+    ):
+        results = evaluations(
+            {("finetune", "none"): (0, 0), ("sbmoe-paper-e6", "top1"): (shift, noise)},
+            200,
+            encoder="contriever",
+            trainset="political-science",
+            testset="political-science",
+        )
         claim, setting = only_setting(study_verdicts(claims_only("heavy-needs-data"), study, Scores(results)))
         assert (setting["verdict"], claim["summary"]) == (verdict, summary)
         assert setting["reproduction"] is True  # Contriever on Political Science is the paper's
@@ -122,7 +141,9 @@ def test_an_equivalence_claim_holds_when_the_systems_are_equivalent():
 
 def test_claims_outside_the_configuration_are_not_tested_here():
     results = evaluations({("finetune", "none"): (0, 0), ("sbmoe-paper-e6", "top1"): (0.05, 0.1)}, 50)
-    report = study_verdicts(claims_only("heavy-gains-with-data", "router-beats-best-single"), minilm_study(), Scores(results))
+    report = study_verdicts(
+        claims_only("heavy-gains-with-data", "router-beats-best-single"), minilm_study(), Scores(results)
+    )
     assert [claim["summary"] for claim in report["claims"]] == ["not tested here"] * 2
     rows = verdict_rows(report)
     assert list(rows["verdict"]) == ["not tested here"] * 2
@@ -131,10 +152,19 @@ def test_claims_outside_the_configuration_are_not_tested_here():
 
 def test_the_significance_report_gives_the_p_value_where_it_holds_the_comparison():
     results = evaluations({("finetune", "none"): (0, 0), ("sbmoe-paper-e6", "top1"): (0.05, 0.1)}, 300)
-    comparison = {"encoder": "minilm", "trainset": "scifact", "testset": "scifact", "system": "sbmoe-paper-e6",
-                  "pooling": "top1", "family_size": 4, "p_corrected": 0.2}
+    comparison = {
+        "encoder": "minilm",
+        "trainset": "scifact",
+        "testset": "scifact",
+        "system": "sbmoe-paper-e6",
+        "pooling": "top1",
+        "family_size": 4,
+        "p_corrected": 0.2,
+    }
     report = {"comparisons": [{**comparison, "metric": metric} for metric in METRICS]}
-    _, setting = only_setting(study_verdicts(claims_only("light-beats-ft"), minilm_study(), Scores(results), significance=report))
+    _, setting = only_setting(
+        study_verdicts(claims_only("light-beats-ft"), minilm_study(), Scores(results), significance=report)
+    )
     evidence = setting["metrics"]["ndcg@10"]
     assert evidence["p_value"] == 0.2 and evidence["family_size"] == 4
     assert evidence["family"].startswith("significance.json")
@@ -142,8 +172,12 @@ def test_the_significance_report_gives_the_p_value_where_it_holds_the_comparison
 
 
 def test_first_experts_the_study_ran_and_every_one_of_a_sweep():
-    systems = {("finetune", "none"): (0, 0), ("sbmoe-paper-e3", "top1"): (0.0, 0.05), ("sbmoe-paper-e9", "top1"): (0.06, 0.05),
-               ("random-gate-e3", "top1"): (0.0, 0.05)}
+    systems = {
+        ("finetune", "none"): (0, 0),
+        ("sbmoe-paper-e3", "top1"): (0.0, 0.05),
+        ("sbmoe-paper-e9", "top1"): (0.06, 0.05),
+        ("random-gate-e3", "top1"): (0.0, 0.05),
+    }
     results = evaluations(systems, 200)
     report = study_verdicts(claims_only("gate-matters", "expert-count"), minilm_study(), Scores(results))
     by_id = {claim["id"]: claim for claim in report["claims"]}
@@ -154,7 +188,9 @@ def test_first_experts_the_study_ran_and_every_one_of_a_sweep():
 
 
 def write_log(path, norms):
-    lines = [{"epoch": epoch, "loss": 1.0, "val_loss": 1.0, "gate_grad_norm": norm} for epoch, norm in enumerate(norms, 1)]
+    lines = [
+        {"epoch": epoch, "loss": 1.0, "val_loss": 1.0, "gate_grad_norm": norm} for epoch, norm in enumerate(norms, 1)
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
@@ -162,10 +198,14 @@ def write_log(path, norms):
 @pytest.mark.parametrize(("paper_norms", "verdict"), [([0.0, 0.0, 3e-8], "supported"), ([0.0, 0.02], "contradicted")])
 def test_gate_gradient_claim_reads_the_training_logs(tmp_path, paper_norms, verdict):
     keys = {"encoder": "minilm", "trainset": "scifact", "seed": 1}
-    logs = [({**keys, "system": "sbmoe-paper-e6"}, write_log(tmp_path / "paper.jsonl", paper_norms)),
-            ({**keys, "system": "sbmoe-learned-e6"}, write_log(tmp_path / "learned.jsonl", [0.1, 0.3])),
-            ({**keys, "system": "finetune"}, write_log(tmp_path / "ft.jsonl", [None, None]))]
-    _, setting = only_setting(study_verdicts(claims_only("gate-no-gradient"), minilm_study(), Scores(pd.DataFrame()), logs=logs))
+    logs = [
+        ({**keys, "system": "sbmoe-paper-e6"}, write_log(tmp_path / "paper.jsonl", paper_norms)),
+        ({**keys, "system": "sbmoe-learned-e6"}, write_log(tmp_path / "learned.jsonl", [0.1, 0.3])),
+        ({**keys, "system": "finetune"}, write_log(tmp_path / "ft.jsonl", [None, None])),
+    ]
+    _, setting = only_setting(
+        study_verdicts(claims_only("gate-no-gradient"), minilm_study(), Scores(pd.DataFrame()), logs=logs)
+    )
     assert setting["verdict"] == verdict
     assert setting["gate_gradient"]["largest"] == max(paper_norms)
     assert setting["gate_gradient"]["control_mean"] == pytest.approx(0.2)
@@ -185,8 +225,13 @@ def routing_evaluations(queries=120):
 
 
 def test_routing_claims_compare_with_the_best_single_retriever_and_the_best_fusion():
-    report = study_verdicts(claims_only("router-beats-best-single", "router-beats-fusion"), minilm_study(routing_encoder="minilm"),
-                            Scores(pd.DataFrame()), routing=routing_evaluations(), routing_experts=["bm25", "zeroshot"])
+    report = study_verdicts(
+        claims_only("router-beats-best-single", "router-beats-fusion"),
+        minilm_study(routing_encoder="minilm"),
+        Scores(pd.DataFrame()),
+        routing=routing_evaluations(),
+        routing_experts=["bm25", "zeroshot"],
+    )
     single, fusion = report["claims"]
     assert [s["b"][0] for s in single["settings"]] == ["zeroshot", "zeroshot"]
     assert [s["b"][0] for s in fusion["settings"]] == ["rrf", "rrf"]
@@ -196,11 +241,23 @@ def test_routing_claims_compare_with_the_best_single_retriever_and_the_best_fusi
 
 
 def test_routing_significance_gives_the_p_value_against_the_best_single_retriever():
-    tested = {"trainset": "scifact", "testset": "scifact", "metric": "ndcg@10", "system": "router-hard",
-              "baseline": "zeroshot", "family_size": 4, "p_corrected": 0.3}
-    report = study_verdicts(claims_only("router-beats-best-single"), minilm_study(routing_encoder="minilm"),
-                            Scores(pd.DataFrame()), routing=routing_evaluations(), routing_experts=["bm25", "zeroshot"],
-                            routing_significance={"comparisons": [tested]})
+    tested = {
+        "trainset": "scifact",
+        "testset": "scifact",
+        "metric": "ndcg@10",
+        "system": "router-hard",
+        "baseline": "zeroshot",
+        "family_size": 4,
+        "p_corrected": 0.3,
+    }
+    report = study_verdicts(
+        claims_only("router-beats-best-single"),
+        minilm_study(routing_encoder="minilm"),
+        Scores(pd.DataFrame()),
+        routing=routing_evaluations(),
+        routing_experts=["bm25", "zeroshot"],
+        routing_significance={"comparisons": [tested]},
+    )
     hard = report["claims"][0]["settings"][0]["metrics"]["ndcg@10"]
     assert (hard["p_value"], hard["family_size"], hard["verdict"]) == (0.3, 4, "inconclusive")
     assert hard["family"].startswith("routing_significance.json")
@@ -213,8 +270,16 @@ def test_routing_significance_gives_the_p_value_against_the_best_single_retrieve
 def test_the_claims_file_is_valid_and_names_the_papers_claims():
     claims = load_claims(CLAIMS)
     ids = [claim["id"] for claim in claims["claims"]]
-    for wanted in ("light-beats-ft", "heavy-needs-data", "zero-shot", "expert-count", "gate-matters", "gate-no-gradient",
-                   "router-beats-best-single", "router-beats-fusion"):
+    for wanted in (
+        "light-beats-ft",
+        "heavy-needs-data",
+        "zero-shot",
+        "expert-count",
+        "gate-matters",
+        "gate-no-gradient",
+        "router-beats-best-single",
+        "router-beats-fusion",
+    ):
         assert wanted in ids
     assert claims["defaults"]["delta"] == 0.01 and claims["defaults"]["metrics"][0] == "ndcg@10"
 
@@ -250,15 +315,36 @@ def test_a_bad_claims_file_names_the_claim_and_the_key(tmp_path, change, message
 
 
 def full_report():
-    systems = {("finetune", "none"): (0, 0), ("sbmoe-paper-e6", "top1"): (0.04, 0.1), ("sbmoe-paper-e3", "top1"): (0.0, 0.1),
-               ("random-gate-e6", "top1"): (0.0, 0.0)}
+    systems = {
+        ("finetune", "none"): (0, 0),
+        ("sbmoe-paper-e6", "top1"): (0.04, 0.1),
+        ("sbmoe-paper-e3", "top1"): (0.0, 0.1),
+        ("random-gate-e6", "top1"): (0.0, 0.0),
+    }
     results = pd.concat([evaluations(systems, 150), evaluations(systems, 40, testset="cranfield", seed=1)])
-    report = study_verdicts(load_claims(CLAIMS), minilm_study(routing_encoder="minilm"), Scores(results),
-                            routing=routing_evaluations(), routing_experts=["bm25", "zeroshot"])
-    report["reproduction"] = [{"dataset": "MSMARCO", "testset": "msmarco", "experts": 3, "metric": "ndcg@10",
-                               "paper_ft": 0.244, "paper_moe": 0.251, "ours_ft": 0.3012, "ours_moe": 0.3127,
-                               "difference_ft": 0.0572, "difference_moe": 0.0617, "effect_ratio": 1.642857,
-                               "delta_ri": -0.00949}]
+    report = study_verdicts(
+        load_claims(CLAIMS),
+        minilm_study(routing_encoder="minilm"),
+        Scores(results),
+        routing=routing_evaluations(),
+        routing_experts=["bm25", "zeroshot"],
+    )
+    report["reproduction"] = [
+        {
+            "dataset": "MSMARCO",
+            "testset": "msmarco",
+            "experts": 3,
+            "metric": "ndcg@10",
+            "paper_ft": 0.244,
+            "paper_moe": 0.251,
+            "ours_ft": 0.3012,
+            "ours_moe": 0.3127,
+            "difference_ft": 0.0572,
+            "difference_moe": 0.0617,
+            "effect_ratio": 1.642857,
+            "delta_ri": -0.00949,
+        }
+    ]
     report["overview"] = overview(report)
     return json.loads(json.dumps(json_ready(report)))  # as the rule writes and the paper reads it
 
@@ -293,7 +379,10 @@ def test_every_number_of_the_verdicts_section_comes_from_the_json():
             assert setting["verdict"] in row
             if "metrics" in setting:
                 evidence = setting["metrics"]["ndcg@10"]
-                assert f"{signed(evidence['difference'])} [{signed(evidence['ci_low'])}, {signed(evidence['ci_high'])}]" in row
+                assert (
+                    f"{signed(evidence['difference'])} [{signed(evidence['ci_low'])}, {signed(evidence['ci_high'])}]"
+                    in row
+                )
                 assert p_text(evidence["p_value"]) in row
     assert plain(report["reproduction"][0]["effect_ratio"]) in section
 
@@ -312,7 +401,10 @@ def test_the_abstract_sentences_state_the_jsons_verdicts():
         if len(settings) == 1:
             evidence = settings[0]["metrics"]["ndcg@10"]
             assert f"{settings[0]['verdict']} in its one setting" in text
-            assert f"{signed(evidence['difference'])} [{signed(evidence['ci_low'])}, {signed(evidence['ci_high'])}]" in text
+            assert (
+                f"{signed(evidence['difference'])} [{signed(evidence['ci_low'])}, {signed(evidence['ci_high'])}]"
+                in text
+            )
         elif settings:
             parts = [f"{verdict} in {n}" for verdict, n in claim["counts"].items() if n]
             assert f"{parts[-1]} of {len(settings)} settings" in text
@@ -340,8 +432,14 @@ def test_the_verdicts_section_compiles(tmp_path):
         "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{amsmath,array,booktabs,longtable}\n"
         "\\begin{document}\\begin{abstract}\\input{abstract.tex}\\end{abstract}\\input{verdicts.tex}\\end{document}\n"
     )
-    completed = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    completed = subprocess.run(
+        ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stdout[-3000:]
 
 
@@ -363,11 +461,20 @@ def write_evaluations(folder):
     records = []
     for row in frame.itertuples():
         path = folder / f"{row.system}-seed{row.seed}.json"
-        evaluation = {"metrics": {m: float(np.mean(list(row.per_query[m].values()))) for m in METRICS},
-                      "per_query": row.per_query, "num_queries": 120}
+        evaluation = {
+            "metrics": {m: float(np.mean(list(row.per_query[m].values()))) for m in METRICS},
+            "per_query": row.per_query,
+            "num_queries": 120,
+        }
         path.write_text(json.dumps({"scifact": {row.pooling: evaluation}}))
-        keys = {"encoder": "minilm", "trainset": "scifact", "system": row.system, "seed": row.seed,
-                "testset": "scifact", "pooling": row.pooling}
+        keys = {
+            "encoder": "minilm",
+            "trainset": "scifact",
+            "system": row.system,
+            "seed": row.seed,
+            "testset": "scifact",
+            "pooling": row.pooling,
+        }
         records.append((keys, str(path)))
     return records
 
@@ -375,30 +482,58 @@ def write_evaluations(folder):
 def test_the_snakemake_script_writes_json_csv_and_latex(tmp_path):
     records = write_evaluations(tmp_path)
     significance = tmp_path / "significance.json"
-    report = significance_report(load_results([(keys, path) for keys, path in records]), list(METRICS), permutations=1000,
-                                 correction="bonferroni")
+    report = significance_report(
+        load_results([(keys, path) for keys, path in records]),
+        list(METRICS),
+        permutations=1000,
+        correction="bonferroni",
+    )
     significance.write_text(json.dumps(report))
     log = write_log(tmp_path / "train_log.jsonl", [0.0, 0.0])
     out = tmp_path / "analysis"
     smk = {
-        "input": {"claims": str(CLAIMS), "schema": str(ROOT / "workflow" / "schemas" / "claims.schema.yaml"),
-                  "evals": [path for _, path in records], "significance": str(significance),
-                  "reference": str(ROOT / "workflow" / "reference_numbers.yaml"), "logs": [str(log)], "routing": [],
-                  "routing_significance": []},
-        "params": {"eval_keys": [keys for keys, _ in records],
-                   "log_keys": [{"encoder": "minilm", "trainset": "scifact", "system": "sbmoe-paper-e6", "seed": 1}],
-                   "encoders": {"minilm": MINILM}, "in_domain": {"scifact": ["scifact"]}, "zero_shot": {},
-                   "significance": SIGNIFICANCE, "dataset_labels": {"scifact": "SciFact"}, "routing_trainsets": [],
-                   "routing_encoder": None, "routing_experts": [],
-                   "reproduction": {"encoder": "minilm", "combination": "paper", "pooling": "top1"}},
-        "output": {"json": str(out / "verdicts.json"), "csv": str(out / "verdicts.csv"), "tex": str(out / "verdicts.tex"),
-                   "abstract": str(out / "verdicts_abstract.tex")},
+        "input": {
+            "claims": str(CLAIMS),
+            "schema": str(ROOT / "workflow" / "schemas" / "claims.schema.yaml"),
+            "evals": [path for _, path in records],
+            "significance": str(significance),
+            "reference": str(ROOT / "workflow" / "reference_numbers.yaml"),
+            "logs": [str(log)],
+            "routing": [],
+            "routing_significance": [],
+        },
+        "params": {
+            "eval_keys": [keys for keys, _ in records],
+            "log_keys": [{"encoder": "minilm", "trainset": "scifact", "system": "sbmoe-paper-e6", "seed": 1}],
+            "encoders": {"minilm": MINILM},
+            "in_domain": {"scifact": ["scifact"]},
+            "zero_shot": {},
+            "significance": SIGNIFICANCE,
+            "dataset_labels": {"scifact": "SciFact"},
+            "routing_trainsets": [],
+            "routing_encoder": None,
+            "routing_experts": [],
+            "reproduction": {"encoder": "minilm", "combination": "paper", "pooling": "top1"},
+        },
+        "output": {
+            "json": str(out / "verdicts.json"),
+            "csv": str(out / "verdicts.csv"),
+            "tex": str(out / "verdicts.tex"),
+            "abstract": str(out / "verdicts_abstract.tex"),
+        },
         "log": [str(tmp_path / "verdicts.log")],
     }
-    done = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT / "workflow" / "scripts" / "verdicts.py"), json.dumps(smk)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(ROOT / "workflow" / "scripts" / "verdicts.py"), json.dumps(smk)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr + (tmp_path / "verdicts.log").read_text()
-    written = json.loads((out / "verdicts.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    written = json.loads(
+        (out / "verdicts.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in the JSON")
+    )
     by_id = {claim["id"]: claim for claim in written["claims"]}
     setting = by_id["light-beats-ft"]["settings"][0]
     assert setting["verdict"] == "supported"
@@ -407,5 +542,7 @@ def test_the_snakemake_script_writes_json_csv_and_latex(tmp_path):
     assert written["reproduction"] == []  # SciFact has no published number
     rows = pd.read_csv(out / "verdicts.csv")
     assert set(rows["claim"]) == set(by_id)
-    assert (out / "verdicts.tex").read_text() == verdicts_section(written, written["reproduction"], {"scifact": "SciFact"})
+    assert (out / "verdicts.tex").read_text() == verdicts_section(
+        written, written["reproduction"], {"scifact": "SciFact"}
+    )
     assert (out / "verdicts_abstract.tex").read_text() == abstract_sentences(written, {"scifact": "SciFact"})

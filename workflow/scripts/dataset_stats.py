@@ -4,9 +4,9 @@ Reads ``snakemake.input.folders`` (BEIR folders) and ``snakemake.params.names`` 
 writes ``snakemake.output.json``, ``snakemake.output.tex`` and ``snakemake.output.csv``.
 """
 
-from sbmoe.io.atomic import write_json, write_text
 from sbmoe.analysis.tables.dataset_stats import statistics_table, write_statistics_csv
 from sbmoe.data.statistics import dataset_statistics
+from sbmoe.io.atomic import write_json, write_text
 
 folders = list(snakemake.input.folders)  # noqa: F821 (set by Snakemake)
 names = list(snakemake.params.names)  # noqa: F821

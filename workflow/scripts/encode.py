@@ -14,7 +14,15 @@ smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):
     folder = Path(smk.output.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    encode_stage(smk.input.model, smk.input.dataset, smk.params.kind, list(smk.params.poolings),
-                 [folder / f"{p}.npz" for p in smk.params.poolings], split=smk.params.split,
-                 shard=smk.params.shard, num_shards=smk.params.num_shards, batch_size=smk.params.batch_size,
-                 prefix=smk.input.get("prefix") or None)
+    encode_stage(
+        smk.input.model,
+        smk.input.dataset,
+        smk.params.kind,
+        list(smk.params.poolings),
+        [folder / f"{p}.npz" for p in smk.params.poolings],
+        split=smk.params.split,
+        shard=smk.params.shard,
+        num_shards=smk.params.num_shards,
+        batch_size=smk.params.batch_size,
+        prefix=smk.input.get("prefix") or None,
+    )

@@ -16,10 +16,10 @@ output.json            the values plotted
 log[0]                 the job's log
 """
 
-from sbmoe.io.atomic import write_json
 from sbmoe.analysis.figures.expert_count import expert_count_figure
-from sbmoe.pipeline.joblog import log_to
 from sbmoe.evaluation.results import load_results
+from sbmoe.io.atomic import write_json
+from sbmoe.pipeline.joblog import log_to
 
 params, output = snakemake.params, snakemake.output  # noqa: F821 (injected by Snakemake)
 with log_to(snakemake.log[0]):  # noqa: F821

@@ -13,8 +13,8 @@ log[0]                 the job's log
 
 import json
 
-from sbmoe.io.atomic import write_json
 from sbmoe.analysis.figures.routing import routing_figure
+from sbmoe.io.atomic import write_json
 from sbmoe.pipeline.joblog import log_to
 
 params, output = snakemake.params, snakemake.output  # noqa: F821 (injected by Snakemake)
@@ -23,6 +23,11 @@ with log_to(snakemake.log[0]):  # noqa: F821
     for trainset, path in zip(params.trainsets, snakemake.input.choices, strict=True):  # noqa: F821
         with open(path, encoding="utf-8") as handle:
             choices[trainset] = json.load(handle)
-    plotted = routing_figure(choices, [tuple(pair) for pair in params.pairs], output.pdf, output.png,
-                             dataset_labels=getattr(params, "dataset_labels", None))
+    plotted = routing_figure(
+        choices,
+        [tuple(pair) for pair in params.pairs],
+        output.pdf,
+        output.png,
+        dataset_labels=getattr(params, "dataset_labels", None),
+    )
     write_json(output.json, plotted)

@@ -9,8 +9,8 @@ output.json        epochs and best epoch per log
 log[0]             the job's log
 """
 
-from sbmoe.io.atomic import write_json
 from sbmoe.analysis.figures.training import training_curves_figure
+from sbmoe.io.atomic import write_json
 from sbmoe.pipeline.joblog import log_to
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821

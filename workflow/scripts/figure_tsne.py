@@ -21,11 +21,11 @@ log[0]                the job's log
 
 from pathlib import Path
 
+from sbmoe.analysis.figures.tsne import TsnePanel, tsne_figure
+from sbmoe.evaluation.results import corpus_files, group_by_counts, pooling_file
 from sbmoe.io.atomic import write_json
 from sbmoe.io.collection import load_qrels
-from sbmoe.analysis.figures.tsne import TsnePanel, tsne_figure
 from sbmoe.pipeline.joblog import log_to
-from sbmoe.evaluation.results import corpus_files, group_by_counts, pooling_file
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
 with log_to(snakemake.log[0]):  # noqa: F821

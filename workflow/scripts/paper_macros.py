@@ -21,8 +21,8 @@ log[0]               the job's log
 
 import json
 
-from sbmoe.pipeline.joblog import log_to
 from sbmoe.analysis.paper import load_table, paper_macros, write_macros
+from sbmoe.pipeline.joblog import log_to
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
 

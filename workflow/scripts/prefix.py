@@ -10,6 +10,14 @@ from sbmoe.pipeline.stages import prefix_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):
-    prefix_stage(smk.input.model, smk.input.dataset, smk.params.kind, smk.output.prefix, smk.params.train_layers,
-                 split=smk.params.split, shard=smk.params.shard, num_shards=smk.params.num_shards,
-                 batch_size=smk.params.batch_size)
+    prefix_stage(
+        smk.input.model,
+        smk.input.dataset,
+        smk.params.kind,
+        smk.output.prefix,
+        smk.params.train_layers,
+        split=smk.params.split,
+        shard=smk.params.shard,
+        num_shards=smk.params.num_shards,
+        batch_size=smk.params.batch_size,
+    )

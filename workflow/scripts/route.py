@@ -11,6 +11,13 @@ from sbmoe.selection.routing import ExpertInputs, route_stage
 
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):
-    route_stage(smk.input.router, {name: ExpertInputs(**inputs) for name, inputs in smk.params.testsets.items()},
-                smk.output.runs, smk.output.evaluation, smk.output.choices, metrics=list(smk.params.metrics),
-                k=smk.params.k, tag=smk.params.tag)
+    route_stage(
+        smk.input.router,
+        {name: ExpertInputs(**inputs) for name, inputs in smk.params.testsets.items()},
+        smk.output.runs,
+        smk.output.evaluation,
+        smk.output.choices,
+        metrics=list(smk.params.metrics),
+        k=smk.params.k,
+        tag=smk.params.tag,
+    )

@@ -18,8 +18,17 @@ smk = snakemake  # noqa: F821 (set by Snakemake)
 
 def encode(model, kind, folder, poolings, pooled=None, prefix=None):
     folder.mkdir(parents=True, exist_ok=True)
-    encode_stage(model, smk.input.dataset, kind, poolings, [folder / f"{p}.npz" for p in poolings],
-                 split=smk.params.split, pooled=pooled, prefix=prefix, batch_size=smk.params.batch_size)
+    encode_stage(
+        model,
+        smk.input.dataset,
+        kind,
+        poolings,
+        [folder / f"{p}.npz" for p in poolings],
+        split=smk.params.split,
+        pooled=pooled,
+        prefix=prefix,
+        batch_size=smk.params.batch_size,
+    )
 
 
 with log_to(smk.log[0]):
@@ -36,5 +45,10 @@ with log_to(smk.log[0]):
             corpus = [Path(folder) for folder in smk.input.corpus]
         runs.mkdir(parents=True, exist_ok=True)
         for pooling in poolings:
-            search_stage(queries / f"{pooling}.npz", [folder / f"{pooling}.npz" for folder in corpus],
-                         runs / f"{pooling}.trec", k=smk.params.k, tag=f"{settings['tag']}-{pooling}")
+            search_stage(
+                queries / f"{pooling}.npz",
+                [folder / f"{pooling}.npz" for folder in corpus],
+                runs / f"{pooling}.trec",
+                k=smk.params.k,
+                tag=f"{settings['tag']}-{pooling}",
+            )

@@ -16,10 +16,10 @@ output.json          the report: settings and one record per (dataset, metric, s
 log[0]               the job's log
 """
 
-from sbmoe.io.atomic import write_json
-from sbmoe.pipeline.joblog import log_to
 from sbmoe.evaluation.results import load_results
 from sbmoe.evaluation.significance import DEFAULT_PERMUTATIONS, significance_report
+from sbmoe.io.atomic import write_json
+from sbmoe.pipeline.joblog import log_to
 
 params = snakemake.params  # noqa: F821 (injected by Snakemake)
 with log_to(snakemake.log[0]):  # noqa: F821

@@ -46,15 +46,15 @@ log[0]                 the job's log
 
 import json
 
-from sbmoe.io.atomic import write_json
-from sbmoe.pipeline.joblog import log_to
-from sbmoe.evaluation.results import corpus_files, group_by_counts, load_results, pooling_file
-from sbmoe.selection.comparison import significance_against_best_single
 from sbmoe.analysis.tables.experts import experts_table
 from sbmoe.analysis.tables.in_domain import in_domain_table
 from sbmoe.analysis.tables.reproduction import load_reference, reproduction_table
 from sbmoe.analysis.tables.routing import load_bm25_reference, routing_table
 from sbmoe.analysis.tables.zero_shot import zero_shot_table
+from sbmoe.evaluation.results import corpus_files, group_by_counts, load_results, pooling_file
+from sbmoe.io.atomic import write_json
+from sbmoe.pipeline.joblog import log_to
+from sbmoe.selection.comparison import significance_against_best_single
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821 (injected by Snakemake)
 labels = {
@@ -93,8 +93,15 @@ with log_to(snakemake.log[0]):  # noqa: F821
         )
         write_json(snakemake.output.significance, report)  # noqa: F821
         reference = load_bm25_reference(inputs.bm25_reference) if getattr(inputs, "bm25_reference", None) else None
-        table = routing_table(evaluations, experts, params.pairs, report, reference,
-                              metrics=params.metrics, dataset_labels=labels["dataset_labels"])
+        table = routing_table(
+            evaluations,
+            experts,
+            params.pairs,
+            report,
+            reference,
+            metrics=params.metrics,
+            dataset_labels=labels["dataset_labels"],
+        )
     else:
         results = load_results(zip(params.eval_keys, inputs.evals, strict=True))
         systems = getattr(params, "systems", None)
@@ -104,8 +111,13 @@ with log_to(snakemake.log[0]):  # noqa: F821
             )
         elif params.table == "zero_shot":
             table = zero_shot_table(
-                results, params.trainset, params.testsets, significance(), metrics=params.metrics, systems=systems,
-                **labels
+                results,
+                params.trainset,
+                params.testsets,
+                significance(),
+                metrics=params.metrics,
+                systems=systems,
+                **labels,
             )
         elif params.table == "reproduction":
             table = reproduction_table(

@@ -14,8 +14,14 @@ smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):
     for config, model_dir, log in zip(smk.params.configs, smk.output.model, smk.output.log, strict=True):
         model, training = build_configs(config, source="config.yaml")
-        train_stage(smk.input.dataset, model, training, model_dir, log,
-                    pooled_queries=smk.input.get("pooled_queries") or None,
-                    pooled_corpus=list(smk.input.get("pooled_corpus", [])) or None,
-                    prefix_queries=smk.input.get("prefix_queries") or None,
-                    prefix_corpus=list(smk.input.get("prefix_corpus", [])) or None)
+        train_stage(
+            smk.input.dataset,
+            model,
+            training,
+            model_dir,
+            log,
+            pooled_queries=smk.input.get("pooled_queries") or None,
+            pooled_corpus=list(smk.input.get("pooled_corpus", [])) or None,
+            prefix_queries=smk.input.get("prefix_queries") or None,
+            prefix_corpus=list(smk.input.get("prefix_corpus", [])) or None,
+        )

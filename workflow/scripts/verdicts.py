@@ -21,9 +21,6 @@ log[0]                     the job's log
 
 import logging
 
-from sbmoe.analysis.claims.reproduction import reproduction_measures
-from sbmoe.analysis.tables.reproduction import load_reference
-from sbmoe.analysis.claims.verdicts import Scores, Study, load_claims, study_verdicts
 from sbmoe.analysis.claims.report import (
     abstract_sentences,
     json_ready,
@@ -31,6 +28,9 @@ from sbmoe.analysis.claims.report import (
     verdict_rows,
     verdicts_section,
 )
+from sbmoe.analysis.claims.reproduction import reproduction_measures
+from sbmoe.analysis.claims.verdicts import Scores, Study, load_claims, study_verdicts
+from sbmoe.analysis.tables.reproduction import load_reference
 from sbmoe.evaluation.results import load_results
 from sbmoe.io.atomic import write_json, write_text
 from sbmoe.io.errors import read_json
@@ -40,20 +40,35 @@ smk = snakemake  # noqa: F821 (set by Snakemake)
 inputs, params = smk.input, smk.params
 with log_to(smk.log[0]):
     claims = load_claims(inputs.claims, inputs.schema)
-    study = Study(params.encoders, params.in_domain, params.zero_shot, params.significance,
-                  params.dataset_labels, params.routing_encoder)
+    study = Study(
+        params.encoders,
+        params.in_domain,
+        params.zero_shot,
+        params.significance,
+        params.dataset_labels,
+        params.routing_encoder,
+    )
     results = load_results(zip(params.eval_keys, inputs.evals, strict=True))
-    routing = {trainset: read_json(path, "routing evaluations in JSON")
-               for trainset, path in zip(params.routing_trainsets, inputs.routing, strict=True)}
+    routing = {
+        trainset: read_json(path, "routing evaluations in JSON")
+        for trainset, path in zip(params.routing_trainsets, inputs.routing, strict=True)
+    }
     routing_significance = [read_json(path, "a significance report in JSON") for path in inputs.routing_significance]
     report = study_verdicts(
-        claims, study, Scores(results), significance=read_json(inputs.significance, "a significance report in JSON"),
-        routing=routing, routing_significance=(routing_significance or [None])[0], routing_experts=params.routing_experts,
-        logs=list(zip(params.log_keys, inputs.logs, strict=True)), progress=logging.getLogger("verdicts").info,
+        claims,
+        study,
+        Scores(results),
+        significance=read_json(inputs.significance, "a significance report in JSON"),
+        routing=routing,
+        routing_significance=(routing_significance or [None])[0],
+        routing_experts=params.routing_experts,
+        logs=list(zip(params.log_keys, inputs.logs, strict=True)),
+        progress=logging.getLogger("verdicts").info,
     )
     pairs = [(train, test) for train, tests in params.in_domain.items() for test in tests]
-    report["reproduction"] = reproduction_measures(results, load_reference(inputs.reference), pairs,
-                                                   dataset_labels=params.dataset_labels, **params.reproduction)
+    report["reproduction"] = reproduction_measures(
+        results, load_reference(inputs.reference), pairs, dataset_labels=params.dataset_labels, **params.reproduction
+    )
     report["overview"] = overview(report)
     report = json_ready(report)  # the JSON is what the CSV and the LaTeX are made from
     write_json(smk.output.json, report)

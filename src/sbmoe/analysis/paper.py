@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from sbmoe.analysis.figures.training import read_training_log
-from sbmoe.analysis.latex import MISSING, format_quantity, format_text_score, latex_escape
+from sbmoe.analysis.latex import MISSING, format_quantity, format_text_score, join_words, latex_escape
+from sbmoe.analysis.routing_macros import routing_macros
 from sbmoe.io.atomic import atomic_path, write_text
 from sbmoe.systems.labels import metric_label
 from sbmoe.systems.names import parse_system
@@ -185,12 +186,15 @@ def zero_shot_sets(testsets: Mapping[str, str], benchmarks: Mapping[str, str | N
     groups: dict[str | None, list[str]] = {}
     for testset, label in testsets.items():
         groups.setdefault(benchmarks.get(testset), []).append(latex_escape(label))
-    parts = [f"{counted(len(labels), f'{benchmark} test set')} ({_join(labels)})"
-             for benchmark, labels in groups.items() if benchmark]
+    parts = [
+        f"{counted(len(labels), f'{benchmark} test set')} ({join_words(labels)})"
+        for benchmark, labels in groups.items()
+        if benchmark
+    ]
     if None in groups:
         collections = "test collection" if len(groups[None]) == 1 else "test collections"
-        parts.append(f"the {_join(groups[None])} {collections}")
-    return _join(parts)
+        parts.append(f"the {join_words(groups[None])} {collections}")
+    return join_words(parts)
 
 
 def _zero_shot_macros(
@@ -219,7 +223,9 @@ def _reproduction_macros(table: pd.DataFrame, metrics: Sequence[str]) -> dict:
     for metric in metrics:
         differences = compared.loc[compared["metric"] == metric, "difference"]
         if len(differences):
-            values["ReproMeanAbsDiff" + metric_macro_name(metric, metrics)] = format_text_score(float(differences.abs().mean()))
+            values["ReproMeanAbsDiff" + metric_macro_name(metric, metrics)] = format_text_score(
+                float(differences.abs().mean())
+            )
     return values
 
 
@@ -290,60 +296,6 @@ def _tsne_macros(description: Mapping) -> dict:
     }
 
 
-def _join(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _routing_macros(table: pd.DataFrame, figure: Mapping) -> dict:
-    if table.empty:
-        return {}
-    ndcg = table[table["metric"] == _NDCG]
-    experts = ndcg.loc[ndcg["kind"] == "expert", ["system", "label"]].drop_duplicates("system")
-    pairs = list(dict.fromkeys(zip(ndcg["trainset"], ndcg["testset"])))
-    values = {
-        "RoutingExperts": str(len(experts)),
-        "RoutingExpertList": latex_escape(_join(list(experts["label"]))),
-        "RoutingSets": str(len(pairs)),
-    }
-    router_wins = fusion_wins = 0
-    for pair in pairs:
-        rows = ndcg[(ndcg["trainset"] == pair[0]) & (ndcg["testset"] == pair[1])]
-        best = rows.loc[rows["is_baseline"].astype(bool), "mean"].max()
-        router_wins += int(rows.loc[rows["kind"] == "router", "mean"].max() > best)
-        fusion_wins += int(rows.loc[rows["kind"] == "fusion", "mean"].max() > best)
-    values.update(RoutingRouterWins=str(router_wins), RoutingFusionWins=str(fusion_wins))
-    tested = table[table["kind"].isin(["router", "fusion"]) & table["p_value"].notna()]
-    values.update(RoutingComparisons=str(len(tested)),
-                  RoutingSignificant=str(int(tested["significant"].astype(bool).sum())))
-    head = ndcg[(ndcg["trainset"] == pairs[0][0]) & (ndcg["testset"] == pairs[0][1])]
-    by_system = dict(zip(head["system"], head["mean"]))
-    baseline = head[head["is_baseline"].astype(bool)].iloc[0]
-    routers = head.loc[head["kind"] == "router", "mean"]
-    values.update(
-        RoutingHeadDataset=latex_escape(head["dataset"].iloc[0]),
-        RoutingHeadBestSingle=latex_escape(baseline["label"]),
-        RoutingHeadBestSingleNdcg=format_text_score(baseline["mean"]),
-        RoutingHeadGain=format_text_score(float(routers.max() - baseline["mean"])) if len(routers) else MISSING,
-    )
-    for system, name in (("router-hard", "RoutingHeadHardNdcg"), ("router-soft", "RoutingHeadSoftNdcg"),
-                         ("rrf", "RoutingHeadRrfNdcg"), ("wsum", "RoutingHeadWsumNdcg"), ("oracle", "RoutingHeadOracleNdcg")):
-        if system in by_system:
-            values[name] = format_text_score(by_system[system])
-    for share in (figure or {}).get("pairs", []):
-        if (share["trainset"], share["testset"]) == pairs[0]:
-            top = int(np.argmax(share["router"]))
-            label = experts.set_index("system")["label"].get(share["experts"][top], share["experts"][top])
-            values.update(RoutingHeadTopExpert=latex_escape(label), RoutingHeadTopShare=f"{100 * share['router'][top]:.0f}")
-    ours = ndcg[ndcg["system"] == "bm25"].set_index("testset")["mean"]
-    published = ndcg[ndcg["kind"] == "published"].drop_duplicates("testset")
-    compared = [(row["dataset"], ours[row["testset"]], row["mean"]) for _, row in published.iterrows() if row["testset"] in ours]
-    if compared:
-        values["RoutingBMComparison"] = latex_escape(_join(
-            [f"{format_text_score(mine)} on {dataset} (BEIR: {format_text_score(theirs)})" for dataset, mine, theirs in compared]))
-        values["RoutingBMMaxDiff"] = format_text_score(max(abs(mine - theirs) for _, mine, theirs in compared))
-    return values
-
-
 def paper_macros(
     in_domain: pd.DataFrame | None = None,
     zero_shot: pd.DataFrame | None = None,
@@ -381,7 +333,7 @@ def paper_macros(
     values.update(_significance_macros(significance or {}))
     values.update(_training_macros(logs))
     values.update(_tsne_macros(tsne or {}))
-    values.update(_routing_macros(routing if routing is not None else empty, routing_figure or {}))
+    values.update(routing_macros(routing if routing is not None else empty, routing_figure or {}))
     return values
 
 
@@ -413,7 +365,9 @@ def build_paper(main_tex: str | Path, generated: Mapping[str, str | Path], outpu
             shutil.copy(source, target)
         completed = subprocess.run(
             ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
-            cwd=folder, capture_output=True, text=True,
+            cwd=folder,
+            capture_output=True,
+            text=True,
         )
         if completed.returncode != 0:
             log = (folder / "main.log").read_text(errors="replace") if (folder / "main.log").exists() else ""

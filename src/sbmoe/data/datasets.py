@@ -20,9 +20,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from tqdm import tqdm
@@ -157,7 +158,9 @@ def _fetch_archive(source: SplitSource, downloads: Path) -> tuple[Path, dict]:
         log.warning(
             "UNVERIFIED archive %s (no sha256 pinned in the datasets table for %s); its sha256 is %s. "
             "Check it and pin it in workflow/datasets.yaml.",
-            archive, source.url, digest,
+            archive,
+            source.url,
+            digest,
         )
     extracted = archive.with_name(f"{archive.name.removesuffix('.zip')}-{digest[:12]}")  # one per content
     if not extracted.is_dir():
@@ -279,7 +282,11 @@ def check_beir_folder(folder: str | os.PathLike, splits: Iterable[str]) -> dict:
         qrels_counts[split] = {"judged_queries": len(qrels), "qrels": sum(map(len, qrels.values()))}
         judged[split] = (path, set(qrels))
     check_disjoint_splits(judged)
-    return {"corpora": {name: len(ids) for name, ids in corpora.items()}, "queries": len(queries), "qrels": qrels_counts}
+    return {
+        "corpora": {name: len(ids) for name, ids in corpora.items()},
+        "queries": len(queries),
+        "qrels": qrels_counts,
+    }
 
 
 def _stage_mirror(spec: DatasetSpec, source: Path, dest: Path) -> Path:
@@ -310,8 +317,8 @@ def missing_dataset_message(spec: DatasetSpec, dest: str | os.PathLike, cause: s
     lines = [
         f"dataset {spec.name!r} is not on disk and could not be obtained from its source ({cause}).",
         "Put it in BEIR layout by hand, then rerun:",
-        f"  {dest / 'corpus.jsonl'}    one JSON object per line: {{\"_id\", \"title\", \"text\"}}",
-        f"  {dest / 'queries.jsonl'}   one JSON object per line: {{\"_id\", \"text\"}}",
+        f'  {dest / "corpus.jsonl"}    one JSON object per line: {{"_id", "title", "text"}}',
+        f'  {dest / "queries.jsonl"}   one JSON object per line: {{"_id", "text"}}',
         *(
             f"  {dest / 'qrels' / f'{split}.tsv'}   tab-separated, header 'query-id<TAB>corpus-id<TAB>score'"
             for split in spec.splits

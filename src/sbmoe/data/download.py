@@ -101,9 +101,12 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeo
         length = response.headers.get("Content-Length")
         expected = offset + int(length) if length is not None else None
         interrupted = False
-        with part.open("ab" if offset else "wb") as out, tqdm(
-            total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name
-        ) as progress:
+        with (
+            part.open("ab" if offset else "wb") as out,
+            tqdm(
+                total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name
+            ) as progress,
+        ):
             try:
                 while chunk := response.read(CHUNK_BYTES):
                     out.write(chunk)

@@ -5,8 +5,8 @@ judgements, with mean lengths in whitespace tokens (the paper's table of them is
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from sbmoe.data.table import SPLIT_ORDER
 from sbmoe.io.collection import document_text, load_corpus, load_qrels, load_queries
@@ -46,6 +46,14 @@ def dataset_statistics(folder: str | os.PathLike) -> dict:
 
 
 _LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-    "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
 }

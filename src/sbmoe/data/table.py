@@ -11,9 +11,10 @@ words of the failing property's ``message`` in the schema.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 
@@ -84,7 +85,8 @@ def load_table(path: str | os.PathLike) -> dict[str, DatasetSpec]:
 
 # YAML's 2.0 is no grade, nor true a number: JSON Schema's integer would take both
 _TYPES = jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
-    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+)
 _Validator = jsonschema.validators.extend(jsonschema.Draft7Validator, type_checker=_TYPES)
 _validator: jsonschema.protocols.Validator | None = None
 

@@ -22,14 +22,26 @@ import warnings
 
 import numpy as np
 
-from sbmoe.io.collection import Qrels
 from sbmoe.evaluation.numba_cache import cache_folder, cache_lock
-from sbmoe.io.runs import Run, rank_scores
 from sbmoe.evaluation.trec_eval import parse_metric, trec_eval_scores
+from sbmoe.io.collection import Qrels
+from sbmoe.io.runs import Run, rank_scores
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@1", "ndcg@3")
-RANX_METRICS = ("hits", "hit_rate", "precision", "recall", "f1", "mrr", "map", "dcg", "dcg_burges", "ndcg",
-                "ndcg_burges", "bpref")
+RANX_METRICS = (
+    "hits",
+    "hit_rate",
+    "precision",
+    "recall",
+    "f1",
+    "mrr",
+    "map",
+    "dcg",
+    "dcg_burges",
+    "ndcg",
+    "ndcg_burges",
+    "bpref",
+)
 
 
 def metric_problem(metric: str) -> str | None:
@@ -40,6 +52,7 @@ def metric_problem(metric: str) -> str | None:
     if "@" in metric and not (cutoff.isdigit() and int(cutoff) >= 1):
         return f"metric {metric!r}: the cutoff after '@' must be a positive integer"
     return None
+
 
 # Both implementations compute in double precision, each value from at most k terms in [0, 1]: their
 # rounding differs by less than 1e-13. A real disagreement moves a value by far more: swapping the
@@ -74,7 +87,9 @@ def _ranx_scores(run: Run, judgements: Qrels, metrics: list[str]) -> dict[str, d
     return {metric: {q: float(value) for q, value in ranx_run.scores.get(metric, {}).items()} for metric in metrics}
 
 
-def check_agreement(ranx: dict[str, dict[str, float]], reference: dict[str, dict[str, float]], run_name: str = "the run") -> float:
+def check_agreement(
+    ranx: dict[str, dict[str, float]], reference: dict[str, dict[str, float]], run_name: str = "the run"
+) -> float:
     """The largest difference between the per-query values of ranx and trec_eval; above
     :data:`TOLERANCE` an :class:`EvaluationMismatchError` names the metric, both means and the
     query that differs most, with both of its values."""
@@ -117,7 +132,10 @@ def evaluate(
         run = {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
     graded = {q: {d: g for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
     binary = {q: {d: 1 for d, g in docs.items() if g >= relevance_threshold} for q, docs in qrels.items()}
-    by_judgements = [(graded, [m for m in metrics if _is_graded(m)]), (binary, [m for m in metrics if not _is_graded(m)])]
+    by_judgements = [
+        (graded, [m for m in metrics if _is_graded(m)]),
+        (binary, [m for m in metrics if not _is_graded(m)]),
+    ]
     if graded == binary:  # binary qrels (every positive grade 1, threshold 1): one pass scores every metric
         by_judgements = [(graded, list(metrics))]
     groups = []

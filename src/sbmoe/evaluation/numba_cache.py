@@ -18,8 +18,8 @@ import fcntl
 import importlib.util
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 LOCK_NAME = "sbmoe-numba.lock"
 

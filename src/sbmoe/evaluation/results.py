@@ -45,7 +45,9 @@ def read_evaluation(path: str | Path, testset: str | None = None, pooling: str |
     """
     evaluation = read_json(path, "an evaluation in JSON")
     if not isinstance(evaluation, dict):
-        raise DataFormatError(path, None, "expected a JSON object (an evaluation, or evaluations by test set and pooling)")
+        raise DataFormatError(
+            path, None, "expected a JSON object (an evaluation, or evaluations by test set and pooling)"
+        )
     if "metrics" not in evaluation:
         try:
             evaluation = evaluation[testset][pooling]
@@ -132,7 +134,9 @@ def corpus_files(paths: Sequence[str | Path], pooling: str) -> list[Path]:
 def _numbered_folders(path: Path) -> list[Path]:
     if not path.is_dir():
         return []
-    return sorted((child for child in path.iterdir() if child.is_dir() and child.name.isdigit()), key=lambda c: int(c.name))
+    return sorted(
+        (child for child in path.iterdir() if child.is_dir() and child.name.isdigit()), key=lambda c: int(c.name)
+    )
 
 
 def group_by_counts(items: Sequence, counts: Sequence[int] | None) -> list[list]:

@@ -28,7 +28,9 @@ def parse_metric(metric: str) -> tuple[str, int]:
     """``"ndcg@10"`` -> ``("ndcg", 10)``; a metric trec_eval cannot recompute is a ``ValueError``."""
     match = _METRIC.match(metric)
     if not match or match["name"] not in MEASURES:
-        raise ValueError(f"metric {metric!r} is not one of {', '.join(f'{m}@k' for m in MEASURES)} (k a positive integer)")
+        raise ValueError(
+            f"metric {metric!r} is not one of {', '.join(f'{m}@k' for m in MEASURES)} (k a positive integer)"
+        )
     return match["name"], int(match["k"])
 
 

@@ -22,8 +22,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 SUFFIX = ".tmp"
 LOCK = ".lock"
@@ -37,8 +37,11 @@ class DiskFullError(OSError):
         path = Path(path)
         free = _free_bytes(path)
         need = f"{needed:,} bytes needed, " if needed is not None else ""
-        super().__init__(errno.ENOSPC, f"{path}: no space left on device ({need}{free} free there); "
-                                       "free some space or point the output elsewhere, then run again")
+        super().__init__(
+            errno.ENOSPC,
+            f"{path}: no space left on device ({need}{free} free there); "
+            "free some space or point the output elsewhere, then run again",
+        )
         self.path, self.needed = str(path), needed
 
     def __str__(self) -> str:

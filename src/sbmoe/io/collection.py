@@ -16,8 +16,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from sbmoe.io.errors import DataFormatError, finite_number, json_problem, text_lines, warn_input
 from sbmoe.io.atomic import write_text
+from sbmoe.io.errors import DataFormatError, finite_number, json_problem, text_lines, warn_input
 
 Corpus = dict[str, dict[str, str]]
 Queries = dict[str, str]
@@ -30,8 +30,12 @@ def _record_id(path: Path, number: int, record: dict, key: str) -> str:
         raise DataFormatError(path, number, f"{key!r} must be a string, got {value!r}")
     value = str(value)
     if not value or any(c.isspace() for c in value):
-        raise DataFormatError(path, number, f"{key!r} {value!r} must be non-empty and without whitespace "
-                                            "(run and qrels files separate fields by whitespace)")
+        raise DataFormatError(
+            path,
+            number,
+            f"{key!r} {value!r} must be non-empty and without whitespace "
+            "(run and qrels files separate fields by whitespace)",
+        )
     return value
 
 
@@ -74,7 +78,9 @@ def _read_records(path: Path, kind: str, fields: str) -> dict[str, tuple[int, di
 def load_corpus(path: str | Path) -> Corpus:
     """Read ``corpus.jsonl``: one ``{"_id", "title", "text"}`` object per line."""
     records = _read_records(Path(path), "corpus", '{"_id", "title", "text"}')
-    return {doc_id: {"title": record.get("title") or "", "text": record["text"]} for doc_id, (_, record) in records.items()}
+    return {
+        doc_id: {"title": record.get("title") or "", "text": record["text"]} for doc_id, (_, record) in records.items()
+    }
 
 
 def load_queries(path: str | Path) -> Queries:
@@ -123,8 +129,12 @@ def load_qrels(path: str | Path, queries: Queries | None = None, corpus: Corpus 
             raise DataFormatError(path, number, f"document {doc_id!r} is not in the corpus")
         known = qrels.setdefault(qid, {})
         if doc_id in known and known[doc_id] != grade:
-            raise DataFormatError(path, number, f"query {qid!r} and document {doc_id!r} are judged "
-                                                f"{grade} here and {known[doc_id]} on line {lines[qid, doc_id]}")
+            raise DataFormatError(
+                path,
+                number,
+                f"query {qid!r} and document {doc_id!r} are judged "
+                f"{grade} here and {known[doc_id]} on line {lines[qid, doc_id]}",
+            )
         known[doc_id] = grade
         lines.setdefault((qid, doc_id), number)
     if not qrels:
@@ -139,8 +149,12 @@ def check_judged_documents(qrels: Qrels, corpus: Corpus | set[str], path: str | 
     if not missing:
         return qrels
     if len(missing) == sum(map(len, qrels.values())):
-        raise DataFormatError(path, None, f"none of the judged documents is in the corpus (e.g. {missing[0][1]!r}); "
-                                          "is this the qrels file of another collection?")
+        raise DataFormatError(
+            path,
+            None,
+            f"none of the judged documents is in the corpus (e.g. {missing[0][1]!r}); "
+            "is this the qrels file of another collection?",
+        )
     shown = ", ".join(f"{q}/{d}" for q, d in missing[:5]) + (", ..." if len(missing) > 5 else "")
     action = "skipped" if drop else "kept: they count as relevant but cannot be retrieved"
     warn_input(path, f"{len(missing)} judgement(s) name documents absent from the corpus ({shown}); {action}")
@@ -197,14 +211,18 @@ def check_disjoint_splits(judged: dict[str, tuple[str | Path, set[str]]]) -> Non
     learnt on and then scored. An overlap names both files, the count and the first ids."""
     names = list(judged)
     for i, first in enumerate(names):
-        for second in names[i + 1:]:
+        for second in names[i + 1 :]:
             if (first, second) in NESTED_SPLITS or (second, first) in NESTED_SPLITS:
                 continue
             shared = judged[first][1] & judged[second][1]
             if shared:
-                raise SplitOverlapError(judged[first][0], None, f"{len(shared)} query id(s) are also judged in "
-                                      f"{judged[second][0]} (the {second!r} split): {_shown(shared)}; the queries of "
-                                      f"the {first!r} and {second!r} splits must be disjoint")
+                raise SplitOverlapError(
+                    judged[first][0],
+                    None,
+                    f"{len(shared)} query id(s) are also judged in "
+                    f"{judged[second][0]} (the {second!r} split): {_shown(shared)}; the queries of "
+                    f"the {first!r} and {second!r} splits must be disjoint",
+                )
 
 
 def check_split_queries(folder: str | Path, split: str, qrels: Qrels) -> None:
@@ -224,9 +242,13 @@ def corpus_path(folder: str | Path, split: str) -> Path:
     training corpus differs from its test corpus), else ``corpus.jsonl``."""
     own = Path(folder) / f"corpus.{split}.jsonl"
     if split == "test" and own.is_file():  # it would silently replace corpus.jsonl for the test split
-        raise DataFormatError(own, None, "the test split's corpus is corpus.jsonl, not this file "
-                                         "(corpus.<split>.jsonl is for another split whose documents differ, "
-                                         "e.g. corpus.train.jsonl): remove or rename it")
+        raise DataFormatError(
+            own,
+            None,
+            "the test split's corpus is corpus.jsonl, not this file "
+            "(corpus.<split>.jsonl is for another split whose documents differ, "
+            "e.g. corpus.train.jsonl): remove or rename it",
+        )
     return own if own.is_file() else Path(folder) / "corpus.jsonl"
 
 
@@ -239,7 +261,7 @@ class Collection:
     qrels: Qrels
 
     @classmethod
-    def load(cls, folder: str | Path, split: str = "test", training: bool = False) -> "Collection":
+    def load(cls, folder: str | Path, split: str = "test", training: bool = False) -> Collection:
         """Read ``split``'s corpus, the queries and the split's qrels. Judgements of documents absent
         from the corpus are named in a warning, and left out when the qrels are for ``training``."""
         folder = Path(folder)

@@ -90,9 +90,13 @@ def text_lines(path: str | os.PathLike, kind: str, expected: str):
         for number, raw in enumerate(handle, start=1):
             line = decode_line(path, number, raw).rstrip("\r\n")
             if "\r" in line:  # CR-only line ends (classic Mac OS) would read the whole file as one line
-                raise DataFormatError(path, number, f"a carriage return (CR) inside the line at column "
-                                                    f"{line.index(chr(13)) + 1}, as in a file with CR-only line ends: "
-                                                    f"expected {expected} on lines ending in LF (or CRLF)")
+                raise DataFormatError(
+                    path,
+                    number,
+                    f"a carriage return (CR) inside the line at column "
+                    f"{line.index(chr(13)) + 1}, as in a file with CR-only line ends: "
+                    f"expected {expected} on lines ending in LF (or CRLF)",
+                )
             yield number, line
 
 
@@ -103,8 +107,9 @@ def decode_text(path: Path, raw: bytes, kind: str) -> str:
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        raise DataFormatError(path, line, f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column {column}); "
-                                          f"expected {kind}") from None
+        raise DataFormatError(
+            path, line, f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column {column}); expected {kind}"
+        ) from None
 
 
 def read_json(path: str | os.PathLike, kind: str):
@@ -169,8 +174,9 @@ def parse_yaml(path: str | os.PathLike, text: str, kind: str):
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or first_line(error)
         column = f" at column {mark.column + 1}" if mark is not None else ""
-        raise DataFormatError(path, mark.line + 1 if mark is not None else None,
-                              f"not valid YAML ({problem}{column}); expected {kind}") from None
+        raise DataFormatError(
+            path, mark.line + 1 if mark is not None else None, f"not valid YAML ({problem}{column}); expected {kind}"
+        ) from None
 
 
 def read_yaml(path: str | os.PathLike, kind: str):

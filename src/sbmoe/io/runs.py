@@ -65,8 +65,9 @@ def write_trec_run(path: str | os.PathLike, run: Run, tag: str) -> None:
     lines = []
     for qid in run:
         ranked = trec_order(run[qid])
-        lines.extend(f"{qid} Q0 {doc} {rank} {format_score(score)} {tag}"
-                     for rank, (doc, score) in enumerate(ranked, start=1))
+        lines.extend(
+            f"{qid} Q0 {doc} {rank} {format_score(score)} {tag}" for rank, (doc, score) in enumerate(ranked, start=1)
+        )
     write_text(path, "\n".join(lines) + "\n")
 
 
@@ -86,7 +87,9 @@ def read_trec_run(path: str | os.PathLike) -> Run:
         try:
             int(rank)
         except ValueError:
-            raise DataFormatError(path, number, f"rank {rank!r} is not an integer (fields: qid Q0 doc rank score tag)") from None
+            raise DataFormatError(
+                path, number, f"rank {rank!r} is not an integer (fields: qid Q0 doc rank score tag)"
+            ) from None
         value = finite_number(path, number, score, "score", "fields: qid Q0 doc rank score tag")
         ranked = run.setdefault(qid, {})
         if doc in ranked:
@@ -103,9 +106,16 @@ def check_run_against_qrels(run: Run, qrels: Qrels, run_path: str | os.PathLike,
     judged = [qid for qid, docs in qrels.items() if any(grade > 0 for grade in docs.values())]
     missing = [qid for qid in judged if qid not in run]
     if judged and len(missing) == len(judged):
-        raise DataFormatError(run_path, None, f"answers none of the {len(judged)} judged queries of {qrels_path} "
-                                              f"(e.g. {judged[0]!r}); is it a run of another test set?")
+        raise DataFormatError(
+            run_path,
+            None,
+            f"answers none of the {len(judged)} judged queries of {qrels_path} "
+            f"(e.g. {judged[0]!r}); is it a run of another test set?",
+        )
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        warn_input(run_path, f"{len(missing)} of the {len(judged)} judged queries of {qrels_path} have no results "
-                             f"({shown}); they score zero")
+        warn_input(
+            run_path,
+            f"{len(missing)} of the {len(judged)} judged queries of {qrels_path} have no results "
+            f"({shown}); they score zero",
+        )

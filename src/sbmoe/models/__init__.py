@@ -1,1 +1,3 @@
-"""Retrieval models: Hugging Face encoders, the SB-MoE block, the Regular MoE, prefix caches and the retriever that joins them."""
+"""Retrieval models: Hugging Face encoders, the SB-MoE block, the Regular MoE, prefix caches and the
+retriever that joins them.
+"""

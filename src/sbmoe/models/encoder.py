@@ -67,8 +67,14 @@ def tiny_random_model(tokenizer) -> nn.Module:
     """A small BERT with weights drawn from a fixed seed, so every load gives the same model."""
     from transformers import BertConfig, BertModel
 
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return BertModel(config, add_pooling_layer=False)
@@ -95,8 +101,11 @@ class Encoder(nn.Module):
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
             self.model = model or AutoModel.from_pretrained(path)
         except Exception as error:  # transformers reports missing, truncated or unreachable models in many ways
-            where = ("from this folder (expected a Hugging Face model: config.json, weights, tokenizer)"
-                     if Path(path).is_dir() else "from the Hugging Face hub (is the machine offline?)")
+            where = (
+                "from this folder (expected a Hugging Face model: config.json, weights, tokenizer)"
+                if Path(path).is_dir()
+                else "from the Hugging Face hub (is the machine offline?)"
+            )
             raise DataFormatError(path, None, f"could not load the encoder {where}: {first_line(error)}") from None
 
     @property
@@ -158,8 +167,13 @@ class Encoder(nn.Module):
             hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         return self.pool_states(hidden, attention_mask)
 
-    def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, depth: int,
-               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def prefix(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        depth: int,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The hidden states entering layer ``depth`` (the embeddings for 0), ``(n, tokens, h)``."""
         hidden = self.model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
         return self._run_layers(hidden, attention_mask, 0, depth)

@@ -33,13 +33,18 @@ def model_path_problem(name_or_path: str) -> str | None:
     path = Path(name_or_path).expanduser()
     if name_or_path.startswith((".", "/", "~")) or path.exists():
         if not path.is_dir():
-            return "local encoder folder does not exist" if not path.exists() else "not a folder (expected a Hugging Face model folder)"
+            return (
+                "local encoder folder does not exist"
+                if not path.exists()
+                else "not a folder (expected a Hugging Face model folder)"
+            )
         if not (path / "config.json").is_file():
             return "not a Hugging Face model folder (config.json missing)"
         return None
     if ":" in name_or_path or name_or_path.count("/") > 1 or not name_or_path.strip():
-        return (f"neither a Hugging Face id (name or owner/name), a local folder, {EMBEDDED_MODEL} "
-                f"nor {TINY_RANDOM_MODEL}")
+        return (
+            f"neither a Hugging Face id (name or owner/name), a local folder, {EMBEDDED_MODEL} nor {TINY_RANDOM_MODEL}"
+        )
     return None
 
 

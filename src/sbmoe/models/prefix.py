@@ -74,7 +74,7 @@ class PrefixStates:
         return [torch.from_numpy(np.array(self.tokens[self.offsets[r] : self.offsets[r + 1]])) for r in rows]
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "PrefixStates":
+    def load(cls, folder: str | os.PathLike) -> PrefixStates:
         folder = Path(folder)
         missing = [name for name in FILES if not (folder / name).is_file()]
         if missing:
@@ -85,8 +85,15 @@ class PrefixStates:
         tokens = np.load(folder / "tokens.npy", mmap_mode="r")
         if len(offsets) != len(ids) + 1 or offsets[-1] != len(tokens):
             raise ValueError(f"{folder}: offsets.npy does not match ids.npy and tokens.npy")
-        return cls(ids=ids, tokens=tokens, offsets=offsets, depth=int(meta["depth"]), kind=meta["kind"],
-                   max_length=int(meta["max_length"]), meta=meta)
+        return cls(
+            ids=ids,
+            tokens=tokens,
+            offsets=offsets,
+            depth=int(meta["depth"]),
+            kind=meta["kind"],
+            max_length=int(meta["max_length"]),
+            meta=meta,
+        )
 
 
 class PrefixCache:
@@ -128,7 +135,9 @@ def pad(states: Sequence[torch.Tensor], device: torch.device | str = "cpu") -> t
 def check_fits(encoder: Encoder, depth: int, kind: str, max_length: int, source: str) -> None:
     """Refuse a cache made at another max length than ``encoder`` uses, or deeper than it has layers."""
     if max_length != encoder.max_length(kind):
-        raise ValueError(f"{source}: cached at max length {max_length}, the encoder uses {encoder.max_length(kind)} for {kind}s")
+        raise ValueError(
+            f"{source}: cached at max length {max_length}, the encoder uses {encoder.max_length(kind)} for {kind}s"
+        )
     if not 0 <= depth <= encoder.num_layers:
         raise ValueError(f"{source}: cached at layer {depth}, the encoder has {encoder.num_layers} layers")
 
@@ -149,12 +158,20 @@ def compute_prefix(
     if len(ids) != len(texts):
         raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
     if not 0 <= depth < encoder.num_layers:
-        raise ValueError(f"a prefix ends below a trained layer: depth must be in [0, {encoder.num_layers}), got {depth}")
+        raise ValueError(
+            f"a prefix ends below a trained layer: depth must be in [0, {encoder.num_layers}), got {depth}"
+        )
     counts = np.asarray(encoder.token_counts(texts, kind), dtype=np.int64)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(counts)
-    meta = {"depth": depth, "kind": kind, "max_length": encoder.max_length(kind), "hidden_size": encoder.hidden_size,
-            "num_layers": encoder.num_layers, "encoder": encoder.config.name_or_path}
+    meta = {
+        "depth": depth,
+        "kind": kind,
+        "max_length": encoder.max_length(kind),
+        "hidden_size": encoder.hidden_size,
+        "num_layers": encoder.num_layers,
+        "encoder": encoder.config.name_or_path,
+    }
 
     def fill(tokens: np.ndarray) -> None:
         was_training = encoder.training
@@ -176,11 +193,20 @@ def compute_prefix(
     if output is None:
         tokens = np.empty((int(offsets[-1]), encoder.hidden_size), dtype=np.float32)
         fill(tokens)
-        return PrefixStates(ids=list(ids), tokens=tokens, offsets=offsets, depth=depth, kind=kind,
-                            max_length=meta["max_length"], meta=meta)
+        return PrefixStates(
+            ids=list(ids),
+            tokens=tokens,
+            offsets=offsets,
+            depth=depth,
+            kind=kind,
+            max_length=meta["max_length"],
+            meta=meta,
+        )
     with atomic_path(output) as tmp:
         tmp.mkdir()
-        tokens = open_memmap(tmp / "tokens.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), encoder.hidden_size))
+        tokens = open_memmap(
+            tmp / "tokens.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), encoder.hidden_size)
+        )
         reserve_space(tmp / "tokens.npy", (tmp / "tokens.npy").stat().st_size)  # not a Bus error when the disk fills
         fill(tokens)
         tokens.flush()
@@ -200,8 +226,9 @@ def pool_prefix(encoder: Encoder, prefix: PrefixStates, batch_size: int = 64, pr
     encoder.eval()
     order = np.argsort(-prefix.lengths(), kind="stable")
     pooled = torch.empty(len(prefix), encoder.hidden_size)
-    for start in tqdm(range(0, len(prefix), batch_size), desc=f"encode cached {prefix.kind}s", disable=not progress,
-                      unit="batch"):
+    for start in tqdm(
+        range(0, len(prefix), batch_size), desc=f"encode cached {prefix.kind}s", disable=not progress, unit="batch"
+    ):
         index = order[start : start + batch_size]
         hidden, mask = pad(prefix.states(index), encoder.device)
         pooled[torch.from_numpy(index)] = encoder.top(hidden, mask, prefix.depth).float().cpu()

@@ -137,7 +137,9 @@ class RoutingLog:
     """Per-epoch routing statistics of every MoE layer: expert load, its entropy, the balance loss."""
 
     def __init__(self, encoder: Encoder):
-        self.layers = {index: module for index, module in encoder.feed_forward.items() if isinstance(module, MoEFeedForward)}
+        self.layers = {
+            index: module for index, module in encoder.feed_forward.items() if isinstance(module, MoEFeedForward)
+        }
         self.load = {index: torch.zeros(len(m.experts)) for index, m in self.layers.items()}
         self.losses: dict[str, list[float]] = {index: [] for index in self.layers}
 
@@ -164,6 +166,8 @@ class RoutingLog:
             summary[index] = {
                 "expert_load": share.tolist() if share is not None else None,
                 "routing_entropy": routing_entropy(share) if share is not None else None,
-                "balance_loss": float(sum(self.losses[index]) / len(self.losses[index])) if self.losses[index] else math.nan,
+                "balance_loss": float(sum(self.losses[index]) / len(self.losses[index]))
+                if self.losses[index]
+                else math.nan,
             }
         return summary

@@ -29,14 +29,13 @@ from torch import nn
 
 from sbmoe.io.atomic import atomic_path
 from sbmoe.io.encoded import Encoded
-from sbmoe.models.encoder import Encoder, EncoderConfig
 from sbmoe.io.errors import DataFormatError, first_line, read_json
 from sbmoe.models.blocks import block_builder
+from sbmoe.models.encoder import Encoder, EncoderConfig
 from sbmoe.models.moe import RandomGate, Routing, SBMoE
 from sbmoe.models.prefix import PrefixStates, pool_prefix
 from sbmoe.systems.names import system_name
 from sbmoe.systems.registry import COMBINATIONS, VARIANTS, Variant, trained_variants
-
 
 
 @dataclass
@@ -119,7 +118,9 @@ class Retriever(nn.Module):
 
     def _require_encoder(self) -> Encoder:
         if self.encoder is None:
-            raise ValueError("this model was loaded without its encoder (block only); it can only encode pooled embeddings")
+            raise ValueError(
+                "this model was loaded without its encoder (block only); it can only encode pooled embeddings"
+            )
         return self.encoder
 
     def represent(self, pooled: torch.Tensor, pooling: str = "top1") -> tuple[torch.Tensor, Routing | None]:
@@ -146,8 +147,10 @@ class Retriever(nn.Module):
         training left frozen."""
         encoder = self._require_encoder()
         if self.config.encoder_trained and prefix.depth > self.config.frozen_layers:
-            raise ValueError(f"the cache holds the states entering layer {prefix.depth}, but this model trained its "
-                             f"layers from {self.config.frozen_layers} up: a cache of depth <= {self.config.frozen_layers} is needed")
+            raise ValueError(
+                f"the cache holds the states entering layer {prefix.depth}, but this model trained its "
+                f"layers from {self.config.frozen_layers} up: a cache of depth <= {self.config.frozen_layers} is needed"
+            )
         below = [int(index) for index in encoder.feed_forward if int(index) < prefix.depth]
         if below:
             raise ValueError(f"the cache skips layer(s) {below}, whose feed-forward sub-layer this model replaced")
@@ -194,7 +197,9 @@ class Retriever(nn.Module):
                 torch.save(self.encoder.feed_forward.state_dict(), tmp / "regular_moe.pt")
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", with_encoder: bool = True) -> "Retriever":
+    def load(
+        cls, folder: str | os.PathLike, device: str | torch.device = "cpu", with_encoder: bool = True
+    ) -> Retriever:
         """Load a saved model; ``with_encoder=False`` loads the block alone (see :meth:`__init__`)."""
         folder = Path(folder)
         config_path = folder / "config.json"
@@ -218,8 +223,11 @@ class Retriever(nn.Module):
         if data.get("encoder_trained"):
             data["encoder"]["name_or_path"] = str(folder / data["encoder"]["name_or_path"])
             if with_encoder and not Path(data["encoder"]["name_or_path"]).is_dir():
-                raise DataFormatError(data["encoder"]["name_or_path"], None,
-                                      "missing the trained encoder's folder (config.json says encoder_trained)")
+                raise DataFormatError(
+                    data["encoder"]["name_or_path"],
+                    None,
+                    "missing the trained encoder's folder (config.json says encoder_trained)",
+                )
         try:
             config = ModelConfig(**data)
         except (TypeError, ValueError) as error:
@@ -240,18 +248,33 @@ def _block_weights(path: Path, model: Retriever, block: nn.Module, what: str) ->
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file fails inside torch or pickle in many ways
-        raise DataFormatError(path, None, f"not a readable PyTorch state dict (truncated or corrupt?): {first_line(error)}") from None
+        raise DataFormatError(
+            path, None, f"not a readable PyTorch state dict (truncated or corrupt?): {first_line(error)}"
+        ) from None
     expected = block.state_dict()
     if not isinstance(state, dict):
-        raise DataFormatError(path, None, f"holds a {type(state).__name__}, not the state dict of the {model.config.system} {what}")
-    for names, problem in ((sorted(set(expected) - set(state)), "lacks"), (sorted(set(state) - set(expected)), "has extra")):
+        raise DataFormatError(
+            path, None, f"holds a {type(state).__name__}, not the state dict of the {model.config.system} {what}"
+        )
+    for names, problem in (
+        (sorted(set(expected) - set(state)), "lacks"),
+        (sorted(set(state) - set(expected)), "has extra"),
+    ):
         if names:
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-            raise DataFormatError(path, None, f"{problem} weights for the {model.config.system} {what} of config.json "
-                                              f"({shown}): is it another model's?")
+            raise DataFormatError(
+                path,
+                None,
+                f"{problem} weights for the {model.config.system} {what} of config.json "
+                f"({shown}): is it another model's?",
+            )
     for name, tensor in expected.items():
         if not isinstance(state[name], torch.Tensor) or state[name].shape != tensor.shape:
             shape = tuple(state[name].shape) if isinstance(state[name], torch.Tensor) else type(state[name]).__name__
-            raise DataFormatError(path, None, f"{name!r} has shape {shape}, expected {tuple(tensor.shape)} "
-                                              f"(hidden size {model.hidden_size}, {model.config.num_experts} experts)")
+            raise DataFormatError(
+                path,
+                None,
+                f"{name!r} has shape {shape}, expected {tuple(tensor.shape)} "
+                f"(hidden size {model.hidden_size}, {model.config.num_experts} experts)",
+            )
     return state

@@ -1,1 +1,3 @@
-"""Running the study: its stages as functions of paths, configuration and study checks, the command line, job logs and resuming."""
+"""Running the study: its stages as functions of paths, configuration and study checks, the command
+line, job logs and resuming.
+"""

@@ -1,11 +1,12 @@
 """``sbmoe``: train, encode, search and evaluate SB-MoE retrievers from the command line.
 
-    sbmoe train    --dataset DIR --config CONFIG.yaml --output MODEL_DIR --log LOG.jsonl [--pooled-queries Q.npz --pooled-corpus C.npz]
-    sbmoe init     --config CONFIG.yaml --output MODEL_DIR            (an untrained, zero-shot model)
-    sbmoe pool     --model MODEL_DIR --dataset DIR --kind corpus --output POOLED.npz
-    sbmoe encode   --model MODEL_DIR --dataset DIR --kind queries --pooling top1 --output ENC.npz
-    sbmoe search   --queries Q.npz --corpus C.npz [C2.npz ...] --output RUN.trec
-    sbmoe evaluate --run RUN.trec --qrels QRELS.tsv --output EVAL.json
+sbmoe train    --dataset DIR --config CONFIG.yaml --output MODEL_DIR --log LOG.jsonl
+               [--pooled-queries Q.npz --pooled-corpus C.npz]
+sbmoe init     --config CONFIG.yaml --output MODEL_DIR            (an untrained, zero-shot model)
+sbmoe pool     --model MODEL_DIR --dataset DIR --kind corpus --output POOLED.npz
+sbmoe encode   --model MODEL_DIR --dataset DIR --kind queries --pooling top1 --output ENC.npz
+sbmoe search   --queries Q.npz --corpus C.npz [C2.npz ...] --output RUN.trec
+sbmoe evaluate --run RUN.trec --qrels QRELS.tsv --output EVAL.json
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import json
 import sys
 import warnings
 
+from sbmoe.evaluation.metrics import METRICS, metric_problem
+from sbmoe.io.errors import InputWarning
 from sbmoe.pipeline import stages
 from sbmoe.pipeline.config import load_config
-from sbmoe.io.errors import InputWarning
-from sbmoe.evaluation.metrics import METRICS, metric_problem
 
 
 def _positive(value: str) -> int:
@@ -55,7 +56,9 @@ def _shard(value: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sbmoe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sbmoe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model on a BEIR-layout dataset")
@@ -72,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--config", required=True)
     init.add_argument("--output", required=True)
 
-    for name, help_text in (("pool", "encode texts with the encoder alone (cache for frozen encoders)"),
-                            ("encode", "encode and route a dataset's queries or corpus")):
+    for name, help_text in (
+        ("pool", "encode texts with the encoder alone (cache for frozen encoders)"),
+        ("encode", "encode and route a dataset's queries or corpus"),
+    ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--model", required=True, help="model folder")
         sub.add_argument("--dataset", required=True)
@@ -97,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run", required=True)
     evaluate.add_argument("--qrels", required=True)
     evaluate.add_argument("--metrics", nargs="+", type=_metric, default=list(METRICS))
-    evaluate.add_argument("--relevance-threshold", type=_positive, default=1, help="minimum grade counted relevant by binary metrics")
+    evaluate.add_argument(
+        "--relevance-threshold", type=_positive, default=1, help="minimum grade counted relevant by binary metrics"
+    )
     evaluate.add_argument("--drop-self-hits", action="store_true", help="ignore hits whose doc id equals the query id")
     evaluate.add_argument("--output", required=True, help="JSON with means and per-query values")
     return parser
@@ -126,21 +133,40 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> None:
     if args.command == "train":
         model, training = load_config(args.config)
-        stages.train_stage(args.dataset, model, training, args.output, args.log, args.split, args.valid_split,
-                           pooled_queries=args.pooled_queries, pooled_corpus=args.pooled_corpus)
+        stages.train_stage(
+            args.dataset,
+            model,
+            training,
+            args.output,
+            args.log,
+            args.split,
+            args.valid_split,
+            pooled_queries=args.pooled_queries,
+            pooled_corpus=args.pooled_corpus,
+        )
     elif args.command == "init":
         model, _ = load_config(args.config)
         stages.init_stage(model, args.output)
     elif args.command == "pool":
         stages.pool_stage(args.model, args.dataset, args.kind, args.output, args.split, *args.shard, args.batch_size)
     elif args.command == "encode":
-        stages.encode_stage(args.model, args.dataset, args.kind, [args.pooling], [args.output], args.split,
-                            *args.shard, pooled=args.pooled, batch_size=args.batch_size)
+        stages.encode_stage(
+            args.model,
+            args.dataset,
+            args.kind,
+            [args.pooling],
+            [args.output],
+            args.split,
+            *args.shard,
+            pooled=args.pooled,
+            batch_size=args.batch_size,
+        )
     elif args.command == "search":
         stages.search_stage(args.queries, args.corpus, args.output, args.k, args.tag)
     elif args.command == "evaluate":
-        result = stages.evaluate_stage(args.run, args.qrels, args.output, args.metrics,
-                                       args.relevance_threshold, args.drop_self_hits)
+        result = stages.evaluate_stage(
+            args.run, args.qrels, args.output, args.metrics, args.relevance_threshold, args.drop_self_hits
+        )
         print(json.dumps(result["metrics"], indent=1))
 
 

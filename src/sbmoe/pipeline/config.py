@@ -15,9 +15,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-
-from sbmoe.models.encoder import EncoderConfig, model_path_problem
 from sbmoe.io.errors import DataFormatError, InputError, read_yaml
+from sbmoe.models.encoder import EncoderConfig, model_path_problem
 from sbmoe.models.retriever import ModelConfig
 from sbmoe.training.config import TrainConfig
 
@@ -85,8 +84,9 @@ def build_configs(data: dict, source: str = "config") -> tuple[ModelConfig, Trai
         model = ModelConfig(**model_values)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{source}: invalid 'model': {error}") from None
-    training = _build(TrainConfig, {**_typed(TrainConfig, data.get("training"), "training", source), "seed": seed},
-                      "training", source)
+    training = _build(
+        TrainConfig, {**_typed(TrainConfig, data.get("training"), "training", source), "seed": seed}, "training", source
+    )
     return model, training
 
 

@@ -170,7 +170,9 @@ class Study:
         inputs = {"dataset": layout.dataset(name)}
         if self.frozen:
             inputs["pooled"] = layout.pooled(model["encoder"], name, layout.queries_part(split))
-            inputs["pooled_corpus"] = [layout.pooled(model["encoder"], name, layout.corpus_part("corpus", s)) for s in shards]
+            inputs["pooled_corpus"] = [
+                layout.pooled(model["encoder"], name, layout.corpus_part("corpus", s)) for s in shards
+            ]
         else:
             inputs["corpus"] = [layout.encoded_shard(model, testset=name, shard=s) for s in shards]
         return inputs
@@ -178,7 +180,9 @@ class Study:
     def search_params(self, wildcards: Mapping) -> list[dict]:
         """Per model of a search job (in the order of its outputs): its poolings and its run tag."""
         names = self.evaluated_systems(wildcards["trainset"]) if self.frozen else [wildcards["system"]]
-        return [{"poolings": list(poolings(name)), "tag": self.run_tag({**wildcards, "system": name})} for name in names]
+        return [
+            {"poolings": list(poolings(name)), "tag": self.run_tag({**wildcards, "system": name})} for name in names
+        ]
 
     @staticmethod
     def run_tag(keys: Mapping) -> str:
@@ -195,9 +199,11 @@ class Study:
 
     def evaluation_inputs(self, wildcards: Mapping) -> list[str]:
         """The runs of every system of one encoder, training set and seed, on each of its test sets."""
-        return [layout.runs(wildcards, system=system, testset=testset)
-                for system in self.evaluated_systems(wildcards["trainset"])
-                for testset in self.testsets(wildcards["trainset"])]
+        return [
+            layout.runs(wildcards, system=system, testset=testset)
+            for system in self.evaluated_systems(wildcards["trainset"])
+            for testset in self.testsets(wildcards["trainset"])
+        ]
 
     def evaluation_datasets(self, wildcards: Mapping) -> list[str]:
         return [layout.dataset(t) for t in self.testsets(wildcards["trainset"])]
@@ -245,8 +251,12 @@ class Study:
 
     def evaluation_records(self) -> list[tuple[str, dict]]:
         """(path, keys) for every (model, test set, pooling) of the study."""
-        return [(layout.evaluation(m), {**m, "testset": t, "pooling": p})
-                for m in self.models() for t in self.testsets(m["trainset"]) for p in poolings(m["system"])]
+        return [
+            (layout.evaluation(m), {**m, "testset": t, "pooling": p})
+            for m in self.models()
+            for t in self.testsets(m["trainset"])
+            for p in poolings(m["system"])
+        ]
 
     def gate_logs(self) -> list[tuple[dict, str]]:
         """(keys, training log) of every SB-MoE model: the gate gradient norms the verdicts read."""
@@ -257,11 +267,13 @@ class Study:
 
     def routing_records(self) -> list[tuple[dict, str, list[str]]]:
         """(keys, queries folder, corpus shard folders) for every model with a gate, per test set and pooling."""
-        return [({**m, "testset": t, "pooling": p}, layout.encoded("queries", m, testset=t), self.encoded_corpus(m, t))
-                for m in self.models()
-                if variant_of(m["system"]).gated
-                for t in self.testsets(m["trainset"])
-                for p in poolings(m["system"])]
+        return [
+            ({**m, "testset": t, "pooling": p}, layout.encoded("queries", m, testset=t), self.encoded_corpus(m, t))
+            for m in self.models()
+            if variant_of(m["system"]).gated
+            for t in self.testsets(m["trainset"])
+            for p in poolings(m["system"])
+        ]
 
     def tsne_panels(self) -> list[tuple[dict, str, str, list[str]]]:
         """The t-SNE panels: FT, then the configured SB-MoE system, for one trained model and test set:
@@ -270,10 +282,14 @@ class Study:
         panels = []
         for system, pooling in (("finetune", "none"), (tsne["system"], tsne.get("pooling", "top1"))):
             model = {"encoder": tsne["encoder"], "trainset": tsne["trainset"], "system": system, "seed": tsne["seed"]}
-            panels.append(({**model, "testset": tsne["testset"], "pooling": pooling},
-                           layout.runs(model, testset=tsne["testset"]),
-                           layout.encoded("queries", model, testset=tsne["testset"]),
-                           self.encoded_corpus(model, tsne["testset"])))
+            panels.append(
+                (
+                    {**model, "testset": tsne["testset"], "pooling": pooling},
+                    layout.runs(model, testset=tsne["testset"]),
+                    layout.encoded("queries", model, testset=tsne["testset"]),
+                    self.encoded_corpus(model, tsne["testset"]),
+                )
+            )
         return panels
 
     def curve_records(self) -> list[tuple[dict, str]]:

@@ -38,7 +38,7 @@ class WorkdirBusy(RuntimeError):
 
 
 def _holder(path: Path) -> str:
-    """"pid N, started at T" of the run that holds the lock file ``path`` (as it wrote it)."""
+    """ "pid N, started at T" of the run that holds the lock file ``path`` (as it wrote it)."""
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError:
@@ -47,10 +47,34 @@ def _holder(path: Path) -> str:
 
 
 # Snakemake options that only look at the workflow and its files (a dry run, graphs, summaries, lists)
-LOOKING = {"-n", "--dry-run", "--dryrun", "--dag", "--rulegraph", "--filegraph", "--d3dag", "--summary", "-S",
-           "--detailed-summary", "-D", "--list-rules", "--list", "-l", "--list-target-rules", "--lt", "--lint",
-           "--list-changes", "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp",
-           "--list-code-changes", "--list-untracked", "--lu"}
+LOOKING = {
+    "-n",
+    "--dry-run",
+    "--dryrun",
+    "--dag",
+    "--rulegraph",
+    "--filegraph",
+    "--d3dag",
+    "--summary",
+    "-S",
+    "--detailed-summary",
+    "-D",
+    "--list-rules",
+    "--list",
+    "-l",
+    "--list-target-rules",
+    "--lt",
+    "--lint",
+    "--list-changes",
+    "--lc",
+    "--list-input-changes",
+    "--li",
+    "--list-params-changes",
+    "--lp",
+    "--list-code-changes",
+    "--list-untracked",
+    "--lu",
+}
 LOOKING_SHORT = {"n", "S", "D", "l"}
 
 
@@ -66,8 +90,9 @@ def is_dry_run(argv: list[str]) -> bool:
     return False
 
 
-def claim_workdir(folder: str | os.PathLike = ".", outputs: tuple[str, ...] = ("results", "resources"),
-                  dry_run: bool = False) -> list[str]:
+def claim_workdir(
+    folder: str | os.PathLike = ".", outputs: tuple[str, ...] = ("results", "resources"), dry_run: bool = False
+) -> list[str]:
     """Hold this process's lock on the working ``folder`` until it exits, and remove Snakemake's stale
     lock and the stale scratch folders under ``outputs``. Return what was done, one line each.
 
@@ -86,8 +111,10 @@ def claim_workdir(folder: str | os.PathLike = ".", outputs: tuple[str, ...] = ("
         handle.close()
         if dry_run:
             return []
-        raise WorkdirBusy(f"another run ({_holder(state / RUNNING)}) is working in this folder ({Path(folder).resolve()}); "
-                          "wait for it to end, or stop it (Ctrl-C) and start again: it resumes where it stopped") from None
+        raise WorkdirBusy(
+            f"another run ({_holder(state / RUNNING)}) is working in this folder ({Path(folder).resolve()}); "
+            "wait for it to end, or stop it (Ctrl-C) and start again: it resumes where it stopped"
+        ) from None
     except OSError:
         handle.close()
         return []

@@ -74,13 +74,19 @@ class RetrieverRouting:
     def split_search_inputs(self, wildcards: Mapping) -> dict:
         """A dense expert on a held-out split: its model, the dataset, the pooled queries of the split and
         corpus of a frozen encoder, else the model's encoded test corpus."""
-        return {"models": [layout.model(wildcards)],
-                **self.study.corpus_inputs(wildcards, wildcards["dataset"], wildcards["split"])}
+        return {
+            "models": [layout.model(wildcards)],
+            **self.study.corpus_inputs(wildcards, wildcards["dataset"], wildcards["split"]),
+        }
 
     def split_search_params(self, wildcards: Mapping) -> list[dict]:
         """The search script's settings of the one model of a held-out split search: poolings and run tag."""
-        return [{"poolings": list(poolings(wildcards["system"])),
-                 "tag": f"{self.study.run_tag(wildcards)}-{wildcards['split']}"}]
+        return [
+            {
+                "poolings": list(poolings(wildcards["system"])),
+                "tag": f"{self.study.run_tag(wildcards)}-{wildcards['split']}",
+            }
+        ]
 
     def _queries(self, name: str, split: str) -> str:
         """The base encoder's pooled queries of a split, which the router reads."""
@@ -89,18 +95,22 @@ class RetrieverRouting:
     def expert_inputs(self, trainset: str, name: str, split: str) -> dict:
         """Everything the router reads on one split: the experts' run folders, the base encoder's pooled
         queries and the dataset folder."""
-        return {"runs": [folder for folder, _ in self.expert_runs(trainset, name, split)],
-                "queries": self._queries(name, split),
-                "dataset": layout.dataset(name)}
+        return {
+            "runs": [folder for folder, _ in self.expert_runs(trainset, name, split)],
+            "queries": self._queries(name, split),
+            "dataset": layout.dataset(name),
+        }
 
     def expert_params(self, trainset: str, name: str, split: str) -> dict:
         """The router's description of one split (sbmoe.selection.routing.ExpertInputs)."""
-        return {"runs": [f"{folder}/{file}" for folder, file in self.expert_runs(trainset, name, split)],
-                "queries": self._queries(name, split),
-                "dataset": layout.dataset(name),
-                "split": split,
-                "relevance_threshold": self.datasets[name].relevance_threshold,
-                "drop_self_hits": self.datasets[name].drop_self_hits}
+        return {
+            "runs": [f"{folder}/{file}" for folder, file in self.expert_runs(trainset, name, split)],
+            "queries": self._queries(name, split),
+            "dataset": layout.dataset(name),
+            "split": split,
+            "relevance_threshold": self.datasets[name].relevance_threshold,
+            "drop_self_hits": self.datasets[name].drop_self_hits,
+        }
 
     def router_inputs(self, wildcards: Mapping) -> dict:
         trainset = wildcards["trainset"]
@@ -126,10 +136,14 @@ class RetrieverRouting:
 
     def router_records(self) -> list[tuple[str, str, str]]:
         """(training set, evaluation JSON, choices JSON) of every routed training set."""
-        return [(trainset,
-                 layout.router("eval.json", encoder=self.encoder, trainset=trainset),
-                 layout.router("choices.json", encoder=self.encoder, trainset=trainset))
-                for trainset in self.trainsets]
+        return [
+            (
+                trainset,
+                layout.router("eval.json", encoder=self.encoder, trainset=trainset),
+                layout.router("choices.json", encoder=self.encoder, trainset=trainset),
+            )
+            for trainset in self.trainsets
+        ]
 
     def router_pairs(self) -> list[list[str]]:
         return [[trainset, testset] for trainset in self.trainsets for testset in self.study.testsets(trainset)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sbmoe.evaluation.metrics import METRICS, evaluate, metric_problem
 from sbmoe.io.atomic import atomic_path, write_json
 from sbmoe.io.collection import (
     Collection,
@@ -23,12 +24,11 @@ from sbmoe.io.collection import (
     load_qrels,
     load_queries,
 )
-from sbmoe.io.errors import DataFormatError
-from sbmoe.evaluation.metrics import METRICS, evaluate, metric_problem
 from sbmoe.io.encoded import Encoded
-from sbmoe.models.retriever import ModelConfig, Retriever
-from sbmoe.models.prefix import PrefixCache, PrefixStates, compute_prefix, prefix_depth
+from sbmoe.io.errors import DataFormatError
 from sbmoe.io.runs import check_run_against_qrels, read_trec_run, write_trec_run
+from sbmoe.models.prefix import PrefixCache, PrefixStates, compute_prefix, prefix_depth
+from sbmoe.models.retriever import ModelConfig, Retriever
 from sbmoe.retrieval.search import search
 from sbmoe.training.config import TrainConfig, set_seed
 from sbmoe.training.trainer import train
@@ -60,54 +60,94 @@ def train_stage(
     ``prefix_queries`` and ``prefix_corpus`` caches from :func:`prefix_stage` (``train_layers`` N).
     """
     dataset = Path(dataset)
-    collection = Collection.load(dataset, split, training=True)
-    if not any(grade > 0 for docs in collection.qrels.values() for grade in docs.values()):
-        raise DataFormatError(dataset / "qrels" / f"{split}.tsv", None, "no judgement has a positive grade (every "
-                              "one is 0 or below): training needs a relevant document (grade >= 1) per query")
-    valid_path = dataset / "qrels" / f"{valid_split}.tsv" if valid_split else None
-    valid = None
-    if valid_path and valid_path.is_file():
-        valid = check_judged_documents(load_qrels(valid_path, queries=collection.queries), collection.corpus,
-                                       valid_path, drop=True)
-        if not set(collection.qrels) - set(valid):
-            raise DataFormatError(valid_path, None, f"holds every query of qrels/{split}.tsv: none is left to train on")
-    elif len(collection.qrels) < 2:
-        raise DataFormatError(dataset / "qrels" / f"{split}.tsv", None,
-                              "one judged query: training needs at least two (one is held out for validation)")
+    collection, valid = _training_data(dataset, split, valid_split)
     set_seed(model_config.seed)
-    pooled = None
-    if pooled_queries or pooled_corpus:
-        if not (pooled_queries and pooled_corpus):
-            raise ValueError("a pooled cache needs both the queries and the corpus")
-        queries = Encoded.load(pooled_queries)
-        corpus = _load_shards(pooled_corpus, queries.embeddings.shape[1], pooled_queries)
-        judged = {**collection.qrels, **(valid or {})}
-        _check_covers(pooled_queries, queries.ids, judged, "judged queries")
-        _check_covers(pooled_corpus[0] if len(pooled_corpus) == 1 else f"{pooled_corpus[0]} (and the other shards)",
-                      corpus.ids, {d for docs in judged.values() for d, grade in docs.items() if grade > 0},
-                      "judged documents")
-        pooled = {"query": (queries.ids, torch.from_numpy(queries.embeddings)),
-                  "doc": (corpus.ids, torch.from_numpy(corpus.embeddings))}
+    pooled = _pooled_cache(pooled_queries, pooled_corpus, {**collection.qrels, **(valid or {})})
     prefix = None
     if prefix_queries or prefix_corpus:
         if not (prefix_queries and prefix_corpus):
             raise ValueError("a prefix cache needs both the queries and the corpus")
-        prefix = {"query": PrefixCache([PrefixStates.load(prefix_queries)]),
-                  "doc": PrefixCache([PrefixStates.load(p) for p in prefix_corpus])}
+        prefix = {
+            "query": PrefixCache([PrefixStates.load(prefix_queries)]),
+            "doc": PrefixCache([PrefixStates.load(p) for p in prefix_corpus]),
+        }
     # with a pooled cache the encoder is never run: build the block alone
     hidden = pooled["query"][1].shape[1] if pooled else None
     model = Retriever(model_config, hidden_size=hidden).to(device or default_device())
     with atomic_path(log) as log_tmp:
-        train(model, collection.corpus, collection.queries, collection.qrels, train_config,
-              valid_qrels=valid, log_path=log_tmp, progress=progress, pooled=pooled, prefix=prefix)
+        train(
+            model,
+            collection.corpus,
+            collection.queries,
+            collection.qrels,
+            train_config,
+            valid_qrels=valid,
+            log_path=log_tmp,
+            progress=progress,
+            pooled=pooled,
+            prefix=prefix,
+        )
         model.save(output)
 
 
-def _shard_check(path: str | os.PathLike, part: Encoded, dim: int, reference: str | os.PathLike, seen: set[str]) -> None:
+def _training_data(dataset: Path, split: str, valid_split: str | None):
+    """The training collection and, when ``qrels/<valid_split>.tsv`` exists, its validation qrels;
+    qrels that train nothing are an error naming their file."""
+    collection = Collection.load(dataset, split, training=True)
+    if not any(grade > 0 for docs in collection.qrels.values() for grade in docs.values()):
+        raise DataFormatError(
+            dataset / "qrels" / f"{split}.tsv",
+            None,
+            "no judgement has a positive grade (every "
+            "one is 0 or below): training needs a relevant document (grade >= 1) per query",
+        )
+    valid_path = dataset / "qrels" / f"{valid_split}.tsv" if valid_split else None
+    valid = None
+    if valid_path and valid_path.is_file():
+        valid = check_judged_documents(
+            load_qrels(valid_path, queries=collection.queries), collection.corpus, valid_path, drop=True
+        )
+        if not set(collection.qrels) - set(valid):
+            raise DataFormatError(valid_path, None, f"holds every query of qrels/{split}.tsv: none is left to train on")
+    elif len(collection.qrels) < 2:
+        raise DataFormatError(
+            dataset / "qrels" / f"{split}.tsv",
+            None,
+            "one judged query: training needs at least two (one is held out for validation)",
+        )
+    return collection, valid
+
+
+def _pooled_cache(pooled_queries, pooled_corpus, judged: dict) -> dict | None:
+    """A frozen encoder's pooled embeddings of the queries and the corpus shards, checked to cover every
+    judged query and relevant document; None without a cache."""
+    if not (pooled_queries or pooled_corpus):
+        return None
+    if not (pooled_queries and pooled_corpus):
+        raise ValueError("a pooled cache needs both the queries and the corpus")
+    queries = Encoded.load(pooled_queries)
+    corpus = _load_shards(pooled_corpus, queries.embeddings.shape[1], pooled_queries)
+    _check_covers(pooled_queries, queries.ids, judged, "judged queries")
+    _check_covers(
+        pooled_corpus[0] if len(pooled_corpus) == 1 else f"{pooled_corpus[0]} (and the other shards)",
+        corpus.ids,
+        {d for docs in judged.values() for d, grade in docs.items() if grade > 0},
+        "judged documents",
+    )
+    return {
+        "query": (queries.ids, torch.from_numpy(queries.embeddings)),
+        "doc": (corpus.ids, torch.from_numpy(corpus.embeddings)),
+    }
+
+
+def _shard_check(
+    path: str | os.PathLike, part: Encoded, dim: int, reference: str | os.PathLike, seen: set[str]
+) -> None:
     """A corpus shard must match the queries' dimension and share no id with earlier shards."""
     if part.embeddings.shape[1] != dim:
-        raise DataFormatError(path, None, f"embeddings have {part.embeddings.shape[1]} dimensions, "
-                                          f"those of {reference} have {dim}")
+        raise DataFormatError(
+            path, None, f"embeddings have {part.embeddings.shape[1]} dimensions, those of {reference} have {dim}"
+        )
     repeated = seen.intersection(part.ids)
     if repeated:
         raise DataFormatError(path, None, f"id {min(repeated)!r} is also in an earlier corpus shard")
@@ -126,8 +166,12 @@ def _load_shards(paths: list[str | os.PathLike], dim: int, reference: str | os.P
 def _check_covers(path, ids: list[str], needed, what: str) -> None:
     missing = sorted(set(needed) - set(ids))
     if missing:
-        raise DataFormatError(path, None, f"has no embedding of {len(missing)} {what} (e.g. {missing[0]!r}); "
-                                          "was it pooled from another dataset or split?")
+        raise DataFormatError(
+            path,
+            None,
+            f"has no embedding of {len(missing)} {what} (e.g. {missing[0]!r}); "
+            "was it pooled from another dataset or split?",
+        )
 
 
 def init_stage(model_config: ModelConfig, output: str | os.PathLike) -> None:
@@ -168,7 +212,9 @@ def pool_stage(
     ids, texts = _texts(Path(dataset), kind, split, shard, num_shards)  # bad input fails before the model loads
     model = Retriever.load(model_dir, device or default_device())
     pooled = model.encoder.pool(texts, "query" if kind == "queries" else "doc", batch_size=batch_size)
-    Encoded(embeddings=pooled.numpy(), experts=np.full(len(ids), -1), gate=np.zeros((len(ids), 0)), ids=ids).save(output)
+    Encoded(embeddings=pooled.numpy(), experts=np.full(len(ids), -1), gate=np.zeros((len(ids), 0)), ids=ids).save(
+        output
+    )
 
 
 def prefix_stage(
@@ -189,7 +235,9 @@ def prefix_stage(
     encoder = Retriever.load(model_dir, device or default_device())._require_encoder()
     depth = prefix_depth(train_layers, encoder.num_layers)
     if depth is None or depth == encoder.num_layers:
-        raise ValueError(f"a prefix cache is for 1 to {encoder.num_layers} trained layers, got train_layers {train_layers!r}")
+        raise ValueError(
+            f"a prefix cache is for 1 to {encoder.num_layers} trained layers, got train_layers {train_layers!r}"
+        )
     compute_prefix(encoder, ids, texts, "query" if kind == "queries" else "doc", depth, output, batch_size)
 
 
@@ -223,11 +271,17 @@ def encode_stage(
     model = Retriever.load(model_dir, device or default_device(), with_encoder=pooled is None)
     if pooled is not None:
         if model.config.encoder_trained:
-            raise ValueError(f"{model_dir}: its encoder was trained, so cached pooled embeddings ({pooled}) do not apply")
+            raise ValueError(
+                f"{model_dir}: its encoder was trained, so cached pooled embeddings ({pooled}) do not apply"
+            )
         cache = Encoded.load(pooled)
         if cache.embeddings.shape[1] != model.hidden_size:
-            raise DataFormatError(pooled, None, f"embeddings have {cache.embeddings.shape[1]} dimensions, the model "
-                                                f"{model_dir} takes {model.hidden_size}")
+            raise DataFormatError(
+                pooled,
+                None,
+                f"embeddings have {cache.embeddings.shape[1]} dimensions, the model "
+                f"{model_dir} takes {model.hidden_size}",
+            )
         ids, vectors = cache.ids, torch.from_numpy(cache.embeddings)
     elif prefix is not None:
         states = PrefixStates.load(prefix)
@@ -283,8 +337,12 @@ def evaluate_stage(
             raise ValueError(metric_problem(metric))
     ranked, judged = read_trec_run(run), load_qrels(qrels)
     if not any(grade >= relevance_threshold for docs in judged.values() for grade in docs.values()):
-        raise DataFormatError(qrels, None, f"no judgement has a grade of at least {relevance_threshold} "
-                                           "(the relevance threshold): nothing is relevant")
+        raise DataFormatError(
+            qrels,
+            None,
+            f"no judgement has a grade of at least {relevance_threshold} "
+            "(the relevance threshold): nothing is relevant",
+        )
     check_run_against_qrels(ranked, judged, run, qrels)
     result = evaluate(ranked, judged, metrics, relevance_threshold, drop_self_hits, run_name=str(run))
     result = {"run": str(run), "qrels": str(qrels), **result}

@@ -12,11 +12,10 @@ import os
 from pathlib import Path
 
 from sbmoe.data.table import MIRROR_ENV, VALIDATION_SPLIT, DatasetSpec, load_table
-from sbmoe.io.errors import InputError, read_yaml
 from sbmoe.evaluation.metrics import metric_problem
+from sbmoe.io.errors import InputError, read_yaml
 from sbmoe.models.hub import encoder_depth, model_path_problem
-from sbmoe.systems.names import BM25, parse_expert
-from sbmoe.systems.names import poolings, study_systems
+from sbmoe.systems.names import BM25, parse_expert, poolings, study_systems
 from sbmoe.systems.registry import variant
 
 
@@ -36,8 +35,10 @@ def study_table(config: dict) -> dict[str, DatasetSpec]:
     """The datasets table ``datasets.table`` names; a missing or invalid table names the key."""
     path = Path(config["datasets"]["table"])
     if not path.is_file():
-        raise StudyError(f"datasets.table: file {str(path)!r} does not exist (expected the datasets table, "
-                         "e.g. workflow/datasets.yaml)")
+        raise StudyError(
+            f"datasets.table: file {str(path)!r} does not exist (expected the datasets table, "
+            "e.g. workflow/datasets.yaml)"
+        )
     try:
         return load_table(path)
     except InputError as error:
@@ -71,18 +72,24 @@ def _check_test_sets(config: dict, table: dict[str, DatasetSpec]) -> None:
             _check_dataset(f"zero_shot.{trainset}", test, table)
             if test == trainset or test in config["in_domain"][trainset]:
                 what = "the training set itself" if test == trainset else f"listed in in_domain.{trainset}"
-                raise StudyError(f"zero_shot.{trainset}: {test!r} is {what}: its results are in-domain, "
-                                 "not zero-shot (list only datasets the models never saw)")
+                raise StudyError(
+                    f"zero_shot.{trainset}: {test!r} is {what}: its results are in-domain, "
+                    "not zero-shot (list only datasets the models never saw)"
+                )
     for key, tested in (("in_domain", config["in_domain"]), ("zero_shot", config.get("zero_shot") or {})):
         for trainset, tests in tested.items():
             train = table[trainset].splits["train"].ir_datasets
             for test in tests:
                 if train and train == table[test].splits["test"].ir_datasets:
-                    raise StudyError(f"{key}.{trainset}: {test!r} is tested on the queries {trainset!r} trains on "
-                                     f"(both ir_datasets {train}); fix the splits in {config['datasets']['table']}")
+                    raise StudyError(
+                        f"{key}.{trainset}: {test!r} is tested on the queries {trainset!r} trains on "
+                        f"(both ir_datasets {train}); fix the splits in {config['datasets']['table']}"
+                    )
 
 
-def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os.PathLike = "resources/datasets") -> None:
+def check_study(
+    config: dict, table: dict[str, DatasetSpec], resources: str | os.PathLike = "resources/datasets"
+) -> None:
     """Raise :class:`StudyError` naming the first key of ``config`` the study cannot use."""
     for name, encoder in config["encoders"].items():
         _check_encoder(name, encoder["name_or_path"])
@@ -118,7 +125,9 @@ def check_study(config: dict, table: dict[str, DatasetSpec], resources: str | os
     studied |= {t for tests in (config.get("zero_shot") or {}).values() for t in tests}
     for name in (config.get("encoding") or {}).get("corpus_shards") or {}:
         if name != "default" and name not in studied:
-            raise StudyError(f"encoding.corpus_shards.{name}: not a dataset of the study ({sorted(studied)}, or 'default')")
+            raise StudyError(
+                f"encoding.corpus_shards.{name}: not a dataset of the study ({sorted(studied)}, or 'default')"
+            )
     _check_analysis(config, list(systems))
     if config.get("routing"):
         _check_routing(config, table, list(systems))
@@ -132,8 +141,10 @@ def _check_layers(config: dict) -> None:
     for index, entry in enumerate(config["systems"]):
         spec = variant(entry["variant"])
         if spec.inside_encoder and train_layers == 0:
-            raise StudyError(f"systems[{index}]: the {spec.label} is inside the encoder, so it needs "
-                             "training.train_layers >= 1 (a frozen encoder trains nothing inside it)")
+            raise StudyError(
+                f"systems[{index}]: the {spec.label} is inside the encoder, so it needs "
+                "training.train_layers >= 1 (a frozen encoder trains nothing inside it)"
+            )
         if "top_k" in spec.keys:
             for experts in entry["experts"]:
                 if not 1 <= entry.get("top_k", spec.keys["top_k"]) <= experts:
@@ -141,8 +152,10 @@ def _check_layers(config: dict) -> None:
         layers = entry.get("moe_layers", spec.keys.get("moe_layers") or [])
         for layer in layers:
             if train_layers != "all" and not -train_layers <= layer < 0:
-                raise StudyError(f"systems[{index}].moe_layers: layer {layer} is not among the top {train_layers} "
-                                 f"trained layers (training.train_layers); name them -1 (the top layer) to -{train_layers}")
+                raise StudyError(
+                    f"systems[{index}].moe_layers: layer {layer} is not among the top {train_layers} "
+                    f"trained layers (training.train_layers); name them -1 (the top layer) to -{train_layers}"
+                )
         _check_moe_layers(config, index, layers)
 
 
@@ -151,30 +164,45 @@ def _check_analysis(config: dict, systems: list[str]) -> None:
     evaluated = (config.get("evaluation") or {}).get("metrics")
     for index, metric in enumerate(analysis.get("metrics") or []):
         if evaluated is not None and metric not in evaluated:
-            raise StudyError(f"analysis.metrics[{index}]: {metric!r} is not evaluated; the reported metrics must be "
-                             f"among evaluation.metrics ({', '.join(evaluated)})")
+            raise StudyError(
+                f"analysis.metrics[{index}]: {metric!r} is not evaluated; the reported metrics must be "
+                f"among evaluation.metrics ({', '.join(evaluated)})"
+            )
     tsne = analysis.get("tsne")
     if tsne:
         if tsne["encoder"] not in config["encoders"]:
-            raise StudyError(f"analysis.tsne.encoder: unknown encoder {tsne['encoder']!r} (the study's: {sorted(config['encoders'])})")
+            raise StudyError(
+                f"analysis.tsne.encoder: unknown encoder {tsne['encoder']!r} "
+                f"(the study's: {sorted(config['encoders'])})"
+            )
         if tsne["trainset"] not in config["in_domain"]:
-            raise StudyError(f"analysis.tsne.trainset: {tsne['trainset']!r} is not a training set of in_domain "
-                             f"({sorted(config['in_domain'])})")
-        tested = list(config["in_domain"][tsne["trainset"]]) + list((config.get("zero_shot") or {}).get(tsne["trainset"]) or [])
+            raise StudyError(
+                f"analysis.tsne.trainset: {tsne['trainset']!r} is not a training set of in_domain "
+                f"({sorted(config['in_domain'])})"
+            )
+        tested = list(config["in_domain"][tsne["trainset"]]) + list(
+            (config.get("zero_shot") or {}).get(tsne["trainset"]) or []
+        )
         if tsne["testset"] not in tested:
-            raise StudyError(f"analysis.tsne.testset: {tsne['testset']!r} is not a test set of the models trained on "
-                             f"{tsne['trainset']!r} ({tested})")
+            raise StudyError(
+                f"analysis.tsne.testset: {tsne['testset']!r} is not a test set of the models trained on "
+                f"{tsne['trainset']!r} ({tested})"
+            )
         if tsne["system"] not in systems:
             raise StudyError(f"analysis.tsne.system: {tsne['system']!r} is not one of the study's systems {systems}")
         pooling = tsne.get("pooling", "top1")
         if pooling not in poolings(tsne["system"]):
-            raise StudyError(f"analysis.tsne.pooling: {tsne['system']!r} is read with {list(poolings(tsne['system']))}, "
-                             f"not {pooling!r}")
+            raise StudyError(
+                f"analysis.tsne.pooling: {tsne['system']!r} is read with {list(poolings(tsne['system']))}, "
+                f"not {pooling!r}"
+            )
         if tsne["seed"] not in config["seeds"]:
             raise StudyError(f"analysis.tsne.seed: {tsne['seed']} is not one of seeds {config['seeds']}")
     curves = analysis.get("curves")
     if curves is not None and curves not in config["in_domain"]:
-        raise StudyError(f"analysis.curves: {curves!r} is not a training set of in_domain ({sorted(config['in_domain'])})")
+        raise StudyError(
+            f"analysis.curves: {curves!r} is not a training set of in_domain ({sorted(config['in_domain'])})"
+        )
 
 
 def _check_train_layers(config: dict, train_layers) -> None:
@@ -189,8 +217,10 @@ def _check_train_layers(config: dict, train_layers) -> None:
     for name, encoder in config["encoders"].items():
         depth = encoder_depth(encoder["name_or_path"])
         if depth is not None and train_layers > depth:
-            raise StudyError(f"training.train_layers: {train_layers} top layers asked, but encoder {name!r} "
-                             f"({encoder['name_or_path']}) has {depth}; use at most {depth}, or 'all'")
+            raise StudyError(
+                f"training.train_layers: {train_layers} top layers asked, but encoder {name!r} "
+                f"({encoder['name_or_path']}) has {depth}; use at most {depth}, or 'all'"
+            )
 
 
 def _check_moe_layers(config: dict, index: int, layers: list[int]) -> None:
@@ -202,12 +232,16 @@ def _check_moe_layers(config: dict, index: int, layers: list[int]) -> None:
             continue
         for layer in layers:
             if not -depth <= layer < depth:
-                raise StudyError(f"systems[{index}].moe_layers: layer {layer} does not exist in encoder {name!r} "
-                                 f"({encoder['name_or_path']}, {depth} layers: 0 to {depth - 1}, or -1 to -{depth})")
+                raise StudyError(
+                    f"systems[{index}].moe_layers: layer {layer} does not exist in encoder {name!r} "
+                    f"({encoder['name_or_path']}, {depth} layers: 0 to {depth - 1}, or -1 to -{depth})"
+                )
         indices = [layer % depth for layer in layers]
         if len(set(indices)) != len(indices):
-            raise StudyError(f"systems[{index}].moe_layers: {layers} names a layer of encoder {name!r} twice "
-                             f"({depth} layers: -1 is layer {depth - 1})")
+            raise StudyError(
+                f"systems[{index}].moe_layers: {layers} names a layer of encoder {name!r} twice "
+                f"({depth} layers: -1 is layer {depth - 1})"
+            )
 
 
 def routing_split(config: dict, dataset: str) -> str:
@@ -223,7 +257,9 @@ def routing_trainsets(config: dict) -> list[str]:
 def _check_routing(config: dict, table: dict[str, DatasetSpec], systems: list[str]) -> None:
     routing = config["routing"]
     if routing["encoder"] not in config["encoders"]:
-        raise StudyError(f"routing.encoder: unknown encoder {routing['encoder']!r} (encoders: {sorted(config['encoders'])})")
+        raise StudyError(
+            f"routing.encoder: unknown encoder {routing['encoder']!r} (encoders: {sorted(config['encoders'])})"
+        )
     if "seed" in routing and routing["seed"] not in config["seeds"]:
         raise StudyError(f"routing.seed: {routing['seed']} is not one of seeds {config['seeds']}")
     experts = routing.get("experts") or [BM25, "zeroshot"]
@@ -236,31 +272,41 @@ def _check_routing(config: dict, table: dict[str, DatasetSpec], systems: list[st
         if system not in (BM25, "zeroshot", *systems):
             raise StudyError(f"routing.experts: {name!r} is not bm25, zeroshot or one of the study's systems {systems}")
         if (system, pooling) in parsed:  # e.g. sbmoe-learned-e3 and sbmoe-learned-e3/top1
-            raise StudyError(f"routing.experts: {name!r} is the retriever {parsed[system, pooling]!r} again "
-                             f"({system}, pooling {pooling}); the router and WSUM would count it twice")
+            raise StudyError(
+                f"routing.experts: {name!r} is the retriever {parsed[system, pooling]!r} again "
+                f"({system}, pooling {pooling}); the router and WSUM would count it twice"
+            )
         parsed[system, pooling] = name
     step = routing.get("wsum_step", 0.1)
     if abs(1 / step - round(1 / step)) > 1e-9:
-        raise StudyError(f"routing.wsum_step: {step} does not divide 1 into whole steps (1/{step} = {1 / step:.4g}); "
-                         "the WSUM weights sum to 1 on its grid: use e.g. 0.1, 0.2, 0.25 or 0.5")
+        raise StudyError(
+            f"routing.wsum_step: {step} does not divide 1 into whole steps (1/{step} = {1 / step:.4g}); "
+            "the WSUM weights sum to 1 on its grid: use e.g. 0.1, 0.2, 0.25 or 0.5"
+        )
     features = (routing.get("router") or {}).get("features", ["length", BM25])
     if BM25 in features and BM25 not in experts:
         raise StudyError("routing.router.features: the bm25 features need bm25 among routing.experts")
     for trainset in routing_trainsets(config):
         if trainset not in config["in_domain"]:
-            raise StudyError(f"routing.trainsets: {trainset!r} is not a training set of in_domain ({sorted(config['in_domain'])})")
+            raise StudyError(
+                f"routing.trainsets: {trainset!r} is not a training set of in_domain ({sorted(config['in_domain'])})"
+            )
     for dataset, split in (routing.get("splits") or {}).items():
         _check_dataset(f"routing.splits.{dataset}", dataset, table, "train" if split == VALIDATION_SPLIT else split)
     for trainset in routing_trainsets(config):
         split = routing_split(config, trainset)
         key = f"routing.splits.{trainset}"
         if split == "train":
-            raise StudyError(f"{key}: the router must be trained on queries the experts were not trained on, not 'train'")
+            raise StudyError(
+                f"{key}: the router must be trained on queries the experts were not trained on, not 'train'"
+            )
         source = "train" if split == VALIDATION_SPLIT else split
         _check_dataset(key, trainset, table, source)
         if table[trainset].has_own_corpus(source):
-            raise StudyError(f"{key}: the {split!r} queries of {trainset!r} are judged on their own corpus "
-                             "(not the test corpus every expert searches); name another split")
+            raise StudyError(
+                f"{key}: the {split!r} queries of {trainset!r} are judged on their own corpus "
+                "(not the test corpus every expert searches); name another split"
+            )
         _check_held_out(config, table, trainset, split)
 
 
@@ -276,6 +322,8 @@ def _check_held_out(config: dict, table: dict[str, DatasetSpec], trainset: str, 
         if source is not None and source.ir_datasets and test_source is not None:  # 'valid' is carved from train
             same = same or source.ir_datasets == test_source.ir_datasets
         if same:
-            raise StudyError(f"routing.splits.{trainset}: the router and the WSUM weights would learn on the "
-                             f"{split!r} queries of {trainset!r} and be scored on the test queries of {testset!r}, "
-                             f"the same queries; name a held-out split (e.g. {VALIDATION_SPLIT!r}, carved from train)")
+            raise StudyError(
+                f"routing.splits.{trainset}: the router and the WSUM weights would learn on the "
+                f"{split!r} queries of {trainset!r} and be scored on the test queries of {testset!r}, "
+                f"the same queries; name a held-out split (e.g. {VALIDATION_SPLIT!r}, carved from train)"
+            )

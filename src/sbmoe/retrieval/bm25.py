@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from sbmoe.io.atomic import atomic_path
-from sbmoe.io.collection import Corpus, Queries, document_text, load_corpus, load_qrels, load_queries, corpus_path
+from sbmoe.io.collection import Corpus, Queries, corpus_path, document_text, load_corpus, load_qrels, load_queries
 from sbmoe.io.runs import Run, write_trec_run
 
 STEMMERS = ("porter2", "krovetz", "none")
@@ -62,7 +62,9 @@ def _open_index(folder: str | os.PathLike):
 
     folder = Path(folder)
     if not (folder / SETTINGS_FILE).is_file():
-        raise FileNotFoundError(f"{folder}: not a BM25 index written by sbmoe.retrieval.bm25.build_index (no {SETTINGS_FILE})")
+        raise FileNotFoundError(
+            f"{folder}: not a BM25 index written by sbmoe.retrieval.bm25.build_index (no {SETTINGS_FILE})"
+        )
     stemmer = json.loads((folder / SETTINGS_FILE).read_text())["stemmer"]
     return pyterrier_pisa.PisaIndex(str(folder), text_field="text", stemmer=stemmer, threads=1)
 

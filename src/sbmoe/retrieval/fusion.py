@@ -114,6 +114,13 @@ def tune_wsum(runs: Sequence[Run], qrels: Qrels, metric: str = "ndcg@10", step: 
         raise ValueError("the runs retrieve nothing for the queries the fusion weights are tuned on")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        best = optimize_fusion(RanxQrels(judged), [_ranx_run(run) for run in aligned], norm="min-max",
-                               method="wsum", metric=metric, step=step, show_progress=False)
+        best = optimize_fusion(
+            RanxQrels(judged),
+            [_ranx_run(run) for run in aligned],
+            norm="min-max",
+            method="wsum",
+            metric=metric,
+            step=step,
+            show_progress=False,
+        )
     return [float(w) for w in best["weights"]]

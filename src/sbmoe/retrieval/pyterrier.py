@@ -23,11 +23,19 @@ from sbmoe.models.retriever import Retriever
 class SBMoEBiEncoder(pyterrier_dr.BiEncoder):
     """Queries and documents encoded by one SB-MoE retriever (or its FT baseline)."""
 
-    def __init__(self, model: Retriever, pooling: str = "top1", batch_size: int = 64, text_field: str = "text",
-                 verbose: bool = False):
+    def __init__(
+        self,
+        model: Retriever,
+        pooling: str = "top1",
+        batch_size: int = 64,
+        text_field: str = "text",
+        verbose: bool = False,
+    ):
         super().__init__(batch_size=batch_size, text_field=text_field, verbose=verbose)
         if pooling not in model.config.poolings and not (pooling == "top1" and model.config.poolings == ("none",)):
-            raise ValueError(f"a {model.config.system} model is read with pooling {model.config.poolings}, not {pooling!r}")
+            raise ValueError(
+                f"a {model.config.system} model is read with pooling {model.config.poolings}, not {pooling!r}"
+            )
         self.model = model
         self.pooling = pooling
 
@@ -36,8 +44,9 @@ class SBMoEBiEncoder(pyterrier_dr.BiEncoder):
         return cls(Retriever.load(folder, device), pooling=pooling, **kwargs)
 
     def _encode(self, texts, kind: str, batch_size: int | None) -> np.ndarray:
-        encoded = self.model.encode(list(texts), kind, self.pooling, batch_size=batch_size or self.batch_size,
-                                    progress=self.verbose)
+        encoded = self.model.encode(
+            list(texts), kind, self.pooling, batch_size=batch_size or self.batch_size, progress=self.verbose
+        )
         return encoded.embeddings
 
     def encode_queries(self, texts, batch_size=None) -> np.ndarray:

@@ -45,9 +45,7 @@ def search(
     if not all_ids:
         raise ValueError("the corpus is empty")
     scores, index = best_scores.cpu().numpy(), best_index.cpu().numpy()
-    return {
-        qid: {all_ids[i]: float(s) for i, s in zip(index[row], scores[row])} for row, qid in enumerate(query_ids)
-    }
+    return {qid: {all_ids[i]: float(s) for i, s in zip(index[row], scores[row])} for row, qid in enumerate(query_ids)}
 
 
 def chunks(ids: list[str], embeddings: np.ndarray, size: int = 100_000):

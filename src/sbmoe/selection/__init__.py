@@ -1,1 +1,3 @@
-"""Mixture-of-Experts routing over whole retrievers: a router that picks or weights BM25 and dense retrievers per query."""
+"""Mixture-of-Experts routing over whole retrievers: a router that picks or weights BM25 and dense
+retrievers per query.
+"""

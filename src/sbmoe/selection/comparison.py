@@ -12,7 +12,6 @@ from sbmoe.evaluation.results import REPORTED_METRICS
 from sbmoe.evaluation.significance import compare_to_baseline
 from sbmoe.selection.experts import UTILITY, best_experts
 
-
 # ---------------------------------------------------------------------------------------------
 # Analysis
 
@@ -75,13 +74,24 @@ def significance_against_best_single(
                 family = compare_to_baseline(
                     per_system[baseline]["per_query"][metric],
                     {name: per_system[name]["per_query"][metric] for name in systems},
-                    test=test, correction=correction, alpha=alpha, permutations=permutations, seed=seed,
+                    test=test,
+                    correction=correction,
+                    alpha=alpha,
+                    permutations=permutations,
+                    seed=seed,
                 )
                 for name, outcome in family["systems"].items():
-                    comparisons.append({
-                        "trainset": trainset, "testset": testset, "metric": metric, "system": name,
-                        "baseline": baseline, "family_size": family["family_size"], **outcome,
-                    })
+                    comparisons.append(
+                        {
+                            "trainset": trainset,
+                            "testset": testset,
+                            "metric": metric,
+                            "system": name,
+                            "baseline": baseline,
+                            "family_size": family["family_size"],
+                            **outcome,
+                        }
+                    )
     return {
         "baseline": "the best single expert (mean nDCG@10) of each test set",
         "test": test,

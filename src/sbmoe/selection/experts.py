@@ -69,8 +69,9 @@ def feature_names(groups: Sequence[str]) -> list[str]:
     return [name for group in groups for name in FEATURES[group]]
 
 
-def query_features(texts: Sequence[str], groups: Sequence[str], bm25: Run | None = None,
-                   qids: Sequence[str] | None = None) -> np.ndarray:
+def query_features(
+    texts: Sequence[str], groups: Sequence[str], bm25: Run | None = None, qids: Sequence[str] | None = None
+) -> np.ndarray:
     """Cheap features of each query, ``(len(texts), F)``: ``length`` = log(1 + whitespace tokens);
     ``bm25`` = its BM25 run's top score, mean and standard deviation of its top 10 (0 without hits).
     ``bm25`` needs the BM25 run and the query ids (in the order of ``texts``)."""
@@ -122,8 +123,14 @@ def soft_routing(runs: Sequence[Run], qids: Sequence[str], weights: np.ndarray, 
     return per_query_fusion(runs, {qid: row for qid, row in zip(qids, weights)}, k)
 
 
-def routed_runs(runs: Sequence[Run], qids: Sequence[str], weights: np.ndarray, utility: np.ndarray,
-                wsum_weights: Sequence[float], k: int = 1000) -> dict[str, Run]:
+def routed_runs(
+    runs: Sequence[Run],
+    qids: Sequence[str],
+    weights: np.ndarray,
+    utility: np.ndarray,
+    wsum_weights: Sequence[float],
+    k: int = 1000,
+) -> dict[str, Run]:
     """Every system of :data:`ROUTED` for one test set: the two fusions, hard and soft routing by the
     gate's ``weights``, and the oracle (by the test ``utility``)."""
     aligned = align(runs, qids)

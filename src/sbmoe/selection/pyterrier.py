@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
+from sbmoe.io.runs import Run, trec_order
 from sbmoe.models.retriever import Retriever
+from sbmoe.selection.experts import hard_routing, query_features, soft_routing
 from sbmoe.selection.router import Router
 from sbmoe.systems.names import BM25
-from sbmoe.selection.experts import hard_routing, query_features, soft_routing
-from sbmoe.io.runs import Run, trec_order
 
 MODES = ("hard", "soft")
 
@@ -46,7 +46,6 @@ def results_to_run(results: pd.DataFrame, qids: list[str]) -> Run:
 def base_encoder(model_folder: str | os.PathLike, batch_size: int = 64) -> Callable[[list[str]], np.ndarray]:
     """The pooled query embeddings of a saved model's encoder (the base encoder the router reads)."""
 
-
     encoder = Retriever.load(model_folder).encoder
 
     def encode(texts: list[str]) -> np.ndarray:
@@ -60,8 +59,14 @@ class RoutedRetriever(pt.Transformer):
     weights (soft). Output: the topic columns with ``docno``, ``score`` and ``rank`` (from 0), and
     in hard mode ``expert``, the name of the retriever that answered."""
 
-    def __init__(self, router: Router, experts: Mapping[str, pt.Transformer],
-                 encode_queries: Callable[[list[str]], np.ndarray], mode: str = "hard", num_results: int = 1000):
+    def __init__(
+        self,
+        router: Router,
+        experts: Mapping[str, pt.Transformer],
+        encode_queries: Callable[[list[str]], np.ndarray],
+        mode: str = "hard",
+        num_results: int = 1000,
+    ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         missing = [name for name in router.experts if name not in experts]
@@ -75,8 +80,14 @@ class RoutedRetriever(pt.Transformer):
         self.num_results = num_results
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, experts: Mapping[str, pt.Transformer],
-                    base_model: str | os.PathLike, mode: str = "hard", num_results: int = 1000) -> "RoutedRetriever":
+    def from_folder(
+        cls,
+        folder: str | os.PathLike,
+        experts: Mapping[str, pt.Transformer],
+        base_model: str | os.PathLike,
+        mode: str = "hard",
+        num_results: int = 1000,
+    ) -> RoutedRetriever:
         """A router saved by the pipeline (``results/routing/<encoder>/<trainset>/router``) and the
         base encoder's model folder (``results/models/<encoder>/none/zeroshot/seed0/model``)."""
         return cls(Router.load(folder), experts, base_encoder(base_model), mode, num_results)
@@ -84,13 +95,17 @@ class RoutedRetriever(pt.Transformer):
     def transform(self, topics: pd.DataFrame) -> pd.DataFrame:
         for column in ("qid", "query"):
             if column not in topics.columns:
-                raise ValueError(f"RoutedRetriever needs a topics frame with qid and query, got columns {list(topics.columns)}")
+                raise ValueError(
+                    f"RoutedRetriever needs a topics frame with qid and query, got columns {list(topics.columns)}"
+                )
         topics = topics.drop_duplicates("qid").reset_index(drop=True)
         qids = topics["qid"].astype(str).tolist()
         texts = topics["query"].astype(str).tolist()
         names = self.router.experts
         runs = [results_to_run(self.experts[name](topics), qids) for name in names]
-        features = query_features(texts, self.router.config.features, runs[names.index(BM25)] if BM25 in names else None, qids)
+        features = query_features(
+            texts, self.router.config.features, runs[names.index(BM25)] if BM25 in names else None, qids
+        )
         weights = self.router.weights(self.encode_queries(texts), features)
         if self.mode == "hard":
             choices = np.argmax(weights, axis=1)
@@ -102,8 +117,10 @@ class RoutedRetriever(pt.Transformer):
         for position, qid in enumerate(qids):
             ranked = trec_order(routed[qid])[: self.num_results]
             extra = {"expert": answered[qid]} if self.mode == "hard" else {}
-            rows.extend({"_topic": position, "docno": doc, "score": score, "rank": rank, **extra}
-                        for rank, (doc, score) in enumerate(ranked))
+            rows.extend(
+                {"_topic": position, "docno": doc, "score": score, "rank": rank, **extra}
+                for rank, (doc, score) in enumerate(ranked)
+            )
         columns = ["_topic", "docno", "score", "rank"] + (["expert"] if self.mode == "hard" else [])
         hits = pd.DataFrame(rows, columns=columns)
         topic_columns = topics.assign(_topic=range(len(topics)))

@@ -57,8 +57,14 @@ class RouterConfig:
 class Router(nn.Module):
     """The gate: standardised inputs (query embedding, then query features) → one logit per expert."""
 
-    def __init__(self, experts: Sequence[str], embedding_size: int, config: RouterConfig,
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None):
+    def __init__(
+        self,
+        experts: Sequence[str],
+        embedding_size: int,
+        config: RouterConfig,
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+    ):
         super().__init__()
         if len(experts) < 2:
             raise ValueError(f"routing needs at least two experts, got {list(experts)}")
@@ -75,7 +81,9 @@ class Router(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             if config.hidden:
-                self.gate = nn.Sequential(nn.Linear(size, config.hidden), nn.ReLU(), nn.Linear(config.hidden, len(experts)))
+                self.gate = nn.Sequential(
+                    nn.Linear(size, config.hidden), nn.ReLU(), nn.Linear(config.hidden, len(experts))
+                )
             else:
                 self.gate = nn.Linear(size, len(experts))
 
@@ -84,7 +92,9 @@ class Router(nn.Module):
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_size:
             raise ValueError(f"expected query embeddings of size {self.embedding_size}, got shape {embeddings.shape}")
         if features.shape != (len(embeddings), len(self.mean) - self.embedding_size):
-            raise ValueError(f"expected {len(self.mean) - self.embedding_size} features per query, got {features.shape}")
+            raise ValueError(
+                f"expected {len(self.mean) - self.embedding_size} features per query, got {features.shape}"
+            )
         return torch.from_numpy(np.concatenate([embeddings, features], axis=1))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -105,12 +115,16 @@ class Router(nn.Module):
         with atomic_path(folder) as tmp:
             tmp.mkdir()
             torch.save(self.state_dict(), tmp / "router.pt")
-            description = {"experts": self.experts, "embedding_size": self.embedding_size,
-                           "config": asdict(self.config), **(extra or {})}
+            description = {
+                "experts": self.experts,
+                "embedding_size": self.embedding_size,
+                "config": asdict(self.config),
+                **(extra or {}),
+            }
             (tmp / "router.json").write_text(json.dumps(description, indent=1) + "\n")
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "Router":
+    def load(cls, folder: str | os.PathLike) -> Router:
         folder = Path(folder)
         description = read_description(folder)
         router = cls(description["experts"], description["embedding_size"], RouterConfig(**description["config"]))
@@ -132,8 +146,15 @@ def _standardisation(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def _fit(experts: Sequence[str], embedding_size: int, inputs: np.ndarray, utility: np.ndarray, config: RouterConfig,
-         l2: float, progress: bool = False) -> tuple[Router, list[dict]]:
+def _fit(
+    experts: Sequence[str],
+    embedding_size: int,
+    inputs: np.ndarray,
+    utility: np.ndarray,
+    config: RouterConfig,
+    l2: float,
+    progress: bool = False,
+) -> tuple[Router, list[dict]]:
     """One gate fitted on ``inputs`` (embeddings then features) with the penalty ``l2``."""
     router = Router(experts, embedding_size, config, *_standardisation(inputs))
     x = torch.from_numpy(inputs)
@@ -155,13 +176,25 @@ def _fit(experts: Sequence[str], embedding_size: int, inputs: np.ndarray, utilit
         optimiser.step()
         chosen = logits.detach().argmax(dim=1).numpy()
         hit = best[np.arange(len(chosen)), chosen]
-        log.append({"epoch": epoch, "loss": float(loss.detach()), "penalty": float(penalty.detach()),
-                    "accuracy": round(float(share[hit].sum()), 12)})
+        log.append(
+            {
+                "epoch": epoch,
+                "loss": float(loss.detach()),
+                "penalty": float(penalty.detach()),
+                "accuracy": round(float(share[hit].sum()), 12),
+            }
+        )
     return router.eval(), log
 
 
-def cross_validate(experts: Sequence[str], embedding_size: int, inputs: np.ndarray, utility: np.ndarray,
-                   config: RouterConfig, progress: bool = True) -> dict[float, float]:
+def cross_validate(
+    experts: Sequence[str],
+    embedding_size: int,
+    inputs: np.ndarray,
+    utility: np.ndarray,
+    config: RouterConfig,
+    progress: bool = True,
+) -> dict[float, float]:
     """Mean held-out utility of hard routing for each penalty of ``config.l2``, over seeded folds
     (as many as there are queries when there are fewer than ``config.folds``)."""
     folds = min(config.folds, len(inputs))

@@ -16,10 +16,9 @@ from sbmoe.io.collection import check_split_queries, load_qrels, load_queries
 from sbmoe.io.encoded import Encoded
 from sbmoe.io.runs import read_trec_run, write_trec_run
 from sbmoe.retrieval.fusion import align, tune_wsum
-from sbmoe.systems.names import BM25
 from sbmoe.selection.experts import UTILITY, query_features, routed_runs, utilities
 from sbmoe.selection.router import Router, RouterConfig, read_description, train_router
-
+from sbmoe.systems.names import BM25
 
 # ---------------------------------------------------------------------------------------------
 # Stages: functions of paths, for the pipeline
@@ -49,7 +48,9 @@ def _load_split(inputs: ExpertInputs, experts: Sequence[str], groups: Sequence[s
     check_split_queries(dataset, inputs.split, qrels)  # the router must not learn on queries it is scored on
     pooled = Encoded.load(inputs.queries)
     if set(pooled.ids) != set(qrels):
-        raise ValueError(f"{inputs.queries}: its queries are not the judged queries of {dataset}/qrels/{inputs.split}.tsv")
+        raise ValueError(
+            f"{inputs.queries}: its queries are not the judged queries of {dataset}/qrels/{inputs.split}.tsv"
+        )
     qids = pooled.ids
     runs = align([read_trec_run(path) for path in inputs.runs], qids)
     bm25 = runs[list(experts).index(BM25)] if BM25 in experts else None
@@ -129,8 +130,10 @@ def route_stage(
                 written = folder / f"{name}.trec"
                 read = align([read_trec_run(written)], qids)[0] if any(run.values()) else run
                 every[name] = (read, Path(runs_output) / testset / written.name)
-            evaluations[testset] = {name: evaluate(run, qrels, list(metrics), *conventions, run_name=str(path))
-                                    for name, (run, path) in every.items()}
+            evaluations[testset] = {
+                name: evaluate(run, qrels, list(metrics), *conventions, run_name=str(path))
+                for name, (run, path) in every.items()
+            }
             choices[testset] = {
                 "experts": experts,
                 "queries": {

@@ -1,1 +1,3 @@
-"""Contrastive training of retrievers with in-batch negatives: settings, examples, the texts training reads, the loop."""
+"""Contrastive training of retrievers with in-batch negatives: settings, examples, the texts training
+reads, the loop.
+"""

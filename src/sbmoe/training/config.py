@@ -42,7 +42,9 @@ class TrainConfig:
         if self.train_layers != "all" and (
             isinstance(self.train_layers, bool) or not isinstance(self.train_layers, int) or self.train_layers < 0
         ):
-            raise ValueError(f"training train_layers must be 'all' or a number of layers >= 0, got {self.train_layers!r}")
+            raise ValueError(
+                f"training train_layers must be 'all' or a number of layers >= 0, got {self.train_layers!r}"
+            )
         for key in ("weight_decay", "balance_coef", "router_balance_coef", "patience"):
             if getattr(self, key) < 0:
                 raise ValueError(f"training {key} must not be negative, got {getattr(self, key)}")

@@ -32,7 +32,9 @@ def batches(examples: list[Example], size: int) -> list[list[Example]]:
     return [b for b in batches if len(b) > 1]  # one example has no in-batch negative
 
 
-def info_nce(queries: torch.Tensor, docs: torch.Tensor, temperature: float, doc_ids: list[str] | None = None) -> torch.Tensor:
+def info_nce(
+    queries: torch.Tensor, docs: torch.Tensor, temperature: float, doc_ids: list[str] | None = None
+) -> torch.Tensor:
     """In-batch-negative InfoNCE: query ``i``'s positive is document ``i``, the others are negatives.
 
     Scores are dot products of ``queries / temperature`` with ``docs``. When ``doc_ids`` is given, a

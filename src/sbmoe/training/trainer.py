@@ -75,8 +75,10 @@ def encoder_groups(model: Retriever, config: TrainConfig, depth: int | None) -> 
     encoder = model._require_encoder()
     moe_layers = sorted(int(index) for index in encoder.feed_forward)
     if moe_layers and depth is not None and moe_layers[0] < depth:
-        raise ValueError(f"training.train_layers: {config.train_layers} trains the layers from {depth} up, but the "
-                         f"Regular MoE replaces layer {moe_layers[0]}: its MoE layers must be among the trained layers")
+        raise ValueError(
+            f"training.train_layers: {config.train_layers} trains the layers from {depth} up, but the "
+            f"Regular MoE replaces layer {moe_layers[0]}: its MoE layers must be among the trained layers"
+        )
     trained = encoder.model if depth is None else encoder.layers[depth:]
     encoder.requires_grad_(False)
     trained.requires_grad_(True)
@@ -126,9 +128,21 @@ def train(
     try:
         if not any(g["params"] for g in groups):
             # a frozen encoder with no block: nothing to learn, the model is the zero-shot encoder
-            _record(result, log_file, {"epoch": 0, "loss": None, "val_loss": None, "gate_grad_norm": None,
-                                       "routing_entropy": None, "expert_load": None, "layer_routing": None,
-                                       "seconds": 0.0, "best": True})
+            _record(
+                result,
+                log_file,
+                {
+                    "epoch": 0,
+                    "loss": None,
+                    "val_loss": None,
+                    "gate_grad_norm": None,
+                    "routing_entropy": None,
+                    "expert_load": None,
+                    "layer_routing": None,
+                    "seconds": 0.0,
+                    "best": True,
+                },
+            )
             return result
         optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
         valid_examples = _validation_examples(valid_qrels, config)
@@ -158,8 +172,10 @@ def train(
 def _training_split(qrels: Qrels, config: TrainConfig, valid_qrels: Qrels | None) -> tuple[Qrels, Qrels]:
     """The training and validation queries (see :func:`train`), refusing qrels that train nothing."""
     if not any(grade > 0 for docs in qrels.values() for grade in docs.values()):
-        raise ValueError(f"the training qrels judge no document relevant: every grade of their {len(qrels)} queries "
-                         "is 0 or below, and training needs a positive (grade >= 1) per query")
+        raise ValueError(
+            f"the training qrels judge no document relevant: every grade of their {len(qrels)} queries "
+            "is 0 or below, and training needs a positive (grade >= 1) per query"
+        )
     if valid_qrels is None:
         train_qrels, valid_qrels = split_validation(qrels, config.valid_fraction, config.seed)
     else:
@@ -188,9 +204,11 @@ def _parameter_groups(model: Retriever, config: TrainConfig, depth: int | None) 
 def _validation_examples(valid_qrels: Qrels, config: TrainConfig) -> list[Example]:
     examples = sample_positives(valid_qrels, random.Random(config.seed))
     if len(examples) < 2:  # one query has no in-batch negative
-        raise ValueError(f"the validation split needs at least two queries with a positive document, got "
-                         f"{len(examples)} of its {len(valid_qrels)} queries (see training.valid_fraction "
-                         "or the qrels/valid.tsv file)")
+        raise ValueError(
+            f"the validation split needs at least two queries with a positive document, got "
+            f"{len(examples)} of its {len(valid_qrels)} queries (see training.valid_fraction "
+            "or the qrels/valid.tsv file)"
+        )
     return examples
 
 
@@ -205,8 +223,9 @@ def _train_mode(model: Retriever, config: TrainConfig, depth: int | None) -> Non
         model.encoder.layers[depth:].train()
 
 
-def _batch_loss(model: Retriever, texts: TrainingTexts, batch: list[Example], config: TrainConfig,
-                layer_routing: RoutingLog | None):
+def _batch_loss(
+    model: Retriever, texts: TrainingTexts, batch: list[Example], config: TrainConfig, layer_routing: RoutingLog | None
+):
     """InfoNCE of one batch plus the load-balancing losses that apply; also the query and document routing."""
     q, q_routing = model.represent(texts.pooled([e.qid for e in batch], "query"))
     q_balance = layer_routing.balance_loss() if layer_routing else None
@@ -221,8 +240,16 @@ def _batch_loss(model: Retriever, texts: TrainingTexts, batch: list[Example], co
     return loss, (q_routing, d_routing)
 
 
-def _train_epoch(model: Retriever, texts: TrainingTexts, optimizer: torch.optim.Optimizer, train_qrels: Qrels,
-                 config: TrainConfig, epoch: int, depth: int | None, progress: bool) -> dict:
+def _train_epoch(
+    model: Retriever,
+    texts: TrainingTexts,
+    optimizer: torch.optim.Optimizer,
+    train_qrels: Qrels,
+    config: TrainConfig,
+    epoch: int,
+    depth: int | None,
+    progress: bool,
+) -> dict:
     """One pass over freshly sampled, shuffled training examples; the epoch's log entry without validation."""
     rng = random.Random(config.seed * 1000 + epoch)
     examples = sample_positives(train_qrels, rng)
@@ -232,8 +259,13 @@ def _train_epoch(model: Retriever, texts: TrainingTexts, optimizer: torch.optim.
     load = torch.zeros(max(model.config.num_experts, 1))
     encoder = model.encoder
     layer_routing = RoutingLog(encoder) if encoder is not None and not config.frozen else None
-    for batch in tqdm(batches(examples, config.batch_size), desc=f"epoch {epoch} batches", unit="batch",
-                      leave=False, disable=not progress):
+    for batch in tqdm(
+        batches(examples, config.batch_size),
+        desc=f"epoch {epoch} batches",
+        unit="batch",
+        leave=False,
+        disable=not progress,
+    ):
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
             loss, routings = _batch_loss(model, texts, batch, config, layer_routing)
         model.zero_grad(set_to_none=True)  # also the gradients of a gate left out of the optimizer
@@ -270,6 +302,7 @@ def _record(result: TrainResult, log_file, entry: dict) -> None:
     if log_file:
         log_file.write(json.dumps(entry) + "\n")
         log_file.flush()
+
 
 @torch.no_grad()
 def _validation_loss(model: Retriever, texts: TrainingTexts, examples: list[Example], config: TrainConfig) -> float:

@@ -75,9 +75,9 @@ class Scores:
 
     def __init__(self, results: pd.DataFrame):
         keys = ["encoder", "trainset", "testset", "system", "pooling"]
-        self._per_seed = {} if results.empty else {
-            key: list(frame["per_query"]) for key, frame in results.groupby(keys, sort=False)
-        }
+        self._per_seed = (
+            {} if results.empty else {key: list(frame["per_query"]) for key, frame in results.groupby(keys, sort=False)}
+        )
 
     def get(self, encoder: str, trainset: str, testset: str, system: str, pooling: str, metric: str) -> dict | None:
         per_seed = self._per_seed.get((encoder, trainset, testset, system, pooling))
@@ -104,7 +104,11 @@ def system_pairs(claim: Mapping) -> list[list[tuple]]:
     pairs = []
     for name in a_names:
         options = [
-            ((_expand(name, e), claim["a"].get("pooling", "none")), (_expand(claim["b"]["system"], e), claim["b"].get("pooling", "none")), e)
+            (
+                (_expand(name, e), claim["a"].get("pooling", "none")),
+                (_expand(claim["b"]["system"], e), claim["b"].get("pooling", "none")),
+                e,
+            )
             for e in values
         ]
         options = [option for option in options if option[0] != option[1]]
@@ -157,21 +161,38 @@ def _both(pair: tuple) -> bool:
     return pair[0] is not None and pair[1] is not None
 
 
-def model_comparisons(claim: Mapping, study: Study, scores: Scores, metrics: Sequence[str],
-                      classes: Mapping[str, Sequence[str]]) -> list[Comparison]:
+def model_comparisons(
+    claim: Mapping, study: Study, scores: Scores, metrics: Sequence[str], classes: Mapping[str, Sequence[str]]
+) -> list[Comparison]:
     """Every setting of a per-query claim the study ran: both systems evaluated on the first metric."""
     found = []
     for trainset, testset, split in study.pairs(claim["scope"]):
         for encoder in study.encoders_in(claim["scope"], classes):
             for alternatives in system_pairs(claim):
                 for a, b, experts in alternatives:
-                    per_metric = {m: (scores.get(encoder, trainset, testset, *a, m), scores.get(encoder, trainset, testset, *b, m))
-                                  for m in metrics}
+                    per_metric = {
+                        m: (
+                            scores.get(encoder, trainset, testset, *a, m),
+                            scores.get(encoder, trainset, testset, *b, m),
+                        )
+                        for m in metrics
+                    }
                     if not _both(per_metric[metrics[0]]):
                         continue
-                    found.append(Comparison(encoder, trainset, testset, split, a, b, experts,
-                                            {m: pair for m, pair in per_metric.items() if _both(pair)},
-                                            display_label(*a), display_label(*b)))
+                    found.append(
+                        Comparison(
+                            encoder,
+                            trainset,
+                            testset,
+                            split,
+                            a,
+                            b,
+                            experts,
+                            {m: pair for m, pair in per_metric.items() if _both(pair)},
+                            display_label(*a),
+                            display_label(*b),
+                        )
+                    )
                     break
     return found
 
@@ -188,8 +209,9 @@ def resolve_baseline(name: str, per_system: Mapping[str, Mapping], experts: Sequ
     return name if name in per_system else None
 
 
-def routing_comparisons(claim: Mapping, study: Study, routing: Mapping, experts: Sequence[str],
-                        metrics: Sequence[str]) -> list[Comparison]:
+def routing_comparisons(
+    claim: Mapping, study: Study, routing: Mapping, experts: Sequence[str], metrics: Sequence[str]
+) -> list[Comparison]:
     """Every setting of a routing claim: ``routing`` is ``{trainset: {testset: {system: evaluation}}}``."""
     scope, found = claim["scope"], []
     a_names = claim["a"]["system"] if isinstance(claim["a"]["system"], list) else [claim["a"]["system"]]
@@ -202,13 +224,28 @@ def routing_comparisons(claim: Mapping, study: Study, routing: Mapping, experts:
             if scope["testsets"] not in (split, "any") or baseline is None:
                 continue
             for name in (n for n in a_names if n in per_system):
-                per_metric = {m: (per_system[name]["per_query"][m], per_system[baseline]["per_query"][m])
-                              for m in metrics if m in per_system[name]["per_query"] and m in per_system[baseline]["per_query"]}
+                per_metric = {
+                    m: (per_system[name]["per_query"][m], per_system[baseline]["per_query"][m])
+                    for m in metrics
+                    if m in per_system[name]["per_query"] and m in per_system[baseline]["per_query"]
+                }
                 if metrics[0] in per_metric:
                     label = system_label(baseline)
                     b_label = f"best single ({label})" if claim["b"]["system"] == "best-single" else label
-                    found.append(Comparison(study.routing_encoder or "", trainset, testset, split, (name, "none"),
-                                            (baseline, "none"), None, per_metric, system_label(name), b_label))
+                    found.append(
+                        Comparison(
+                            study.routing_encoder or "",
+                            trainset,
+                            testset,
+                            split,
+                            (name, "none"),
+                            (baseline, "none"),
+                            None,
+                            per_metric,
+                            system_label(name),
+                            b_label,
+                        )
+                    )
     return found
 
 
@@ -218,8 +255,10 @@ def routing_comparisons(claim: Mapping, study: Study, routing: Mapping, experts:
 
 def significance_index(report: Mapping | None) -> dict[tuple, dict]:
     """Comparisons with FT of the significance report, by (encoder, trainset, testset, metric, system, pooling)."""
-    return {(c["encoder"], c["trainset"], c["testset"], c["metric"], c["system"], c["pooling"]): c
-            for c in (report or {}).get("comparisons", [])}
+    return {
+        (c["encoder"], c["trainset"], c["testset"], c["metric"], c["system"], c["pooling"]): c
+        for c in (report or {}).get("comparisons", [])
+    }
 
 
 def routing_index(report: Mapping | None) -> dict[tuple, dict]:
@@ -232,18 +271,30 @@ def reported_p(comparison: Comparison, metric: str, tests: Mapping, routed: Mapp
     if comparison.b == ("finetune", "none"):
         found = tests.get((comparison.encoder, comparison.trainset, comparison.testset, metric, *comparison.a))
         if found:
-            return {"p_value": found["p_corrected"], "family_size": found["family_size"],
-                    "family": "significance.json: the systems compared with FT on this test set and metric"}
+            return {
+                "p_value": found["p_corrected"],
+                "family_size": found["family_size"],
+                "family": "significance.json: the systems compared with FT on this test set and metric",
+            }
     if claim["evidence"] == "routing" and claim["b"]["system"] == "best-single":
         found = routed.get((comparison.trainset, comparison.testset, metric, comparison.a[0]))
         if found and found["baseline"] == comparison.b[0]:
-            return {"p_value": found["p_corrected"], "family_size": found["family_size"],
-                    "family": "routing_significance.json: the fusions and routers compared with the best single retriever"}
+            return {
+                "p_value": found["p_corrected"],
+                "family_size": found["family_size"],
+                "family": "routing_significance.json: the fusions and routers compared with the best single retriever",
+            }
     return None
 
 
-def p_values(claim: Mapping, comparisons: Sequence[Comparison], metrics: Sequence[str], tests: Mapping,
-             routed: Mapping, settings: Mapping) -> dict[tuple[int, str], dict]:
+def p_values(
+    claim: Mapping,
+    comparisons: Sequence[Comparison],
+    metrics: Sequence[str],
+    tests: Mapping,
+    routed: Mapping,
+    settings: Mapping,
+) -> dict[tuple[int, str], dict]:
     """``{(comparison index, metric): {p_value, family_size, family}}``; comparisons outside the
     study's families are tested here with its test and corrected over the claim's comparisons on
     the same encoder, training set, test set and metric."""
@@ -262,9 +313,17 @@ def p_values(claim: Mapping, comparisons: Sequence[Comparison], metrics: Sequenc
         for index in members:
             a, b = comparisons[index].scores[metric]
             common = sorted(set(a) & set(b))
-            raw.append(paired_test([a[q] for q in common], [b[q] for q in common], test=test,
-                                   permutations=settings.get("permutations", 10_000), seed=settings.get("seed", 0)))
-        family = f"computed: {test} test, {correction} over this claim's {len(members)} comparison(s) on this test set and metric"
+            raw.append(
+                paired_test(
+                    [a[q] for q in common],
+                    [b[q] for q in common],
+                    test=test,
+                    permutations=settings.get("permutations", 10_000),
+                    seed=settings.get("seed", 0),
+                )
+            )
+        compared = f"{len(members)} comparison" + ("" if len(members) == 1 else "s")
+        family = f"computed: {test} test, {correction} over this claim's {compared} on this test set and metric"
         for index, p in zip(members, correct(raw, correction)):
             found[(index, metric)] = {"p_value": p, "family_size": len(members), "family": family}
     return found

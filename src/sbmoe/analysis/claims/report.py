@@ -22,9 +22,13 @@ def overview(report: Mapping) -> dict:
     """How many claims were tested and how many hold in all, some or none of their settings."""
     claims = report["claims"]
     counts = {key: sum(claim["summary"] == key for claim in claims) for key in _SUMMARY_KEYS}
-    return {"claims": len(claims), "tested": len(claims) - counts[NOT_TESTED],
-            "settings": sum(len(claim["settings"]) for claim in claims),
-            "reproductions": sum(claim["reproductions"] for claim in claims), **counts}
+    return {
+        "claims": len(claims),
+        "tested": len(claims) - counts[NOT_TESTED],
+        "settings": sum(len(claim["settings"]) for claim in claims),
+        "reproductions": sum(claim["reproductions"] for claim in claims),
+        **counts,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,8 +77,17 @@ def verdict_rows(report: Mapping) -> pd.DataFrame:
             where.update(a=" / ".join(setting["a"]), b=" / ".join(setting["b"]))
             if "gate_gradient" in setting:
                 gate = setting["gate_gradient"]
-                rows.append({**head, **where, "metric": "gate_grad_norm", "mean_a": gate["largest"],
-                             "mean_b": gate["control_mean"], "verdict": setting["verdict"], "reason": setting["reason"]})
+                rows.append(
+                    {
+                        **head,
+                        **where,
+                        "metric": "gate_grad_norm",
+                        "mean_a": gate["largest"],
+                        "mean_b": gate["control_mean"],
+                        "verdict": setting["verdict"],
+                        "reason": setting["reason"],
+                    }
+                )
                 continue
             for metric, evidence in setting["metrics"].items():
                 rows.append({**head, **where, "metric": metric, **evidence})
@@ -106,12 +119,25 @@ def _setting_row(number: int, setting: Mapping, metrics: Sequence[str], labels: 
     kind = "R" if setting["reproduction"] else "G"
     if "gate_gradient" in setting:
         gate = setting["gate_gradient"]
-        cells = [f"max $\\lVert\\nabla g\\rVert$ {quantity(gate['largest'])}", MISSING, MISSING, setting["verdict"], MISSING, MISSING]
+        cells = [
+            f"max $\\lVert\\nabla g\\rVert$ {quantity(gate['largest'])}",
+            MISSING,
+            MISSING,
+            setting["verdict"],
+            MISSING,
+            MISSING,
+        ]
     else:
         first = setting["metrics"].get(metrics[0])
         second = setting["metrics"].get(metrics[1]) if len(metrics) > 1 else None
-        cells = [_interval(first), p_text(first["p_value"]), plain(first["mde"]), first["verdict"],
-                 signed(second["difference"]) if second else MISSING, second["verdict"] if second else MISSING]
+        cells = [
+            _interval(first),
+            p_text(first["p_value"]),
+            plain(first["mde"]),
+            first["verdict"],
+            signed(second["difference"]) if second else MISSING,
+            second["verdict"] if second else MISSING,
+        ]
     return " & ".join([f"C{number}", _setting_text(setting, labels), kind, *cells]) + r" \\"
 
 
@@ -120,17 +146,32 @@ def verdict_table(report: Mapping, labels: Mapping[str, str] | None = None) -> s
     labels, metrics = labels or {}, report["metrics"]
     names = [METRIC_LABELS.get(m, latex_escape(m)) for m in metrics]
     confidence, power = _percent(report["defaults"]["confidence"]), _percent(report["defaults"]["power"])
-    header = (rf"Claim & Setting & & $\Delta$ {names[0]} [{confidence}\% CI] & $p$ & MDE & Verdict & "
-              rf"$\Delta$ {names[-1]} & Verdict \\")
-    caption = (r"\caption{Verdict per claim and setting (R: reproduction, the original's encoder and data; G: "
-               r"generalization). $\Delta$: mean per-query difference A $-$ B, scores averaged over seeds (the "
-               r"second metric's interval and tests are in verdicts.csv); "
-               rf"{confidence}\% paired bootstrap interval; $p$: corrected $p$-value of the paired test; "
-               rf"MDE: minimal detectable effect at {power}\% power.}}\label{{tab:verdicts}}\\")
-    lines = [r"{\footnotesize\setlength{\tabcolsep}{3pt}",
-             r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{3.4cm}cllllll@{}}", caption,
-             r"\toprule", header, r"\midrule", r"\endfirsthead",
-             r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
+    header = (
+        rf"Claim & Setting & & $\Delta$ {names[0]} [{confidence}\% CI] & $p$ & MDE & Verdict & "
+        rf"$\Delta$ {names[-1]} & Verdict \\"
+    )
+    caption = (
+        r"\caption{Verdict per claim and setting (R: reproduction, the original's encoder and data; G: "
+        r"generalization). $\Delta$: mean per-query difference A $-$ B, scores averaged over seeds (the "
+        r"second metric's interval and tests are in verdicts.csv); "
+        rf"{confidence}\% paired bootstrap interval; $p$: corrected $p$-value of the paired test; "
+        rf"MDE: minimal detectable effect at {power}\% power.}}\label{{tab:verdicts}}\\"
+    )
+    lines = [
+        r"{\footnotesize\setlength{\tabcolsep}{3pt}",
+        r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{3.4cm}cllllll@{}}",
+        caption,
+        r"\toprule",
+        header,
+        r"\midrule",
+        r"\endfirsthead",
+        r"\toprule",
+        header,
+        r"\midrule",
+        r"\endhead",
+        r"\bottomrule",
+        r"\endlastfoot",
+    ]
     for number, claim in enumerate(report["claims"], start=1):
         if not claim["settings"]:
             text = latex_escape(f"{NOT_TESTED}; tested by {claim['tested_by']}")
@@ -146,8 +187,11 @@ def _percent(share: float) -> str:
 
 
 def claim_list(report: Mapping) -> str:
-    items = [rf"\item[C{n}] \textbf{{{latex_escape(c['short'])}}} ({latex_escape(c['source'])}; {_relation(c)}). "
-             rf"{latex_escape(c['statement'])}" for n, c in enumerate(report["claims"], start=1)]
+    items = [
+        rf"\item[C{n}] \textbf{{{latex_escape(c['short'])}}} ({latex_escape(c['source'])}; {_relation(c)}). "
+        rf"{latex_escape(c['statement'])}"
+        for n, c in enumerate(report["claims"], start=1)
+    ]
     return "\n".join([r"\begin{description}", *items, r"\end{description}"])
 
 
@@ -161,19 +205,42 @@ def _relation(claim: Mapping) -> str:
 def reproduction_table(records: Sequence[Mapping], labels: Mapping[str, str] | None = None) -> str:
     """The published numbers beside ours, with Effect Ratio and Delta RI (an empty string without any)."""
     if not records:
-        return ("No published number has a counterpart in this configuration, so the "
-                "Effect Ratio and $\\Delta$RI are not computed here.")
-    header = (r"Dataset & $E$ & Metric & Paper FT & Paper SB-MoE & Ours FT & Ours SB-MoE & $\Delta$ FT & "
-              r"$\Delta$ SB-MoE & ER & $\Delta$RI \\")
-    caption = (r"\caption{Reproduction measures against the published expert-count numbers (Breuer et al.'s Effect "
-               r"Ratio ER and $\Delta$RI, computed with repro\_eval): $\Delta$ = ours $-$ paper.}\label{tab:repro-measures}\\")
-    lines = [r"{\footnotesize\setlength{\tabcolsep}{3pt}\begin{longtable}{@{}lllrrrrrrrr@{}}", caption,
-             r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
+        return (
+            "No published number has a counterpart in this configuration, so the "
+            "Effect Ratio and $\\Delta$RI are not computed here."
+        )
+    header = (
+        r"Dataset & $E$ & Metric & Paper FT & Paper SB-MoE & Ours FT & Ours SB-MoE & $\Delta$ FT & "
+        r"$\Delta$ SB-MoE & ER & $\Delta$RI \\"
+    )
+    caption = (
+        r"\caption{Reproduction measures against the published expert-count numbers (Breuer et al.'s Effect "
+        r"Ratio ER and $\Delta$RI, computed with repro\_eval): $\Delta$ = ours $-$ paper.}\label{tab:repro-measures}\\"
+    )
+    lines = [
+        r"{\footnotesize\setlength{\tabcolsep}{3pt}\begin{longtable}{@{}lllrrrrrrrr@{}}",
+        caption,
+        r"\toprule",
+        header,
+        r"\midrule",
+        r"\endhead",
+        r"\bottomrule",
+        r"\endlastfoot",
+    ]
     for r in records:
-        cells = [latex_escape((labels or {}).get(r["testset"], r["dataset"])), str(r["experts"]),
-                 METRIC_LABELS.get(r["metric"], latex_escape(r["metric"])),
-                 plain(r["paper_ft"]), plain(r["paper_moe"]), plain(r["ours_ft"]), plain(r["ours_moe"]),
-                 signed(r["difference_ft"]), signed(r["difference_moe"]), plain(r["effect_ratio"]), signed(r["delta_ri"])]
+        cells = [
+            latex_escape((labels or {}).get(r["testset"], r["dataset"])),
+            str(r["experts"]),
+            METRIC_LABELS.get(r["metric"], latex_escape(r["metric"])),
+            plain(r["paper_ft"]),
+            plain(r["paper_moe"]),
+            plain(r["ours_ft"]),
+            plain(r["ours_moe"]),
+            signed(r["difference_ft"]),
+            signed(r["difference_moe"]),
+            plain(r["effect_ratio"]),
+            signed(r["delta_ri"]),
+        ]
         lines.append(" & ".join(cells) + r" \\")
     return "\n".join([*lines, r"\end{longtable}}"])
 
@@ -181,13 +248,23 @@ def reproduction_table(records: Sequence[Mapping], labels: Mapping[str, str] | N
 def verdicts_section(report: Mapping, reproduction: Sequence[Mapping], labels: Mapping[str, str] | None = None) -> str:
     """The "Verdicts" section: the rule, the claims, the verdict table and the reproduction measures."""
     alpha = f"{report['alpha']:g}"
-    return "\n\n".join([
-        "% Generated by sbmoe.analysis.claims.report from verdicts.json. Do not edit.",
-        r"\section{Verdicts}\label{sec:verdicts}",
-        (r"Each claim compares a system A with a system B in every setting (encoder, training and test set) the study "
-         rf"ran, at significance level $\alpha = {alpha}$. The rule: {latex_escape(report['rule'])}"),
-        claim_list(report), verdict_table(report, labels), reproduction_table(reproduction, labels),
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                "% Generated by sbmoe.analysis.claims.report from verdicts.json. Do not edit.",
+                r"\section{Verdicts}\label{sec:verdicts}",
+                (
+                    r"Each claim compares a system A with a system B in every setting (encoder, training and test set) "
+                    rf"the study ran, at significance level $\alpha = {alpha}$. "
+                    rf"The rule: {latex_escape(report['rule'])}"
+                ),
+                claim_list(report),
+                verdict_table(report, labels),
+                reproduction_table(reproduction, labels),
+            ]
+        )
+        + "\n"
+    )
 
 
 def _verb(count: int, singular: str, plural: str) -> str:
@@ -201,8 +278,9 @@ def _settings(count: int) -> str:
 def _effect(claim: Mapping, metric: str, labels: Mapping[str, str]) -> str:
     """The claim's measured effect on ``metric``: the difference, interval and p-value of its one
     setting, or the range of the differences over its settings ("" for a gate-gradient claim)."""
-    found = [(setting, setting["metrics"][metric])
-             for setting in claim["settings"] if metric in setting.get("metrics", {})]
+    found = [
+        (setting, setting["metrics"][metric]) for setting in claim["settings"] if metric in setting.get("metrics", {})
+    ]
     if not found:
         return ""
     name = METRIC_LABELS.get(metric, latex_escape(metric))
@@ -219,13 +297,16 @@ def abstract_sentences(report: Mapping, labels: Mapping[str, str] | None = None)
     """The abstract's verdict sentences: the overview, one sentence per tested claim (its verdicts
     and measured effect on the first metric), the untested ones."""
     counts, labels, metric = overview(report), labels or {}, report["metrics"][0]
-    sentences = [(
-        f"Of the paper's {counts['claims']} claims, this configuration tests {counts['tested']} in "
-        f"{_settings(counts['settings'])} ({counts['reproductions']} of them reproductions of the original's encoder "
-        f"and data; Section~\\ref{{sec:verdicts}}): {_verb(counts['holds'], 'holds', 'hold')} in every setting, "
-        f"{counts['holds in some settings']} in some and {counts['does not hold']} in none, and "
-        f"{_verb(counts['inconclusive'], 'is', 'are')} inconclusive."
-    )]
+    sentences = [
+        (
+            f"Of the paper's {counts['claims']} claims, this configuration tests {counts['tested']} in "
+            f"{_settings(counts['settings'])} ({counts['reproductions']} of them reproductions of the original's "
+            f"encoder and data; Section~\\ref{{sec:verdicts}}): "
+            f"{_verb(counts['holds'], 'holds', 'hold')} in every setting, "
+            f"{counts['holds in some settings']} in some and {counts['does not hold']} in none, and "
+            f"{_verb(counts['inconclusive'], 'is', 'are')} inconclusive."
+        )
+    ]
     for claim in report["claims"]:
         if not claim["settings"]:
             continue
@@ -233,15 +314,21 @@ def abstract_sentences(report: Mapping, labels: Mapping[str, str] | None = None)
         if len(claim["settings"]) == 1:
             found = f"{claim['settings'][0]['verdict']} in its one setting"
         else:
-            found = (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]) + \
-                f" of {_settings(len(claim['settings']))}"
+            found = (
+                parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+            ) + f" of {_settings(len(claim['settings']))}"
         short = latex_escape(claim["short"])
         sentences.append(f"{short[0].upper()}{short[1:]}: {found}{_effect(claim, metric, labels)}.")
     untested = [latex_escape(claim["short"]) for claim in report["claims"] if not claim["settings"]]
     if untested:
-        sentences.append(f"Not tested by this configuration ({_verb(len(untested), 'claim', 'claims')}): "
-                         + "; ".join(untested) + ".")
-    return "% Generated by sbmoe.analysis.claims.report from verdicts.json. Do not edit.\n" + "\n".join(sentences) + "\n"
+        sentences.append(
+            f"Not tested by this configuration ({_verb(len(untested), 'claim', 'claims')}): "
+            + "; ".join(untested)
+            + "."
+        )
+    return (
+        "% Generated by sbmoe.analysis.claims.report from verdicts.json. Do not edit.\n" + "\n".join(sentences) + "\n"
+    )
 
 
 def json_ready(value):

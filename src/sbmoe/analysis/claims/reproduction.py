@@ -42,9 +42,16 @@ def _normalised(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def _mean_over_seeds(results: pd.DataFrame, encoder: str, pair: tuple[str, str], system: str, pooling: str, metric: str) -> float:
-    rows = results[(results["encoder"] == encoder) & (results["trainset"] == pair[0]) & (results["testset"] == pair[1])
-                   & (results["system"] == system) & (results["pooling"] == pooling)]
+def _mean_over_seeds(
+    results: pd.DataFrame, encoder: str, pair: tuple[str, str], system: str, pooling: str, metric: str
+) -> float:
+    rows = results[
+        (results["encoder"] == encoder)
+        & (results["trainset"] == pair[0])
+        & (results["testset"] == pair[1])
+        & (results["system"] == system)
+        & (results["pooling"] == pooling)
+    ]
     values = rows[metric].dropna() if metric in rows else pd.Series(dtype=float)
     return float(values.mean()) if len(values) else math.nan
 
@@ -85,12 +92,22 @@ def reproduction_measures(
                 if math.isnan(ours_ft) or math.isnan(ours_moe):
                     continue
                 paper_ft, paper_moe = published["FT"], published[experts]
-                records.append({
-                    "dataset": name, "trainset": pair[0], "testset": pair[1], "encoder": encoder,
-                    "experts": int(experts), "metric": metric,
-                    "paper_ft": paper_ft, "paper_moe": paper_moe, "ours_ft": ours_ft, "ours_moe": ours_moe,
-                    "difference_ft": ours_ft - paper_ft, "difference_moe": ours_moe - paper_moe,
-                    "effect_ratio": effect_ratio(paper_ft, paper_moe, ours_ft, ours_moe),
-                    "delta_ri": delta_relative_improvement(paper_ft, paper_moe, ours_ft, ours_moe),
-                })
+                records.append(
+                    {
+                        "dataset": name,
+                        "trainset": pair[0],
+                        "testset": pair[1],
+                        "encoder": encoder,
+                        "experts": int(experts),
+                        "metric": metric,
+                        "paper_ft": paper_ft,
+                        "paper_moe": paper_moe,
+                        "ours_ft": ours_ft,
+                        "ours_moe": ours_moe,
+                        "difference_ft": ours_ft - paper_ft,
+                        "difference_moe": ours_moe - paper_moe,
+                        "effect_ratio": effect_ratio(paper_ft, paper_moe, ours_ft, ours_moe),
+                        "delta_ri": delta_relative_improvement(paper_ft, paper_moe, ours_ft, ours_moe),
+                    }
+                )
     return records

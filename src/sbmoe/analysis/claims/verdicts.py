@@ -68,8 +68,12 @@ def load_claims(path: str | Path, schema: str | Path = SCHEMA) -> dict:
     for claim in claims["claims"]:
         evidence = claim.setdefault("evidence", "per-query")
         if (claim["relation"] == "=") != (evidence == "gate-gradient"):
-            raise DataFormatError(path, None, f"claim {claim['id']!r}, key 'relation': '=' goes with evidence "
-                                              f"gate-gradient and only with it, got {claim['relation']!r} and {evidence}")
+            raise DataFormatError(
+                path,
+                None,
+                f"claim {claim['id']!r}, key 'relation': '=' goes with evidence "
+                f"gate-gradient and only with it, got {claim['relation']!r} and {evidence}",
+            )
         claim.setdefault("delta", claims["defaults"]["delta"])
         claim.setdefault("original", claims["paper"])
     return claims
@@ -109,8 +113,14 @@ def decide(relation: str, difference: float, p_value: float, tost_p: float, alph
 def inconclusive_reason(width: float, mde: float, delta: float) -> str:
     """Why an inconclusive setting could not decide: too few queries, or a difference too close to δ."""
     if mde > delta and width > delta:
-        return f"too few queries: the interval is {width:.3f} wide and the minimal detectable effect {mde:.3f} exceeds delta {delta:g}"
-    return f"neither a difference nor equivalence within delta {delta:g} shown (interval width {width:.3f}, minimal detectable effect {mde:.3f})"
+        return (
+            f"too few queries: the interval is {width:.3f} wide and the minimal detectable effect {mde:.3f} "
+            f"exceeds delta {delta:g}"
+        )
+    return (
+        f"neither a difference nor equivalence within delta {delta:g} shown "
+        f"(interval width {width:.3f}, minimal detectable effect {mde:.3f})"
+    )
 
 
 def holds(relation: str, verdict: str) -> bool:
@@ -121,8 +131,9 @@ def holds(relation: str, verdict: str) -> bool:
 # Gate gradients (the training logs)
 
 
-def gate_gradient_settings(claim: Mapping, study: Study, logs: Sequence[tuple[Mapping, str | Path]],
-                           classes: Mapping[str, Sequence[str]]) -> list[dict]:
+def gate_gradient_settings(
+    claim: Mapping, study: Study, logs: Sequence[tuple[Mapping, str | Path]], classes: Mapping[str, Sequence[str]]
+) -> list[dict]:
     """One setting per encoder and training set: the largest gate gradient norm logged by A's
     systems (every seed and epoch) against the tolerance, with B's mean as the control."""
     a_systems = {a[0] for group in system_pairs(claim) for a, _, _ in group}
@@ -147,14 +158,30 @@ def gate_gradient_settings(claim: Mapping, study: Study, logs: Sequence[tuple[Ma
         largest = float(np.max(entry["a"]))
         verdict = "supported" if largest <= claim["tolerance"] else "contradicted"
         systems = sorted(entry["a_systems"])
-        settings.append({
-            "encoder": encoder, "trainset": trainset, "testset": None, "split": "training",
-            "a": systems, "b": sorted(b_systems), "a_label": ", ".join(display_label(s, "top1") for s in systems),
-            "b_label": "", "reproduction": is_reproduction(claim["original"], study.encoders[encoder], trainset, None, "in-domain"),
-            "gate_gradient": {"largest": largest, "tolerance": claim["tolerance"], "epochs": len(entry["a"]),
-                              "logs": entry["logs"], "control_mean": float(np.mean(entry["b"])) if entry["b"] else None},
-            "verdict": verdict, "reason": f"largest gate gradient norm {largest:.3g} against tolerance {claim['tolerance']:g}",
-        })
+        settings.append(
+            {
+                "encoder": encoder,
+                "trainset": trainset,
+                "testset": None,
+                "split": "training",
+                "a": systems,
+                "b": sorted(b_systems),
+                "a_label": ", ".join(display_label(s, "top1") for s in systems),
+                "b_label": "",
+                "reproduction": is_reproduction(
+                    claim["original"], study.encoders[encoder], trainset, None, "in-domain"
+                ),
+                "gate_gradient": {
+                    "largest": largest,
+                    "tolerance": claim["tolerance"],
+                    "epochs": len(entry["a"]),
+                    "logs": entry["logs"],
+                    "control_mean": float(np.mean(entry["b"])) if entry["b"] else None,
+                },
+                "verdict": verdict,
+                "reason": f"largest gate gradient norm {largest:.3g} against tolerance {claim['tolerance']:g}",
+            }
+        )
     return settings
 
 
@@ -172,16 +199,31 @@ def setting_record(claim: Mapping, comparison: Comparison, p_found: Mapping, stu
         mde = minimal_detectable_effect(differences, study.alpha / tested["family_size"], defaults["power"])
         verdict = decide(claim["relation"], evidence["difference"], tested["p_value"], evidence["tost_p"], study.alpha)
         width = evidence["ci_high"] - evidence["ci_low"]
-        per_metric[metric] = {**evidence, **tested, "mde": mde, "verdict": verdict,
-                              "reason": inconclusive_reason(width, mde, claim["delta"]) if verdict == "inconclusive" else ""}
+        per_metric[metric] = {
+            **evidence,
+            **tested,
+            "mde": mde,
+            "verdict": verdict,
+            "reason": inconclusive_reason(width, mde, claim["delta"]) if verdict == "inconclusive" else "",
+        }
     primary = per_metric[next(iter(comparison.scores))]
     path = study.encoders.get(comparison.encoder, "")
     return {
-        "encoder": comparison.encoder, "trainset": comparison.trainset, "testset": comparison.testset,
-        "split": comparison.split, "a": list(comparison.a), "b": list(comparison.b), "experts": comparison.experts,
-        "a_label": comparison.a_label, "b_label": comparison.b_label,
-        "reproduction": is_reproduction(claim["original"], path, comparison.trainset, comparison.testset, comparison.split),
-        "metrics": per_metric, "verdict": primary["verdict"], "reason": primary["reason"],
+        "encoder": comparison.encoder,
+        "trainset": comparison.trainset,
+        "testset": comparison.testset,
+        "split": comparison.split,
+        "a": list(comparison.a),
+        "b": list(comparison.b),
+        "experts": comparison.experts,
+        "a_label": comparison.a_label,
+        "b_label": comparison.b_label,
+        "reproduction": is_reproduction(
+            claim["original"], path, comparison.trainset, comparison.testset, comparison.split
+        ),
+        "metrics": per_metric,
+        "verdict": primary["verdict"],
+        "reason": primary["reason"],
     }
 
 
@@ -197,9 +239,16 @@ def claim_record(claim: Mapping, settings: Sequence[dict]) -> dict:
         if not holding and counts["inconclusive"] == len(settings):
             summary = "inconclusive"
     keys = ("id", "source", "statement", "short", "relation", "evidence", "delta", "tested_by")
-    return {**{key: claim[key] for key in keys}, "tolerance": claim.get("tolerance"), "comparison": f"{_describe(claim['a'])} vs {_describe(claim['b'])}",
-            "settings": list(settings), "counts": counts, "holds_in": holding, "summary": summary,
-            "reproductions": sum(bool(s["reproduction"]) for s in settings)}
+    return {
+        **{key: claim[key] for key in keys},
+        "tolerance": claim.get("tolerance"),
+        "comparison": f"{_describe(claim['a'])} vs {_describe(claim['b'])}",
+        "settings": list(settings),
+        "counts": counts,
+        "holds_in": holding,
+        "summary": summary,
+        "reproductions": sum(bool(s["reproduction"]) for s in settings),
+    }
 
 
 def _describe(side: Mapping) -> str:
@@ -225,8 +274,11 @@ def study_verdicts(
     classified = {*claims["encoders"]["light"], *claims["encoders"]["heavy"]}
     for key, path in study.encoders.items():
         if path not in classified:
-            log.warning("encoder %s (%s) is neither light nor heavy in the claims file: only claims over any "
-                        "encoder test it", key, path)
+            log.warning(
+                "encoder %s (%s) is neither light nor heavy in the claims file: only claims over any encoder test it",
+                key,
+                path,
+            )
     records = []
     for claim in claims["claims"]:
         progress(f"claim {claim['id']}")
@@ -238,10 +290,16 @@ def study_verdicts(
             else:
                 comparisons = model_comparisons(claim, study, scores, metrics, claims["encoders"])
             found = p_values(claim, comparisons, metrics, tests, routed, study.significance)
-            settings = [setting_record(claim, c, {m: found[(i, m)] for m in c.scores}, study, defaults)
-                        for i, c in enumerate(comparisons)]
+            settings = [
+                setting_record(claim, c, {m: found[(i, m)] for m in c.scores}, study, defaults)
+                for i, c in enumerate(comparisons)
+            ]
         records.append(claim_record(claim, settings))
     return {
-        "rule": claims["rule"], "defaults": dict(defaults), "alpha": study.alpha,
-        "significance": dict(study.significance), "metrics": metrics, "claims": records,
+        "rule": claims["rule"],
+        "defaults": dict(defaults),
+        "alpha": study.alpha,
+        "significance": dict(study.significance),
+        "metrics": metrics,
+        "claims": records,
     }

@@ -1,4 +1,6 @@
-"""The routing figure: how a router's choices split over the expert retrievers per test set, beside its mean soft weights and the oracle's split."""
+"""The routing figure: how a router's choices split over the expert retrievers per test set, beside its
+mean soft weights and the oracle's split.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +55,10 @@ def routing_figure(
     axis.set_xlabel("Share of test queries")
     figure.legend(
         handles=[Line2D([], [], lw=6, color=palette[name], label=expert_label(name)) for name in experts],
-        loc="outside lower center", ncol=min(len(experts), 3), frameon=False, fontsize=8,
+        loc="outside lower center",
+        ncol=min(len(experts), 3),
+        frameon=False,
+        fontsize=8,
     )
     save_figure(figure, pdf_path, png_path)
     return {"pairs": plotted}

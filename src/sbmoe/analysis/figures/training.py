@@ -41,11 +41,21 @@ def moe_layer_series(label: str, frame: pd.DataFrame) -> list[tuple[str, pd.Data
         return []
     layers = sorted({index for entry in frame["layer_routing"].dropna() for index in entry}, key=int)
     return [
-        (f"{label}, layer {index}", pd.DataFrame({
-            "epoch": frame["epoch"],
-            "routing_entropy": [entry.get(index, {}).get("routing_entropy") if entry else None for entry in frame["layer_routing"]],
-            "expert_load": [entry.get(index, {}).get("expert_load") if entry else None for entry in frame["layer_routing"]],
-        }))
+        (
+            f"{label}, layer {index}",
+            pd.DataFrame(
+                {
+                    "epoch": frame["epoch"],
+                    "routing_entropy": [
+                        entry.get(index, {}).get("routing_entropy") if entry else None
+                        for entry in frame["layer_routing"]
+                    ],
+                    "expert_load": [
+                        entry.get(index, {}).get("expert_load") if entry else None for entry in frame["layer_routing"]
+                    ],
+                }
+            ),
+        )
         for index in layers
     ]
 

@@ -1,4 +1,6 @@
-"""The t-SNE figure: one query and its top retrieved documents per model, coloured by the expert that routed each document."""
+"""The t-SNE figure: one query and its top retrieved documents per model, coloured by the expert that
+routed each document.
+"""
 
 from __future__ import annotations
 
@@ -171,7 +173,8 @@ def _draw_panel(axis, item: _Embedded, relevant: set[str], palette: list) -> dic
 def _legend(palette: list, any_without_gate: bool) -> list[Line2D]:
     """Legend entries: one per expert, "No gate" when a model has none, relevant documents and the query."""
     handles = [
-        Line2D([], [], ls="", marker="o", color=colour, label=f"Expert {index + 1}") for index, colour in enumerate(palette)
+        Line2D([], [], ls="", marker="o", color=colour, label=f"Expert {index + 1}")
+        for index, colour in enumerate(palette)
     ]
     if any_without_gate:
         handles.append(Line2D([], [], ls="", marker="o", color=FT_COLOUR, label="No gate"))

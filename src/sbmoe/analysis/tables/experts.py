@@ -90,23 +90,40 @@ def experts_summary(frame: pd.DataFrame, encoder_labels: Mapping[str, str] | Non
     ]
     if frame.empty:
         return tabular("lcc" + "cccc", header, [])
-    routings = frame.groupby([*_KEYS, "side"], sort=False).agg(
-        label=("label", "first"), employed=("employed", "first"), activated=("activated", "first"),
-        busiest=("share", "max"),
-    ).reset_index()
+    routings = (
+        frame.groupby([*_KEYS, "side"], sort=False)
+        .agg(
+            label=("label", "first"),
+            employed=("employed", "first"),
+            activated=("activated", "first"),
+            busiest=("share", "max"),
+        )
+        .reset_index()
+    )
     encoders = list(dict.fromkeys(routings["encoder"]))
     blocks = []
     for encoder in encoders:
-        block = [row([rf"\multicolumn{{7}}{{l}}{{\emph{{{latex_escape(label_of(encoder, encoder_labels))}}}}}"])] \
-            if len(encoders) > 1 else []
+        block = (
+            [row([rf"\multicolumn{{7}}{{l}}{{\emph{{{latex_escape(label_of(encoder, encoder_labels))}}}}}"])]
+            if len(encoders) > 1
+            else []
+        )
         mine = routings[routings["encoder"] == encoder]
         for (_, _), system in mine.groupby(["system", "pooling"], sort=False):
             queries, documents = system[system["side"] == "queries"], system[system["side"] == "documents"]
-            block.append(row([
-                latex_escape(system["label"].iloc[0]), str(int(system["employed"].iloc[0])), str(len(queries)),
-                _spread(queries["activated"]), _spread(documents["activated"]),
-                _spread(100 * queries["busiest"]), _spread(100 * documents["busiest"]),
-            ]))
+            block.append(
+                row(
+                    [
+                        latex_escape(system["label"].iloc[0]),
+                        str(int(system["employed"].iloc[0])),
+                        str(len(queries)),
+                        _spread(queries["activated"]),
+                        _spread(documents["activated"]),
+                        _spread(100 * queries["busiest"]),
+                        _spread(100 * documents["busiest"]),
+                    ]
+                )
+            )
         blocks.append(block)
     return tabular("lcc" + "cccc", header, blocks)
 

@@ -79,5 +79,7 @@ def _encoder_cells(encoder, rows, pairs, metrics, cells, lookup, records, datase
                 key = (encoder, trainset, testset, metric, cell["system"], cell["pooling"])
                 record = cell_record(cell, metric, best, lookup.get(key, {}), dataset_labels)
                 records.append(record)
-                text.append(score_cell(record["mean"], record["std"], record["seeds"], best, record["significant"], digits))
+                text.append(
+                    score_cell(record["mean"], record["std"], record["seeds"], best, record["significant"], digits)
+                )
     return texts

@@ -13,11 +13,12 @@ from sbmoe.analysis.latex import Table, format_difference, format_score, latex_e
 from sbmoe.analysis.tables.cells import label_of, metric_header, summaries
 from sbmoe.io.errors import DataFormatError, read_yaml
 
-
 # What the table says when this configuration ran none of the published settings: config.yaml is the
 # study that trains the authors' encoders on their datasets (on a GPU cluster).
-NOT_RUN = (r"This configuration runs none of the paper's settings; \texttt{config.yaml} on a GPU cluster "
-           r"runs them. \\")
+NOT_RUN = (
+    r"This configuration runs none of the paper's settings; \texttt{config.yaml} on a GPU cluster "
+    r"runs them. \\"
+)
 
 
 def load_reference(path: str | Path) -> dict:
@@ -108,7 +109,9 @@ def _not_run() -> str:
     return "\n".join([r"\begin{tabular}{l}", r"\toprule", NOT_RUN, r"\bottomrule", r"\end{tabular}", ""])
 
 
-def _dataset_rows(name, pair, setting, metrics, configurations, reference, cells, digits) -> tuple[list[str], list[dict]]:
+def _dataset_rows(
+    name, pair, setting, metrics, configurations, reference, cells, digits
+) -> tuple[list[str], list[dict]]:
     """One published dataset's rows (the paper's values, ours, the differences) and their records;
     ``pair`` is our matching (trainset, testset) or None, ``setting`` (encoder, combination, pooling)."""
     encoder, combination, pooling = setting

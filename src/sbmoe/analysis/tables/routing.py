@@ -59,7 +59,9 @@ def routing_table(
     published BM25 nDCG@10 where ``bm25_reference`` has the test set.
     """
     pairs = [tuple(pair) for pair in pairs]
-    tests = {(c["trainset"], c["testset"], c["metric"], c["system"]): c for c in (significance or {}).get("comparisons", [])}
+    tests = {
+        (c["trainset"], c["testset"], c["metric"], c["system"]): c for c in (significance or {}).get("comparisons", [])
+    }
     blocks_of = [("expert", tuple(experts)), *_ROUTING_BLOCKS]
     rows = [(kind, name) for kind, names in blocks_of for name in names]
     texts = {key: [] for key in rows}
@@ -75,10 +77,21 @@ def routing_table(
             value = (bm25_reference or {}).get(testset, math.nan) if metric == BM25_REFERENCE_METRIC else math.nan
             published.append(rf"\textit{{{format_score(value, digits)}}}" if not math.isnan(value) else MISSING)
             if not math.isnan(value):
-                records.append({"trainset": trainset, "testset": testset, "dataset": label_of(testset, dataset_labels),
-                                "system": "bm25-beir", "label": "BM25 (BEIR, published)", "kind": "published",
-                                "metric": metric, "mean": value})
-    blocks = [[row([latex_escape(system_label(name)), *texts[(kind, name)]]) for name in names] for kind, names in blocks_of]
+                records.append(
+                    {
+                        "trainset": trainset,
+                        "testset": testset,
+                        "dataset": label_of(testset, dataset_labels),
+                        "system": "bm25-beir",
+                        "label": "BM25 (BEIR, published)",
+                        "kind": "published",
+                        "metric": metric,
+                        "mean": value,
+                    }
+                )
+    blocks = [
+        [row([latex_escape(system_label(name)), *texts[(kind, name)]]) for name in names] for kind, names in blocks_of
+    ]
     if bm25_reference and any(t in bm25_reference for _, t in pairs):
         blocks.append([row([r"\textit{BM25 (BEIR, published)}", *published])])
     width = len(metrics)
@@ -105,14 +118,25 @@ def _column(trainset, testset, metric, systems, rows, baseline, tests, dataset_l
         texts.append(text)
         if math.isnan(mean):
             continue
-        records.append({
-            "trainset": trainset, "testset": testset, "dataset": label_of(testset, dataset_labels),
-            "system": name, "label": system_label(name), "kind": kind, "metric": metric, "mean": mean,
-            "best": best, "baseline": baseline, "is_baseline": name == baseline,
-            "p_value": outcome.get("p_value"), "p_corrected": outcome.get("p_corrected"),
-            "significant": bool(outcome.get("significant")),
-            "num_queries": systems[name].get("num_queries"),
-        })
+        records.append(
+            {
+                "trainset": trainset,
+                "testset": testset,
+                "dataset": label_of(testset, dataset_labels),
+                "system": name,
+                "label": system_label(name),
+                "kind": kind,
+                "metric": metric,
+                "mean": mean,
+                "best": best,
+                "baseline": baseline,
+                "is_baseline": name == baseline,
+                "p_value": outcome.get("p_value"),
+                "p_corrected": outcome.get("p_corrected"),
+                "significant": bool(outcome.get("significant")),
+                "num_queries": systems[name].get("num_queries"),
+            }
+        )
     return {"texts": texts, "records": records}
 
 

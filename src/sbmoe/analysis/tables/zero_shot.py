@@ -85,7 +85,9 @@ def zero_shot_table(
         for position, mean in enumerate(means):
             averages.setdefault(position, []).append(mean)
     average_means = [float(np.mean(averages[p])) if averages else math.nan for p in range(len(columns) * len(metrics))]
-    texts["average"] = _average_row(columns, metrics, trainset, average_means, bold_flags(average_means), records, digits)
+    texts["average"] = _average_row(
+        columns, metrics, trainset, average_means, bold_flags(average_means), records, digits
+    )
     headers = {testset: latex_escape(label_of(testset, dataset_labels)) for testset in testsets}
     headers["average"] = "Average"
     latex = "\\par\\medskip\n".join(

@@ -99,7 +99,8 @@ def test_min_max_and_top_k():
     assert min_max({"a": -2.0, "b": 2.0, "c": 0.0}) == {"a": 0.0, "b": 1.0, "c": 0.5}
     assert min_max({"a": 7.0, "b": 7.0}) == {"a": 0.0, "b": 0.0}  # no range: every score is the minimum
     ranking = {"b": 1.0, "a": 1.0, "c": 3.0, "d": 0.5}
-    assert list(top_k(ranking, 3).items()) == [("c", 3.0), ("a", 1.0), ("b", 1.0)]  # ties by document id
+    # ties in trec_eval's order: document id descending
+    assert list(top_k(ranking, 3).items()) == [("c", 3.0), ("b", 1.0), ("a", 1.0)]
     assert top_k(ranking, 10) == ranking and top_k(ranking, 0) == {}
 
 

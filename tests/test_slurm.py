@@ -52,6 +52,7 @@ LOCAL_RULES = {
     "table_routing",
     "figure_routing",
     "paper_macros",
+    "verdicts",
     "paper",
 }
 COMPARED = (

@@ -182,3 +182,17 @@ def test_import_check_finds_imports_in_functions():
         ("g", "from . import atomic"),
         ("g", "importlib.import_module('sbmoe.io.runs')"),
     }
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle between any two of the library's modules (grimp, import-linter's graph)."""
+    import grimp  # import-linter's own graph library, installed with it (the test extra)
+
+    graph = grimp.build_graph("sbmoe")
+    cycles = sorted(
+        (module, imported)
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if imported != module and graph.chain_exists(importer=imported, imported=module)
+    )
+    assert not cycles, f"modules importing each other through a cycle: {cycles}"

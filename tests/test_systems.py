@@ -9,13 +9,13 @@ import pytest
 
 from sbmoe.systems.labels import display_label, system_order
 from sbmoe.systems.names import (
-    TRAINED_SYSTEM_PATTERN,
     format_rate,
     parse_system,
     poolings,
     study_systems,
     system_name,
     system_settings,
+    trained_system_pattern,
 )
 
 
@@ -76,7 +76,7 @@ def test_names_round_trip(name, settings):
         )
         == name
     )
-    assert re.fullmatch(TRAINED_SYSTEM_PATTERN, name)
+    assert re.fullmatch(trained_system_pattern(), name)
 
 
 @pytest.mark.parametrize(

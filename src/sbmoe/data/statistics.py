@@ -43,17 +43,3 @@ def dataset_statistics(folder: str | os.PathLike) -> dict:
         "mean_query_length": _mean(len(text.split()) for text in queries.values()),
         "splits": splits,
     }
-
-
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}

@@ -52,13 +52,6 @@ def trained_system_pattern() -> str:
     return f"(?:{'|'.join(bases)})" + "".join(f"(?:-{tag}{_RATE})?" for tag in OVERRIDES.values())
 
 
-def __getattr__(name: str):
-    # computed on each access, so that it follows variants registered after import
-    if name == "TRAINED_SYSTEM_PATTERN":
-        return trained_system_pattern()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def format_rate(value: float) -> str:
     """A learning rate as names and labels show it: ``2e-5``, ``1.5e-4``."""
     mantissa, exponent = f"{float(value):e}".split("e")

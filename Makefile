@@ -8,10 +8,14 @@ export PATH := $(BIN):$(PATH)
 # numba (ranx) keeps its compiled functions here, so only the first job pays for compiling them
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: demo study test lint format setup tex
+.PHONY: demo cpu-study study test lint format setup tex
 
 demo: setup
 	snakemake --cores all --configfile config/demo.yaml
+
+# The CPU study (config/cpu-study.yaml): trained encoders, three seeds, offline on 2 cores.
+cpu-study: setup
+	snakemake --cores all --configfile config/cpu-study.yaml
 
 study: $(VENV)/.installed
 	snakemake --cores all

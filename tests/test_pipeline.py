@@ -420,26 +420,27 @@ def test_trained_encoder_study_encodes_its_corpus_in_shards(tmp_path):
     assert "\\toprule" in (results / "analysis" / "tables" / "experts.tex").read_text()
 
 
-def test_cpu_study_plans_prefix_caches_and_no_full_forward_training(tmp_path):
+def test_cpu_study_plans_prefix_caches_and_no_full_forward_training(tmp_path, shared_data):
     """The CPU study trains the top layer over cached prefix states: one cache per dataset part, shared
     by every system; every model encodes its corpus shards from the cache."""
     folder = workdir(tmp_path)
     config = yaml.safe_load((folder / "config" / "cpu-study.yaml").read_text())
-    config["datasets"]["mirror"] = str(ROOT / "tests" / "data" / "mini")  # the real data's layout, offline
+    config["datasets"]["mirror"] = str(shared_data)  # planned from the real collections, offline
     (folder / "cpu.yaml").write_text(yaml.safe_dump(config))
     plan = snakemake(folder, "-n", "--configfile", "cpu.yaml", "--quiet", "rules")
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = job_counts(plan.stdout + plan.stderr)
     models = sum(len(entry.get("experts", [None])) for entry in config["systems"]) * len(config["seeds"])
-    assert models == 8 and counts["train"] == models
+    assert models == 5 * 3 and counts["train"] == models
     shards = config["encoding"]["corpus_shards"]["default"]
-    assert counts["prefix_corpus"] == 2 * shards  # SciFact and Cranfield, computed once for all systems
-    assert counts["prefix_queries"] == 3  # SciFact train and test, Cranfield test
-    assert counts["encode_corpus"] == models * 2 * shards and counts["search"] == models * 2
+    testsets = 3  # SciFact in-domain, Cranfield and NFCorpus zero-shot
+    assert counts["prefix_corpus"] == testsets * shards  # computed once for all systems
+    assert counts["prefix_queries"] == 1 + testsets  # SciFact train, and each test set's test queries
+    assert counts["encode_corpus"] == models * testsets * shards and counts["search"] == models * testsets
     assert "pool_corpus" not in counts and "pool_queries" not in counts
     listing = snakemake(folder, "-n", "--configfile", "cpu.yaml")
-    assert "results/prefix/minilm/top1/scifact/corpus-0" in listing.stdout + listing.stderr
-    assert "results/models/minilm/scifact/finetune-elr2e-5/seed1/model" in listing.stdout + listing.stderr
+    assert "results/prefix/minilm/top1/nfcorpus/corpus-0" in listing.stdout + listing.stderr
+    assert "results/models/minilm/scifact/finetune-elr1e-6/seed3/model" in listing.stdout + listing.stderr
 
 
 @pytest.mark.slow

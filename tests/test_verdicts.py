@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from sbmoe.analysis.claims.markdown import verdicts_markdown
 from sbmoe.analysis.claims.report import (
     abstract_sentences,
     json_ready,
@@ -546,3 +547,42 @@ def test_the_snakemake_script_writes_json_csv_and_latex(tmp_path):
         written, written["reproduction"], {"scifact": "SciFact"}
     )
     assert (out / "verdicts_abstract.tex").read_text() == abstract_sentences(written, {"scifact": "SciFact"})
+
+
+def test_the_markdown_verdicts_list_every_claim_and_setting_from_the_json(tmp_path):
+    report = full_report()
+    path = tmp_path / "verdicts.json"
+    path.write_text(json.dumps(report))
+    completed = subprocess.run(
+        [sys.executable, "-m", "sbmoe.pipeline.cli", "verdicts", str(path)], capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    text = completed.stdout
+    assert text == verdicts_markdown(report)
+    for claim in report["claims"]:
+        assert sum(line.startswith(f"- **{claim['summary'].capitalize()}**") for line in text.splitlines()) == 1
+        assert f"`{claim['id']}` ({claim['short']})" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| claim", "| ---"))]
+    settings = [(claim, setting) for claim in report["claims"] for setting in claim["settings"]]
+    assert len(rows) == len(settings)
+    for row, (claim, setting) in zip(rows, settings):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[0] == claim["id"] and cells[-1] == setting["verdict"]
+        assert cells[2] == ("reproduction" if setting["reproduction"] else "generalization")
+        if "metrics" in setting:
+            evidence = setting["metrics"]["ndcg@10"]
+            difference, low, high = (f"{evidence[key]:+.3f}" for key in ("difference", "ci_low", "ci_high"))
+            assert cells[4] == f"{difference} [{low}, {high}]"
+            assert cells[6] == f"{evidence['mde']:.3f}"
+        else:
+            assert f"{setting['gate_gradient']['largest']:.1e}" in cells[4]
+
+
+def test_the_markdown_verdicts_refuse_another_json(tmp_path):
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"scifact": {}}))
+    completed = subprocess.run(
+        [sys.executable, "-m", "sbmoe.pipeline.cli", "verdicts", str(path)], capture_output=True, text=True
+    )
+    assert completed.returncode == 2
+    assert f"{path}: no claims, metrics, defaults: not a verdicts report" in completed.stderr

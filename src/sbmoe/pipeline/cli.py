@@ -7,6 +7,7 @@ sbmoe pool     --model MODEL_DIR --dataset DIR --kind corpus --output POOLED.npz
 sbmoe encode   --model MODEL_DIR --dataset DIR --kind queries --pooling top1 --output ENC.npz
 sbmoe search   --queries Q.npz --corpus C.npz [C2.npz ...] --output RUN.trec
 sbmoe evaluate --run RUN.trec --qrels QRELS.tsv --output EVAL.json
+sbmoe verdicts results/analysis/verdicts.json                     (the verdicts as Markdown)
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import json
 import sys
 import warnings
 
+from sbmoe.analysis.claims.markdown import verdicts_markdown
 from sbmoe.evaluation.metrics import METRICS, metric_problem
-from sbmoe.io.errors import InputWarning
+from sbmoe.io.errors import DataFormatError, InputWarning, read_json
 from sbmoe.pipeline import stages
 from sbmoe.pipeline.config import load_config
 
@@ -107,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--drop-self-hits", action="store_true", help="ignore hits whose doc id equals the query id")
     evaluate.add_argument("--output", required=True, help="JSON with means and per-query values")
+
+    verdicts = commands.add_parser("verdicts", help="print a study's verdicts as Markdown")
+    verdicts.add_argument("report", help="results/analysis/verdicts.json of a run")
     return parser
 
 
@@ -168,6 +173,16 @@ def _run(args: argparse.Namespace) -> None:
             args.run, args.qrels, args.output, args.metrics, args.relevance_threshold, args.drop_self_hits
         )
         print(json.dumps(result["metrics"], indent=1))
+    elif args.command == "verdicts":
+        report = read_json(args.report, "a study's verdicts (results/analysis/verdicts.json)")
+        missing = [
+            key for key in ("claims", "metrics", "defaults") if key not in (report if isinstance(report, dict) else {})
+        ]
+        if missing:
+            raise DataFormatError(
+                args.report, None, f"no {', '.join(missing)}: not a verdicts report (expected the verdicts rule's JSON)"
+            )
+        print(verdicts_markdown(report), end="")
 
 
 if __name__ == "__main__":

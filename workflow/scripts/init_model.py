@@ -7,5 +7,6 @@ from sbmoe.pipeline.joblog import log_to
 from sbmoe.pipeline.stages import init_stage
 
 with log_to(snakemake.log[0]):  # noqa: F821 (set by Snakemake)
-    model, _ = build_configs(snakemake.params.config, source="config.yaml")  # noqa: F821
-    init_stage(model, snakemake.output.model)  # noqa: F821
+    output = snakemake.output.model  # noqa: F821
+    model, _ = build_configs(snakemake.params.config, source=f"the study's configuration (the settings of {output})")  # noqa: F821
+    init_stage(model, output)

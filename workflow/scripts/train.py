@@ -13,7 +13,7 @@ from sbmoe.pipeline.stages import train_stage
 smk = snakemake  # noqa: F821 (set by Snakemake)
 with log_to(smk.log[0]):
     for config, model_dir, log in zip(smk.params.configs, smk.output.model, smk.output.log, strict=True):
-        model, training = build_configs(config, source="config.yaml")
+        model, training = build_configs(config, source=f"the study's configuration (the settings of {model_dir})")
         train_stage(
             smk.input.dataset,
             model,

@@ -98,9 +98,10 @@ def system_poolings(wildcards):
 
 
 def corpus_threads(wildcards):
-    """Cores per corpus shard of the dataset; a cluster executor has no total core count."""
+    """Cores per corpus shard of the dataset (or test set); a cluster executor has no total core count."""
     cores = workflow.resource_settings.cores
-    return STUDY.cores_per_shard(None if cores == sys.maxsize else cores, wildcards.dataset)
+    dataset = wildcards.get("dataset") or wildcards.testset
+    return STUDY.cores_per_shard(None if cores == sys.maxsize else cores, dataset)
 
 
 # ---- what rules/analysis.smk reads: every evaluation, routing and training log, with its keys ----

@@ -20,7 +20,7 @@ if not FROZEN:
             layout.benchmark("encode_corpus")
         conda:
             "../envs/sbmoe.yaml"
-        threads: 8  # Snakemake lowers it to --cores
+        threads: corpus_threads  # the shards of a corpus share the machine's cores
         resources:
             gpu=1,
         params:

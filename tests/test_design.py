@@ -101,7 +101,6 @@ def test_systems_of_each_study(ci, demo, cpu, full):
     ]
     assert cpu.systems == [
         "finetune",
-        "finetune-elr1e-6",
         "sbmoe-paper-e6",
         "sbmoe-learned-e6",
         "regular-moe-e4-k2",
@@ -181,7 +180,7 @@ def test_corpus_shards_and_cores(demo, cpu, full):
 
 def test_a_system_takes_its_encoder_training_settings_and_its_overrides(cpu):
     [config] = cpu.train_configs(
-        {"encoder": "minilm", "trainset": "scifact", "system": "finetune-elr1e-6", "seed": "1"}
+        {"encoder": "minilm", "trainset": "scifact", "system": "regular-moe-e4-k2", "seed": "1"}
     )
     assert config["seed"] == 1
     assert config["encoder"] == {
@@ -192,10 +191,10 @@ def test_a_system_takes_its_encoder_training_settings_and_its_overrides(cpu):
         "doc_max_length": 256,
         "lowercase": False,
     }
-    assert config["model"]["variant"] == "finetune"
+    assert config["model"]["variant"] == "regular-moe"
     training = config["training"]
     assert (training["encoder_lr"], training["moe_lr"], training["epochs"], training["temperature"]) == (
-        1e-6,
+        2e-5,
         1e-4,
         6,
         0.05,

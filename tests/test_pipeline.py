@@ -430,17 +430,25 @@ def test_cpu_study_plans_prefix_caches_and_no_full_forward_training(tmp_path, sh
     plan = snakemake(folder, "-n", "--configfile", "cpu.yaml", "--quiet", "rules")
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = job_counts(plan.stdout + plan.stderr)
-    models = sum(len(entry.get("experts", [None])) for entry in config["systems"]) * len(config["seeds"])
-    assert models == 5 * 3 and counts["train"] == models
+    trained = sum(len(entry.get("experts", [None])) for entry in config["systems"]) * len(config["seeds"])
+    assert trained == 4 * 3 and counts["train"] == trained
+    models = trained + 1  # and the untrained encoder
     shards = config["encoding"]["corpus_shards"]["default"]
     testsets = 3  # SciFact in-domain, Cranfield and NFCorpus zero-shot
     assert counts["prefix_corpus"] == testsets * shards  # computed once for all systems
     assert counts["prefix_queries"] == 1 + testsets  # SciFact train, and each test set's test queries
     assert counts["encode_corpus"] == models * testsets * shards and counts["search"] == models * testsets
     assert "pool_corpus" not in counts and "pool_queries" not in counts
-    listing = snakemake(folder, "-n", "--configfile", "cpu.yaml")
-    assert "results/prefix/minilm/top1/nfcorpus/corpus-0" in listing.stdout + listing.stderr
-    assert "results/models/minilm/scifact/finetune-elr1e-6/seed3/model" in listing.stdout + listing.stderr
+    listing = snakemake(folder, "-n", "--cores", "2", "--configfile", "cpu.yaml")
+    text = listing.stdout + listing.stderr
+    assert "results/prefix/minilm/top1/nfcorpus/corpus-0" in text
+    assert "results/models/minilm/scifact/regular-moe-e4-k2/seed3/model" in text
+    # on 2 cores, a core per shard (Snakemake prints threads above 1): the two shards encode side by side
+    jobs = text.split("rule ")
+    encodes = [job for job in jobs if job.startswith("encode_corpus:")]
+    assert len(encodes) == models * testsets * shards
+    assert not any("threads:" in job for job in encodes)
+    assert any("threads: 2" in job for job in jobs if job.startswith("prefix_queries:"))  # one job, both cores
 
 
 @pytest.mark.slow

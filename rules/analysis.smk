@@ -286,5 +286,6 @@ rule paper_macros:
         metrics=REPORTED_METRICS,
         benchmarks=DATASET_BENCHMARKS,
         dataset_labels=DATASET_LABELS,
+        training=STUDY.training_settings(),
     script:
         "../workflow/scripts/paper_macros.py"

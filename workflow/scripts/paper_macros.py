@@ -15,6 +15,7 @@ params.log_keys      list of key dicts (at least ``system``), one per ``input.lo
 params.metrics       the reported metrics (analysis.metrics): each gets its own macros
 params.benchmarks    optional {dataset id: benchmark name or None} (sbmoe.data.table.benchmark)
 params.dataset_labels optional {dataset id: display name}
+params.training      optional list of the study's distinct training settings (Study.training_settings)
 output.tex           macros.tex
 log[0]               the job's log
 """
@@ -54,5 +55,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         metrics=params.metrics,
         benchmarks=getattr(params, "benchmarks", None),
         dataset_labels=getattr(params, "dataset_labels", None),
+        training=getattr(params, "training", ()),
     )
     write_macros(snakemake.output.tex, values)  # noqa: F821

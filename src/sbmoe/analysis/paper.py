@@ -22,6 +22,7 @@ import pandas as pd
 from sbmoe.analysis.figures.training import read_training_log
 from sbmoe.analysis.latex import MISSING, format_quantity, format_text_score, join_words, latex_escape
 from sbmoe.analysis.routing_macros import routing_macros
+from sbmoe.analysis.training_setup import training_setup
 from sbmoe.io.atomic import atomic_path, write_text
 from sbmoe.systems.labels import metric_label
 from sbmoe.systems.names import parse_system
@@ -58,6 +59,7 @@ MACROS = {
     "EntropyPaper": "mean last-epoch routing entropy, paper's combination",
     "EntropyLearned": "mean last-epoch routing entropy, learned combination",
     "MaxEpochs": "most epochs in a training log",
+    "TrainingSetup": "the training settings of the study, beside the authors'",
     "ExpertRows": "routings (system, test set and seed) summarised by Table III",
     "AllActivatedDocs": "routings in which every employed expert received a document",
     "AllActivatedQueries": "routings in which every employed expert received a query",
@@ -308,6 +310,7 @@ def paper_macros(
     routing_figure: Mapping | None = None,
     *,
     metrics: Sequence[str],
+    training: Sequence[Mapping] = (),
     benchmarks: Mapping[str, str | None] | None = None,
     dataset_labels: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
@@ -321,7 +324,8 @@ def paper_macros(
     :func:`sbmoe.analysis.figures.routing.routing_figure`; ``benchmarks`` maps a test set id to the
     benchmark it comes from (:func:`sbmoe.data.table.benchmark`; None or absent: a test collection
     of its own), so the text names BEIR only for BEIR's test sets; ``dataset_labels`` the display
-    name of a dataset id (the training set's, which the tables' CSVs do not hold).
+    name of a dataset id (the training set's, which the tables' CSVs do not hold); ``training`` the
+    study's distinct training settings (:meth:`sbmoe.pipeline.design.Study.training_settings`).
     """
     values = dict.fromkeys(macro_descriptions(metrics), MISSING)
     empty = pd.DataFrame()
@@ -332,6 +336,7 @@ def paper_macros(
     values.update(_experts_macros(experts if experts is not None else empty))
     values.update(_significance_macros(significance or {}))
     values.update(_training_macros(logs))
+    values["TrainingSetup"] = latex_escape(training_setup(training))
     values.update(_tsne_macros(tsne or {}))
     values.update(routing_macros(routing if routing is not None else empty, routing_figure or {}))
     return values

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sbmoe.analysis.training_setup import STATED
 from sbmoe.data.table import DatasetSpec, benchmark
 from sbmoe.pipeline import layout
 from sbmoe.pipeline.routing_design import RetrieverRouting
 from sbmoe.systems.names import poolings, study_systems, variant_of
+from sbmoe.training.config import TrainConfig
 
 PAPER_TABLES = ("dataset_stats", "in_domain", "zero_shot", "reproduction", "experts")
 PAPER_FIGURES = ("expert_count", "tsne", "training_curves")
 ENCODER_TRAINING_KEYS = ("temperature", "epochs")  # training settings an encoder's entry may set for its models
 DEFAULT_CORES_PER_SHARD = 8  # a cluster job's corpus shard, as the other encoding rules ask
+DEFAULT_TRAINING = TrainConfig()
 
 
 def _unique(items) -> list:
@@ -113,6 +116,21 @@ class Study:
         encoder, training = self._encoder(encoder_name)
         training = {**self.config["training"], **training, **self._systems[system]["training"]}
         return {"encoder": encoder, "model": dict(self._systems[system]["model"]), "training": training, "seed": seed}
+
+    def training_settings(self) -> list[dict]:
+        """The distinct settings the study's trained models use, of the keys the report states
+        (:data:`sbmoe.analysis.training_setup.STATED`) and the encoder's ``name_or_path``, in the
+        order of the models."""
+        found = []
+        for model in self.models():
+            if model["trainset"] == layout.UNTRAINED["trainset"]:
+                continue
+            config = self.system_config(model["encoder"], model["system"], model["seed"])
+            setting = {key: config["training"].get(key, getattr(DEFAULT_TRAINING, key)) for key in STATED}
+            setting["encoder"] = config["encoder"]["name_or_path"]
+            if setting not in found:
+                found.append(setting)
+        return found
 
     def untrained_config(self, wildcards: Mapping) -> dict:
         """The untrained encoder's configuration: its encoder settings only, since training settings

@@ -19,6 +19,8 @@ EVALS = evaluation_records()
 ROUTING = routing_records()
 TSNE = tsne_panels()
 CURVES = curve_records()
+# the text's training numbers: the curves' logs and every SB-MoE model's (all seeds, as the verdicts read)
+MACRO_LOGS = list({path: (keys, path) for keys, path in [*CURVES, *STUDY.gate_logs()]}.values())
 SIGNIFICANCE = config["significance"]
 REPORTED_METRICS = config["analysis"]["metrics"]  # the first is the headline metric
 
@@ -274,7 +276,7 @@ rule paper_macros:
         experts="results/analysis/tables/experts.csv",
         significance="results/analysis/significance.json",
         tsne="results/analysis/figures/tsne.json",
-        logs=[path for _, path in CURVES],
+        logs=[path for _, path in MACRO_LOGS],
     output:
         tex="results/analysis/macros.tex",
     log:
@@ -282,7 +284,7 @@ rule paper_macros:
     conda:
         "../envs/sbmoe.yaml"
     params:
-        log_keys=[keys for keys, _ in CURVES],
+        log_keys=[keys for keys, _ in MACRO_LOGS],
         metrics=REPORTED_METRICS,
         benchmarks=DATASET_BENCHMARKS,
         dataset_labels=DATASET_LABELS,

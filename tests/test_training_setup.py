@@ -47,6 +47,7 @@ def test_a_frozen_encoder_states_no_encoder_rate_and_early_stopping_is_said():
     assert "encoder learning rate" not in text
     assert "the encoder frozen" in text
     assert "training stopped after 5 epochs without improvement" in text
+    assert "; at most 20 epochs (as the authors);" in text
     assert training_setup([]) == "--"
 
 

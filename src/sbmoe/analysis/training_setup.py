@@ -62,6 +62,8 @@ def _values(settings: Sequence[Mapping], key: str) -> list[str]:
 def _part(settings: Sequence[Mapping], key: str) -> str:
     values = _values(settings, key)
     text = _SAYS[key].format(_either(values))
+    if key == "epochs" and any(setting["patience"] for setting in settings):
+        text = f"at most {text}"
     if key == "epochs":
         same = all(setting["epochs"] == authors_epochs(setting["encoder"]) for setting in settings)
     else:

@@ -10,17 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-# The training settings the report states, each with the authors' value and how it reads.
-STATED = ("encoder_lr", "moe_lr", "batch_size", "epochs", "train_layers", "patience")
-AUTHORS = {"encoder_lr": 1e-6, "moe_lr": 1e-4, "batch_size": 64, "train_layers": "all"}  # epochs: authors_epochs
-_AUTHORS_TEXT = {
-    "encoder_lr": "1e-6",
-    "moe_lr": "1e-4",
-    "batch_size": "64",
-    "epochs": "30 for TinyBERT, 20 for the others",
-    "train_layers": "every layer",
-}
-
 
 def _rate(value: float) -> str:
     """A learning rate as the paper writes it: ``2e-5``, ``1e-4``, ``2.5e-5``."""
@@ -45,30 +34,36 @@ def authors_epochs(encoder: str) -> int:
     return 30 if "tinybert" in encoder.lower() else 20
 
 
-_READ = {"encoder_lr": _rate, "moe_lr": _rate, "batch_size": str, "epochs": str, "train_layers": _layers}
-_SAYS = {
-    "encoder_lr": "encoder learning rate {}",
-    "moe_lr": "experts and gate {}",
-    "batch_size": "batch size {}",
-    "epochs": "{} epochs",
-    "train_layers": "{}",
+# Each setting the sentence states, in its order: how a value reads in it, the authors' value
+# (epochs: a function of the encoder) and how the text names the authors' value.
+_SENTENCE = {
+    "encoder_lr": (lambda v: f"encoder learning rate {v}", _rate, 1e-6, "1e-6"),
+    "moe_lr": (lambda v: f"experts and gate {v}", _rate, 1e-4, "1e-4"),
+    "batch_size": (lambda v: f"batch size {v}", str, 64, "64"),
+    "epochs": (lambda v: f"{v} epochs", str, authors_epochs, "30 for TinyBERT, 20 for the others"),
+    "train_layers": (lambda v: v, _layers, "all", "every layer"),
 }
+STATED = (*_SENTENCE, "patience")  # the keys of a setting (with the encoder's name_or_path)
 
 
 def _values(settings: Sequence[Mapping], key: str) -> list[str]:
-    return list(dict.fromkeys(_READ[key](setting[key]) for setting in settings))
+    read = _SENTENCE[key][1]
+    return list(dict.fromkeys(read(setting[key]) for setting in settings))
+
+
+def _is_authors(setting: Mapping, key: str) -> bool:
+    authors = _SENTENCE[key][2]
+    return setting[key] == (authors(setting["encoder"]) if callable(authors) else authors)
 
 
 def _part(settings: Sequence[Mapping], key: str) -> str:
-    values = _values(settings, key)
-    text = _SAYS[key].format(_either(values))
+    says, _, _, authors_text = _SENTENCE[key]
+    text = says(_either(_values(settings, key)))
     if key == "epochs" and any(setting["patience"] for setting in settings):
         text = f"at most {text}"
-    if key == "epochs":
-        same = all(setting["epochs"] == authors_epochs(setting["encoder"]) for setting in settings)
-    else:
-        same = all(setting[key] == AUTHORS[key] for setting in settings)
-    return f"{text} (as the authors)" if same else f"{text} (the authors': {_AUTHORS_TEXT[key]})"
+    if all(_is_authors(setting, key) for setting in settings):
+        return f"{text} (as the authors)"
+    return f"{text} (the authors': {authors_text})"
 
 
 def training_setup(settings: Sequence[Mapping]) -> str:
@@ -78,7 +73,7 @@ def training_setup(settings: Sequence[Mapping]) -> str:
     if not settings:
         return "--"
     frozen = all(setting["train_layers"] == 0 for setting in settings)
-    keys = [key for key in _SAYS if not (frozen and key == "encoder_lr")]  # a frozen encoder has no rate
+    keys = [key for key in _SENTENCE if not (frozen and key == "encoder_lr")]  # a frozen encoder has no rate
     parts = [_part(settings, key) for key in keys]
     patience = list(dict.fromkeys(setting["patience"] for setting in settings))
     if patience == [0]:

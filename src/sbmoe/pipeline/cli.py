@@ -176,12 +176,10 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "verdicts":
         report = read_json(args.report, "a study's verdicts (results/analysis/verdicts.json)")
         missing = [
-            key for key in ("claims", "metrics", "defaults") if key not in (report if isinstance(report, dict) else {})
+            key for key in ("claims", "metrics", "defaults") if not isinstance(report, dict) or key not in report
         ]
         if missing:
-            raise DataFormatError(
-                args.report, None, f"no {', '.join(missing)}: not a verdicts report (expected the verdicts rule's JSON)"
-            )
+            raise DataFormatError(args.report, None, f"no {', '.join(missing)}: not a verdicts report")
         print(verdicts_markdown(report), end="")
 
 

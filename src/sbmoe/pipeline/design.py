@@ -19,13 +19,11 @@ from sbmoe.data.table import DatasetSpec, benchmark
 from sbmoe.pipeline import layout
 from sbmoe.pipeline.routing_design import RetrieverRouting
 from sbmoe.systems.names import poolings, study_systems, variant_of
-from sbmoe.training.config import TrainConfig
 
 PAPER_TABLES = ("dataset_stats", "in_domain", "zero_shot", "reproduction", "experts")
 PAPER_FIGURES = ("expert_count", "tsne", "training_curves")
 ENCODER_TRAINING_KEYS = ("temperature", "epochs")  # training settings an encoder's entry may set for its models
 DEFAULT_CORES_PER_SHARD = 8  # a cluster job's corpus shard, as the other encoding rules ask
-DEFAULT_TRAINING = TrainConfig()
 
 
 def _unique(items) -> list:
@@ -126,7 +124,7 @@ class Study:
             if model["trainset"] == layout.UNTRAINED["trainset"]:
                 continue
             config = self.system_config(model["encoder"], model["system"], model["seed"])
-            setting = {key: config["training"].get(key, getattr(DEFAULT_TRAINING, key)) for key in STATED}
+            setting = {key: config["training"][key] for key in STATED}  # the schema filled in every default
             setting["encoder"] = config["encoder"]["name_or_path"]
             if setting not in found:
                 found.append(setting)

@@ -5,28 +5,11 @@ number is formatted from the verdicts' JSON (:func:`sbmoe.analysis.claims.verdic
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
-from sbmoe.analysis.claims.report import NOT_TESTED
+from sbmoe.analysis.claims.report import SUMMARIES, p_plain, plain, signed_text
+from sbmoe.analysis.latex import MISSING
 from sbmoe.systems.labels import metric_label
-
-# The per-claim summaries, in the order the list gives them.
-SUMMARIES = ("holds", "holds in some settings", "does not hold", "inconclusive", NOT_TESTED)
-
-
-def _signed(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:+.3f}"
-
-
-def _plain(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
-def _p(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "–"
-    return "<.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _where(setting: Mapping) -> str:
@@ -39,15 +22,15 @@ def _row(claim: Mapping, setting: Mapping, metric: str) -> str:
     versus = f"{setting['a_label']} vs {setting['b_label']}" if setting["b_label"] else setting["a_label"]
     kind = "reproduction" if setting["reproduction"] else "generalization"
     if "gate_gradient" in setting:
-        effect = f"largest gate gradient norm {setting['gate_gradient']['largest']:.1e}"
-        cells = [effect, "–", "–"]
+        cells = [f"largest gate gradient norm {setting['gate_gradient']['largest']:.1e}", MISSING, MISSING]
     else:
-        evidence = setting["metrics"].get(metric)
-        if evidence is None:
-            cells = ["–", "–", "–"]
-        else:
-            interval = f"[{_signed(evidence['ci_low'])}, {_signed(evidence['ci_high'])}]"
-            cells = [f"{_signed(evidence['difference'])} {interval}", _p(evidence["p_value"]), _plain(evidence["mde"])]
+        evidence = setting["metrics"][metric]  # every setting has the first metric (the one that decides)
+        interval = f"[{signed_text(evidence['ci_low'])}, {signed_text(evidence['ci_high'])}]"
+        cells = [
+            f"{signed_text(evidence['difference'])} {interval}",
+            p_plain(evidence["p_value"]),
+            plain(evidence["mde"]),
+        ]
     return "| " + " | ".join([claim["id"], _where(setting), kind, versus, *cells, setting["verdict"]]) + " |"
 
 

@@ -15,13 +15,13 @@ from sbmoe.analysis.latex import MISSING, latex_escape
 from sbmoe.systems.labels import METRIC_LABELS
 
 NOT_TESTED = "not tested here"
-_SUMMARY_KEYS = ("holds", "holds in some settings", "does not hold", "inconclusive", NOT_TESTED)
+SUMMARIES = ("holds", "holds in some settings", "does not hold", "inconclusive", NOT_TESTED)  # a claim's, in order
 
 
 def overview(report: Mapping) -> dict:
     """How many claims were tested and how many hold in all, some or none of their settings."""
     claims = report["claims"]
-    counts = {key: sum(claim["summary"] == key for claim in claims) for key in _SUMMARY_KEYS}
+    counts = {key: sum(claim["summary"] == key for claim in claims) for key in SUMMARIES}
     return {
         "claims": len(claims),
         "tested": len(claims) - counts[NOT_TESTED],
@@ -35,19 +35,34 @@ def overview(report: Mapping) -> dict:
 # Number formats (the test of the generator formats the JSON's numbers with these)
 
 
+def _missing(value: float | None) -> bool:
+    return value is None or math.isnan(value)
+
+
+def signed_text(value: float | None) -> str:
+    """A difference with its sign, three decimals, as plain text (``+0.012``, ``-0.034``)."""
+    return MISSING if _missing(value) else f"{value:+.3f}"
+
+
 def signed(value: float | None) -> str:
-    return MISSING if value is None or math.isnan(value) else f"{value:+.3f}".replace("-", "$-$")
+    """:func:`signed_text` in LaTeX (a true minus sign)."""
+    return MISSING if _missing(value) else signed_text(value).replace("-", "$-$")
 
 
 def plain(value: float | None) -> str:
-    return MISSING if value is None or math.isnan(value) else f"{value:.3f}"
+    return MISSING if _missing(value) else f"{value:.3f}"
+
+
+def p_plain(value: float | None) -> str:
+    """A p-value as plain text: three decimals, or ``<0.001`` below it."""
+    if _missing(value):
+        return MISSING
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def p_text(value: float | None) -> str:
-    """A p-value: three decimals, or ``<0.001`` below it."""
-    if value is None or math.isnan(value):
-        return MISSING
-    return "$<$0.001" if value < 0.001 else f"{value:.3f}"
+    """:func:`p_plain` in LaTeX."""
+    return p_plain(value).replace("<", "$<$")
 
 
 def quantity(value: float | None) -> str:
